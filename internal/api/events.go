@@ -1,0 +1,123 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"carrier/internal/ingest"
+	"carrier/internal/store"
+)
+
+var errorsIs = errors.Is
+
+type publishRequest struct {
+	Type           string            `json:"type"`
+	Data           json.RawMessage   `json:"data"`
+	Subject        string            `json:"subject"`
+	Attributes     map[string]string `json:"attributes"`
+	IdempotencyKey string            `json:"idempotency_key"`
+}
+
+type eventJSON struct {
+	ID             string            `json:"id"`
+	Type           string            `json:"type"`
+	Subject        string            `json:"subject,omitempty"`
+	Data           json.RawMessage   `json:"data"`
+	Attributes     map[string]string `json:"attributes,omitempty"`
+	IdempotencyKey string            `json:"idempotency_key,omitempty"`
+	CreatedAt      string            `json:"created_at"`
+	Deliveries     []deliveryJSON    `json:"deliveries,omitempty"`
+}
+
+func eventView(e store.Event) eventJSON {
+	return eventJSON{ID: e.ID, Type: e.Type, Subject: e.Subject, Data: e.Data, Attributes: e.Attributes,
+		IdempotencyKey: e.IdempotencyKey, CreatedAt: formatTime(e.CreatedAt)}
+}
+
+func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	var req publishRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	key := req.IdempotencyKey
+	if h := r.Header.Get("Idempotency-Key"); h != "" {
+		if key != "" && key != h {
+			return invalid("idempotency_key", "differs from the Idempotency-Key header")
+		}
+		key = h
+	}
+	res, err := s.Publisher.Publish(r.Context(), ingest.Input{
+		ProjectID: k.ProjectID, Type: req.Type, Subject: req.Subject, Data: req.Data,
+		Attributes: req.Attributes, IdempotencyKey: key,
+	})
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"event_id": res.EventID, "deliveries": res.Deliveries, "duplicate": res.Duplicate}
+	if res.Duplicate {
+		ok(w, http.StatusOK, data)
+		return nil
+	}
+	ok(w, http.StatusAccepted, data)
+	return nil
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	limit, offset, err := paging(r)
+	if err != nil {
+		return err
+	}
+	events, err := s.Store.ListEvents(r.Context(), k.ProjectID, limit, offset)
+	if err != nil {
+		return err
+	}
+	out := make([]eventJSON, len(events))
+	for i, e := range events {
+		out[i] = eventView(e)
+	}
+	ok(w, http.StatusOK, out, "meta", map[string]any{"limit": limit, "offset": offset})
+	return nil
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	e, err := s.Store.GetEvent(r.Context(), k.ProjectID, r.PathValue("id"))
+	if err != nil {
+		if isNotFound(err) {
+			return notFound("event")
+		}
+		return err
+	}
+	ds, err := s.Store.ListDeliveries(r.Context(), store.DeliveryFilter{ProjectID: k.ProjectID, EventID: e.ID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	v := eventView(e)
+	v.Deliveries = make([]deliveryJSON, len(ds))
+	for i, d := range ds {
+		v.Deliveries[i] = deliveryView(d)
+	}
+	ok(w, http.StatusOK, v)
+	return nil
+}
+
+// paging reads limit (1-1000, default 100) and offset (>= 0) from the query.
+func paging(r *http.Request) (limit, offset int, err error) {
+	limit, offset = 100, 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > 1000 {
+			return 0, 0, invalid("limit", "must be an integer from 1 to 1000")
+		}
+		limit = n
+	}
+	if v := r.URL.Query().Get("offset"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 0 {
+			return 0, 0, invalid("offset", "must be a non-negative integer")
+		}
+		offset = n
+	}
+	return limit, offset, nil
+}

@@ -1,0 +1,324 @@
+// Package api serves Carrier's REST API under /v1, with health, readiness and
+// metrics endpoints. Every response uses one envelope: {"success": true,
+// "data": …} or {"success": false, "error": {"code", "message", "field"}}.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"carrier/internal/ingest"
+	"carrier/internal/match"
+	"carrier/internal/metrics"
+	"carrier/internal/netguard"
+	"carrier/internal/store"
+)
+
+// Deps are what the API needs from the rest of Carrier.
+type Deps struct {
+	Store     store.Store
+	Publisher *ingest.Publisher
+	Matcher   *match.Matcher
+	Guard     *netguard.Guard
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	// Wake tells the delivery engine that deliveries may have become due.
+	Wake func()
+	// RotationOverlap is how long a rotated-out secret keeps signing.
+	RotationOverlap time.Duration
+	// Ready reports whether the process should receive traffic.
+	Ready func(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	log     *slog.Logger
+	mux     *http.ServeMux
+	keys    sync.Map // key hash -> cachedKey
+	keysTTL time.Duration
+}
+
+type cachedKey struct {
+	key     store.APIKey
+	expires time.Time
+}
+
+// New builds the API server.
+func New(d Deps) *Server {
+	if d.Wake == nil {
+		d.Wake = func() {}
+	}
+	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux(), keysTTL: 5 * time.Second}
+	s.routes()
+	return s
+}
+
+// ServeHTTP answers a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in handler", "path", r.URL.Path, "panic", v)
+			s.fail(w, r, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, k store.APIKey) error
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if s.Metrics != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+
+	s.handle("POST /v1/projects", s.adminOnly(s.createProject))
+	s.handle("POST /v1/projects/{id}/keys", s.createKey)
+	s.handle("DELETE /v1/projects/{id}/keys/{keyId}", s.revokeKey)
+
+	s.handle("POST /v1/events", s.publishEvent)
+	s.handle("GET /v1/events", s.listEvents)
+	s.handle("GET /v1/events/{id}", s.getEvent)
+
+	s.handle("POST /v1/webhooks", s.createWebhook)
+	s.handle("GET /v1/webhooks", s.listWebhooks)
+	s.handle("GET /v1/webhooks/{id}", s.getWebhook)
+	s.handle("PUT /v1/webhooks/{id}", s.updateWebhook)
+	s.handle("DELETE /v1/webhooks/{id}", s.deleteWebhook)
+	s.handle("GET /v1/webhooks/{id}/deliveries", s.listWebhookDeliveries)
+	s.handle("GET /v1/webhooks/{id}/deliveries/{deliveryId}", s.getWebhookDelivery)
+	s.handle("POST /v1/webhooks/{id}/deliveries/{deliveryId}/replay", s.replayDelivery)
+	s.handle("POST /v1/webhooks/{id}/test", s.testWebhook)
+	s.handle("PUT /v1/webhooks/{id}/activate", s.activateWebhook)
+	s.handle("PUT /v1/webhooks/{id}/deactivate", s.deactivateWebhook)
+	s.handle("POST /v1/webhooks/{id}/rotate-secret", s.rotateSecret)
+	s.handle("POST /v1/webhooks/{id}/recover", s.recoverWebhook)
+	s.handle("GET /v1/webhook-events", s.listWebhookEvents)
+}
+
+// handle registers an authenticated handler.
+func (s *Server) handle(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		k, err := s.authenticate(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := h(w, r, k); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+func (s *Server) adminOnly(h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+		if !k.Admin {
+			return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "this action needs an admin API key"}
+		}
+		return h(w, r, k)
+	}
+}
+
+// HashKey returns the stored form of an API key.
+func HashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewKey returns a fresh random API key.
+func NewKey() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return "ck_" + hex.EncodeToString(b)
+}
+
+func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
+	h := r.Header.Get("Authorization")
+	key, found := strings.CutPrefix(h, "Bearer ")
+	if !found || strings.TrimSpace(key) == "" {
+		return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing API key: send Authorization: Bearer <key>"}
+	}
+	hash := HashKey(strings.TrimSpace(key))
+	if c, ok := s.keys.Load(hash); ok && time.Now().Before(c.(cachedKey).expires) {
+		return c.(cachedKey).key, nil
+	}
+	k, err := s.Store.APIKeyByHash(r.Context(), hash)
+	if err != nil {
+		if isNotFound(err) {
+			return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
+		}
+		return store.APIKey{}, err
+	}
+	s.keys.Store(hash, cachedKey{key: k, expires: time.Now().Add(s.keysTTL)})
+	return k, nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	check := s.Ready
+	if check == nil {
+		check = s.Store.Ping
+	}
+	if err := check(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "store": s.Store.Engine()})
+}
+
+// --- projects and keys ---
+
+type projectJSON struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	CreatedAt string `json:"created_at"`
+}
+
+type keyJSON struct {
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	Name      string `json:"name"`
+	Prefix    string `json:"prefix"`
+	Key       string `json:"key,omitempty"`
+	Admin     bool   `json:"admin"`
+	CreatedAt string `json:"created_at"`
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request, _ store.APIKey) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if l := len(req.Name); l < 1 || l > 255 {
+		return invalid("name", "must be 1-255 characters")
+	}
+	p := store.Project{ID: newID(), Name: req.Name, CreatedAt: now()}
+	if err := s.Store.CreateProject(r.Context(), p); err != nil {
+		return err
+	}
+	k, secret, err := s.issueKey(r.Context(), p.ID, "default", false)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusCreated, map[string]any{
+		"project": projectJSON{ID: p.ID, Name: p.Name, CreatedAt: formatTime(p.CreatedAt)},
+		"api_key": keyView(k, secret),
+	}, "message", "Project created. Save the API key - it won't be shown again.")
+	return nil
+}
+
+// IssueKey creates and stores a new key for a project and returns it with its
+// plaintext, which is never stored.
+func IssueKey(ctx context.Context, st store.Store, projectID, name string, admin bool) (store.APIKey, string, error) {
+	secret := NewKey()
+	k := store.APIKey{ID: newID(), ProjectID: projectID, Name: name, Prefix: secret[:10], Hash: HashKey(secret), Admin: admin, CreatedAt: now()}
+	if err := st.CreateAPIKey(ctx, k); err != nil {
+		return k, "", err
+	}
+	return k, secret, nil
+}
+
+func (s *Server) issueKey(ctx context.Context, projectID, name string, admin bool) (store.APIKey, string, error) {
+	return IssueKey(ctx, s.Store, projectID, name, admin)
+}
+
+func keyView(k store.APIKey, secret string) keyJSON {
+	return keyJSON{ID: k.ID, ProjectID: k.ProjectID, Name: k.Name, Prefix: k.Prefix, Key: secret, Admin: k.Admin, CreatedAt: formatTime(k.CreatedAt)}
+}
+
+// canManage: admins manage every project's keys; a project key manages its own project's.
+func canManage(k store.APIKey, projectID string) bool {
+	return k.Admin || k.ProjectID == projectID
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.APIKey) error {
+	projectID := r.PathValue("id")
+	if !canManage(caller, projectID) {
+		return notFound("project")
+	}
+	var req struct {
+		Name string `json:"name"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			return err
+		}
+	}
+	if req.Name == "" {
+		req.Name = "key"
+	}
+	if len(req.Name) > 255 {
+		return invalid("name", "must be at most 255 characters")
+	}
+	if _, err := s.Store.GetProject(r.Context(), projectID); err != nil {
+		if isNotFound(err) {
+			return notFound("project")
+		}
+		return err
+	}
+	k, secret, err := s.issueKey(r.Context(), projectID, req.Name, false)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusCreated, keyView(k, secret), "message", "API key created. Save it - it won't be shown again.")
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, caller store.APIKey) error {
+	projectID := r.PathValue("id")
+	if !canManage(caller, projectID) {
+		return notFound("project")
+	}
+	if err := s.Store.RevokeAPIKey(r.Context(), projectID, r.PathValue("keyId"), now()); err != nil {
+		if isNotFound(err) {
+			return notFound("API key")
+		}
+		return err
+	}
+	// Forget cached lookups so the key stops working here at once.
+	s.keys.Range(func(k, _ any) bool { s.keys.Delete(k); return true })
+	ok(w, http.StatusOK, map[string]any{"id": r.PathValue("keyId"), "revoked": true})
+	return nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// formatTime renders times as RFC 3339 UTC with milliseconds, as in the seed documents.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+func formatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
+}
+
+func isNotFound(err error) bool { return errorsIs(err, store.ErrNotFound) }

@@ -1,0 +1,266 @@
+// Package app wires Carrier together and runs it: store, matcher, publisher,
+// delivery engine, HTTP API and background jobs, with a graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"carrier/internal/api"
+	"carrier/internal/config"
+	"carrier/internal/dest/webhook"
+	"carrier/internal/dispatch"
+	"carrier/internal/ingest"
+	"carrier/internal/match"
+	"carrier/internal/metrics"
+	"carrier/internal/netguard"
+	"carrier/internal/store"
+	"carrier/internal/store/postgres"
+	"carrier/internal/store/sqlite"
+)
+
+// DefaultProjectID is the project the bootstrap admin key belongs to.
+const DefaultProjectID = "default"
+
+// App is one running Carrier process.
+type App struct {
+	Config    config.Config
+	Store     store.Store
+	Publisher *ingest.Publisher
+	Engine    *dispatch.Engine
+	Matcher   *match.Matcher
+	API       *api.Server
+	Log       *slog.Logger
+	// BootstrapKey is the admin key generated on first start ("" otherwise).
+	BootstrapKey string
+
+	listener net.Listener
+	server   *http.Server
+}
+
+// Options are test and embedding hooks beyond the configuration.
+type Options struct {
+	// Resolver replaces DNS for deliveries and URL checks.
+	Resolver netguard.Resolver
+	// Dispatch adjusts the engine's configuration after it is derived from Config.
+	Dispatch func(*dispatch.Config)
+}
+
+// OpenStore opens and migrates the store the configuration selects.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	var (
+		s   store.Store
+		err error
+	)
+	if cfg.DatabaseURL != "" {
+		s, err = postgres.Open(cfg.DatabaseURL)
+	} else {
+		s, err = sqlite.Open(cfg.DataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// New builds a Carrier process; Listen and Run start it.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Store: st, Log: log}
+	if a.BootstrapKey, err = bootstrap(ctx, st, cfg.APIKey); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if a.Matcher, err = match.NewMatcher(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	mx := metrics.New(st)
+	committers := 1
+	if st.Engine() == "postgres" {
+		committers = 4
+	}
+	a.Publisher = ingest.NewPublisher(st, a.Matcher, mx, committers)
+
+	guard := &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, Resolver: opts.Resolver}
+	dcfg := dispatch.DefaultConfig()
+	dcfg.RetryBase = cfg.RetryBase
+	dcfg.LaneConcurrency = cfg.LaneConcurrency
+	dcfg.MaxInFlight = cfg.MaxInFlight
+	dcfg.ShutdownGrace = cfg.ShutdownGrace
+	if opts.Dispatch != nil {
+		opts.Dispatch(&dcfg)
+	}
+	sender := &webhook.Sender{Client: guard.Client(cfg.LaneConcurrency), RetryAfterCap: dcfg.RetryAfterCap}
+	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
+	a.Publisher.OnCommit = a.Engine.Wake
+
+	a.API = api.New(api.Deps{
+		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
+		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap,
+	})
+	return a, nil
+}
+
+// bootstrap makes sure the default project and an admin key exist. It returns
+// the generated key on first start, when CARRIER_API_KEY is not set.
+func bootstrap(ctx context.Context, st store.Store, configured string) (string, error) {
+	if _, err := st.GetProject(ctx, DefaultProjectID); errors.Is(err, store.ErrNotFound) {
+		if err := st.CreateProject(ctx, store.Project{ID: DefaultProjectID, Name: "default", CreatedAt: time.Now().UTC()}); err != nil {
+			return "", fmt.Errorf("bootstrap: %w", err)
+		}
+	} else if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	if configured != "" {
+		hash := api.HashKey(configured)
+		if _, err := st.APIKeyByHash(ctx, hash); err == nil {
+			return "", nil
+		}
+		k := store.APIKey{ID: "bootstrap-" + hash[:12], ProjectID: DefaultProjectID, Name: "bootstrap (CARRIER_API_KEY)",
+			Prefix: configured[:min(10, len(configured))], Hash: hash, Admin: true, CreatedAt: time.Now().UTC()}
+		if err := st.CreateAPIKey(ctx, k); err != nil {
+			return "", fmt.Errorf("bootstrap: store CARRIER_API_KEY: %w", err)
+		}
+		return "", nil
+	}
+	n, err := st.CountAPIKeys(ctx)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	if n > 0 {
+		return "", nil
+	}
+	_, key, err := api.IssueKey(ctx, st, DefaultProjectID, "bootstrap", true)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	return key, nil
+}
+
+// Listen opens the API's listening socket.
+func (a *App) Listen() error {
+	ln, err := net.Listen("tcp", a.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s (CARRIER_LISTEN): %w", a.Config.Listen, err)
+	}
+	a.listener = ln
+	return nil
+}
+
+// Addr is the address the API listens on, after Listen.
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Run serves until ctx is cancelled, then shuts down gracefully: it stops
+// accepting requests, commits queued publishes, lets in-flight attempts finish
+// (releasing the leases of any that cannot) and closes the store.
+func (a *App) Run(ctx context.Context) error {
+	if a.listener == nil {
+		if err := a.Listen(); err != nil {
+			return err
+		}
+	}
+	a.Publisher.Start()
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.Engine.Run(engineCtx)
+	}()
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	wg.Add(2)
+	go func() { defer wg.Done(); a.refreshMatcher(bgCtx) }()
+	go func() { defer wg.Done(); a.prune(bgCtx) }()
+
+	a.server = &http.Server{Handler: a.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	a.Log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	a.server.Shutdown(sctx)
+	cancel()
+	a.Publisher.Close()
+	stopEngine()
+	stopBackground()
+	wg.Wait()
+	if cerr := a.Store.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// refreshMatcher picks up subscription changes made by other nodes.
+func (a *App) refreshMatcher(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Matcher.Refresh(ctx, false); err != nil && ctx.Err() == nil {
+				a.Log.Error("refresh subscriptions", "err", err)
+			}
+		}
+	}
+}
+
+// prune deletes finished history older than the retention period.
+func (a *App) prune(ctx context.Context) {
+	if a.Config.Retention <= 0 {
+		return
+	}
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		for i := 0; i < 100; i++ { // at most 100 batches a round
+			n, err := a.Store.Prune(ctx, time.Now().Add(-a.Config.Retention), 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.Log.Error("prune", "err", err)
+				}
+				break
+			}
+			if n < 500 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// NewLogger returns the JSON logger for a level name.
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

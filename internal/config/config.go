@@ -1,0 +1,156 @@
+// Package config reads Carrier's settings from flags and CARRIER_* environment
+// variables (a flag wins over the environment) and validates them, naming the
+// setting in every error.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config holds every setting of `carrier serve`.
+type Config struct {
+	Listen                string
+	DataDir               string
+	DatabaseURL           string
+	APIKey                string
+	AllowPrivateNetworks  bool
+	RetryBase             time.Duration
+	SecretRotationOverlap time.Duration
+	LaneConcurrency       int
+	MaxInFlight           int
+	Retention             time.Duration
+	ShutdownGrace         time.Duration
+	LogLevel              string
+}
+
+// Setting describes one configuration value, for flags, environment and docs.
+type Setting struct {
+	Flag, Env, Default, Help string
+	set                      func(c *Config, v string) error
+}
+
+// Settings lists every setting in the order the README documents them.
+var Settings = []Setting{
+	{"listen", "CARRIER_LISTEN", "127.0.0.1:8080", "address the HTTP API listens on (host:port)", func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("must be host:port, such as 127.0.0.1:8080 or :8080")
+		}
+		c.Listen = v
+		return nil
+	}},
+	{"data-dir", "CARRIER_DATA_DIR", "./carrier-data", "directory of the embedded SQLite database", func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("must not be empty")
+		}
+		c.DataDir = v
+		return nil
+	}},
+	{"database-url", "CARRIER_DATABASE_URL", "", "postgres:// URL; when set, PostgreSQL is used instead of SQLite", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			return fmt.Errorf("must be a postgres:// or postgresql:// URL")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"api-key", "CARRIER_API_KEY", "", "bootstrap admin API key of the default project (generated and printed once when unset)", func(c *Config, v string) error {
+		if v != "" && len(v) < 16 {
+			return fmt.Errorf("must be at least 16 characters")
+		}
+		c.APIKey = v
+		return nil
+	}},
+	{"allow-private-networks", "CARRIER_ALLOW_PRIVATE_NETWORKS", "false", "let deliveries reach loopback and private addresses (development and tests only)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.AllowPrivateNetworks = b
+		return nil
+	}},
+	{"retry-base", "CARRIER_RETRY_BASE", "60s", "backoff unit: retry n waits multiplier^(n-1) x this", durationSetter(func(c *Config) *time.Duration { return &c.RetryBase }, time.Millisecond)},
+	{"secret-rotation-overlap", "CARRIER_SECRET_ROTATION_OVERLAP", "24h", "how long a rotated-out webhook secret keeps signing", durationSetter(func(c *Config) *time.Duration { return &c.SecretRotationOverlap }, 0)},
+	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
+	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "512", "most attempts in flight in this process", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
+	{"retention", "CARRIER_RETENTION", "720h", "how long finished events, deliveries and attempts are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
+	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
+	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			c.LogLevel = v
+			return nil
+		}
+		return fmt.Errorf("must be debug, info, warn or error")
+	}},
+}
+
+func durationSetter(field func(*Config) *time.Duration, min time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 60s, 100ms or 24h")
+		}
+		if d < min || (min > 0 && d == 0) {
+			return fmt.Errorf("must be at least %v", min)
+		}
+		if d < 0 {
+			return fmt.Errorf("must not be negative")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func intSetter(field func(*Config) *int, lo, hi int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// Load parses args (after the subcommand) and the environment given by getenv.
+func Load(name string, args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	values := map[string]string{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	for _, s := range Settings {
+		v := s.Default
+		if e := getenv(s.Env); e != "" {
+			v = e
+		}
+		values[s.Flag] = v
+		s := s
+		help := fmt.Sprintf("%s (env %s, default %q)", s.Help, s.Env, s.Default)
+		set := func(v string) error {
+			values[s.Flag] = v
+			return nil
+		}
+		if s.Default == "true" || s.Default == "false" {
+			fs.BoolFunc(s.Flag, help, set)
+		} else {
+			fs.Func(s.Flag, help, set)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range Settings {
+		if err := s.set(&c, values[s.Flag]); err != nil {
+			return c, fmt.Errorf("invalid setting %s (--%s) = %q: %v", s.Env, s.Flag, values[s.Flag], err)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,352 @@
+// Package dispatch is the delivery engine. It claims due deliveries with
+// leases, sends each through its subscription's lane (bounded concurrency per
+// subscription, so one slow endpoint never holds up the others), records every
+// attempt and schedules retries, and deactivates endpoints that keep failing.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"carrier/internal/ingest"
+	"carrier/internal/metrics"
+	"carrier/internal/store"
+)
+
+// Config tunes the engine.
+type Config struct {
+	// RetryBase is the backoff unit: retry n waits multiplier^(n-1) × RetryBase.
+	RetryBase time.Duration
+	// RetryAfterCap bounds how long a Retry-After header can push a retry out.
+	RetryAfterCap time.Duration
+	// LaneConcurrency is the most attempts in flight to one subscription.
+	LaneConcurrency int
+	// MaxInFlight is the most attempts in flight in this process.
+	MaxInFlight int
+	// ClaimBatch is the most deliveries one claim takes.
+	ClaimBatch int
+	// Lease is how long a claim holds a delivery; it must exceed the longest timeout.
+	Lease time.Duration
+	// PollInterval is the longest the engine sleeps without looking for due work.
+	PollInterval time.Duration
+	// ShutdownGrace is how long in-flight attempts may finish after Stop.
+	ShutdownGrace time.Duration
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		RetryBase:       time.Minute,
+		RetryAfterCap:   time.Hour,
+		LaneConcurrency: 16,
+		MaxInFlight:     512,
+		ClaimBatch:      256,
+		Lease:           5 * time.Minute,
+		PollInterval:    250 * time.Millisecond,
+		ShutdownGrace:   10 * time.Second,
+	}
+}
+
+// Sender performs one attempt for a job and reports what happened.
+type Sender interface {
+	Send(ctx context.Context, job store.Job, attemptAt time.Time) Result
+}
+
+// Engine runs deliveries for one process.
+type Engine struct {
+	cfg       Config
+	store     store.Store
+	sender    Sender
+	publisher *ingest.Publisher
+	metrics   *metrics.Metrics
+	log       *slog.Logger
+	owner     string
+
+	wake    chan struct{}
+	results chan store.Outcome
+
+	mu       sync.Mutex
+	lanes    map[string]*lane
+	inFlight int
+
+	sendCtx    context.Context // cancelled when the shutdown grace runs out
+	cancelSend context.CancelFunc
+	done       chan struct{}
+	completer  sync.WaitGroup
+	senders    sync.WaitGroup
+}
+
+type lane struct {
+	slots   chan struct{}
+	claimed int // attempts claimed for this lane and not yet finished
+}
+
+// New returns an engine. Start runs it.
+func New(cfg Config, s store.Store, sender Sender, pub *ingest.Publisher, m *metrics.Metrics, log *slog.Logger) *Engine {
+	sendCtx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		cfg: cfg, store: s, sender: sender, publisher: pub, metrics: m, log: log,
+		owner:   uuid.Must(uuid.NewV7()).String(),
+		wake:    make(chan struct{}, 1),
+		results: make(chan store.Outcome, cfg.MaxInFlight),
+		lanes:   map[string]*lane{},
+		sendCtx: sendCtx, cancelSend: cancel,
+		done: make(chan struct{}),
+	}
+}
+
+// Owner is the lease owner name of this engine.
+func (e *Engine) Owner() string { return e.owner }
+
+// Wake tells the engine that new work may be due.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and sends deliveries until ctx is cancelled, then lets in-flight
+// attempts finish (up to ShutdownGrace), records them and releases every lease
+// it still holds.
+func (e *Engine) Run(ctx context.Context) {
+	e.completer.Add(1)
+	go func() {
+		defer e.completer.Done()
+		e.completeLoop()
+	}()
+	e.claimLoop(ctx)
+
+	finished := make(chan struct{})
+	go func() { e.senders.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(e.cfg.ShutdownGrace):
+		e.cancelSend()
+		<-finished
+	}
+	close(e.results)
+	e.completer.Wait()
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.ReleaseLeases(rctx, e.owner); err != nil {
+		e.log.Error("release leases at shutdown", "err", err)
+	}
+	e.cancelSend()
+	close(e.done)
+}
+
+func (e *Engine) claimLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		n, limit, err := e.claimOnce(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				e.log.Error("claim deliveries", "err", err)
+			}
+			e.sleep(ctx, time.Second)
+		case limit == 0:
+			e.sleep(ctx, e.cfg.PollInterval) // at capacity: a finishing attempt wakes us
+		case n == limit:
+			// The batch was full: there may be more due work right away.
+		default:
+			e.sleep(ctx, e.idleWait(ctx))
+		}
+	}
+}
+
+// idleWait is how long to sleep when nothing more can be claimed now: until the
+// next retry falls due, at most PollInterval. Work that is already due but was
+// not claimable sits in a full lane (or another node holds it); a finishing
+// attempt wakes the engine for that.
+func (e *Engine) idleWait(ctx context.Context) time.Duration {
+	wait := e.cfg.PollInterval
+	next, ok, err := e.store.NextDueAt(ctx)
+	if err == nil && ok {
+		if d := time.Until(next); d > 0 && d < wait {
+			wait = d
+		}
+	}
+	return wait
+}
+
+func (e *Engine) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-e.wake:
+	case <-t.C:
+	}
+}
+
+// claimOnce claims what capacity allows and starts sending it. It returns how
+// many it claimed and how many it asked for (0 when at capacity).
+func (e *Engine) claimOnce(ctx context.Context) (n, limit int, err error) {
+	e.mu.Lock()
+	free := e.cfg.MaxInFlight - e.inFlight
+	var exclude []string
+	for id, l := range e.lanes {
+		if l.claimed >= e.cfg.LaneConcurrency {
+			exclude = append(exclude, id)
+		}
+	}
+	e.mu.Unlock()
+	if free <= 0 {
+		return 0, 0, nil
+	}
+	limit = min(free, e.cfg.ClaimBatch)
+	jobs, err := e.store.ClaimDeliveries(ctx, store.ClaimOptions{
+		Owner: e.owner, Limit: limit, PerSubscription: e.cfg.LaneConcurrency, Exclude: exclude,
+		Lease: e.cfg.Lease, Now: time.Now(),
+	})
+	if err != nil {
+		return 0, limit, err
+	}
+	e.mu.Lock()
+	for _, j := range jobs {
+		l := e.lanes[j.Subscription.ID]
+		if l == nil {
+			l = &lane{slots: make(chan struct{}, e.cfg.LaneConcurrency)}
+			e.lanes[j.Subscription.ID] = l
+		}
+		l.claimed++
+		e.inFlight++
+		e.senders.Add(1)
+		go e.run(j, l)
+	}
+	e.mu.Unlock()
+	return len(jobs), limit, nil
+}
+
+// run sends one job once its lane has a free slot.
+func (e *Engine) run(j store.Job, l *lane) {
+	defer e.senders.Done()
+	select {
+	case l.slots <- struct{}{}:
+	case <-e.sendCtx.Done():
+		e.finish(j.Subscription.ID, l)
+		return // never sent: the lease is released at shutdown
+	}
+	now := time.Now()
+	res := e.sender.Send(e.sendCtx, j, now)
+	<-l.slots
+	if e.sendCtx.Err() != nil && res.Retryable && res.StatusCode == 0 {
+		// Cut off by shutdown, not by the endpoint: leave it to the lease release.
+		e.finish(j.Subscription.ID, l)
+		return
+	}
+	e.results <- e.outcome(j, res, now)
+	e.finish(j.Subscription.ID, l)
+}
+
+func (e *Engine) finish(subID string, l *lane) {
+	e.mu.Lock()
+	l.claimed--
+	e.inFlight--
+	if l.claimed == 0 {
+		delete(e.lanes, subID)
+	}
+	e.mu.Unlock()
+	e.Wake()
+}
+
+// completeLoop records outcomes in batches, one transaction each.
+func (e *Engine) completeLoop() {
+	batch := make([]store.Outcome, 0, 256)
+	for o := range e.results {
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case o, ok := <-e.results:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		e.record(batch)
+	}
+}
+
+func (e *Engine) record(batch []store.Outcome) {
+	var disabled []store.Disabled
+	var err error
+	for try := 0; try < 5; try++ {
+		disabled, err = e.store.CompleteAttempts(context.Background(), batch, time.Now())
+		if err == nil {
+			break
+		}
+		e.log.Error("record attempts", "err", err, "try", try+1)
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
+		// The leases expire and the deliveries are sent again: at least once holds.
+		return
+	}
+	if e.metrics != nil {
+		for _, o := range batch {
+			e.metrics.Deliveries.WithLabelValues(o.State).Inc()
+			e.metrics.AttemptDuration.WithLabelValues(o.State).Observe(float64(o.Attempt.DurationMS) / 1000)
+		}
+	}
+	for _, d := range disabled {
+		e.log.Warn("subscription disabled", "project", d.ProjectID, "subscription", d.SubscriptionID, "reason", d.Reason)
+		if e.publisher == nil {
+			continue
+		}
+		go e.announceDisabled(d)
+	}
+}
+
+func (e *Engine) announceDisabled(d store.Disabled) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data, _ := jsonMarshal(map[string]any{
+		"webhook_id": d.SubscriptionID, "reason": d.Reason, "consecutive_failures": d.Failures,
+		"disabled_at": time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	_, err := e.publisher.Publish(ctx, ingest.Input{ProjectID: d.ProjectID, Type: "webhook.disabled", Subject: d.SubscriptionID, Data: data})
+	if err != nil && !errors.Is(err, ingest.ErrClosed) {
+		e.log.Error("publish webhook.disabled", "err", err)
+	}
+}
+
+// outcome turns an attempt's result into the delivery's next state.
+func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
+	d := j.Delivery
+	sub := j.Subscription
+	o := store.Outcome{
+		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner,
+		Attempt: store.Attempt{
+			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: sub.URL,
+			StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), ErrorCode: res.ErrorCode,
+			ErrorMessage: res.ErrorMessage, ResponseBody: res.ResponseBody, CreatedAt: at.UTC(),
+		},
+		Disable: res.Disable, DisableReason: res.ErrorMessage,
+	}
+	switch {
+	case res.Delivered:
+		o.State = store.StateDelivered
+	case res.Retryable && d.Attempts-d.BudgetStart < sub.MaxRetries:
+		retry := d.Attempts - d.BudgetStart + 1
+		delay := backoffDelay(retry, sub.BackoffMultiplier, e.cfg.RetryBase, rand.Float64())
+		if res.RetryAfter > 0 {
+			delay = max(delay, min(res.RetryAfter, e.cfg.RetryAfterCap))
+		}
+		o.State = store.StateRetrying
+		o.NextAttemptAt = at.Add(res.Duration + delay)
+	default:
+		o.State = store.StateFailed
+	}
+	return o
+}

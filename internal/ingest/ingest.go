@@ -1,0 +1,246 @@
+// Package ingest is the one way events enter Carrier: it validates them,
+// matches them to subscriptions and commits each event with its deliveries
+// before anyone is told it was accepted. Concurrent publishes share one
+// transaction (group commit), so they also share one fsync.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"carrier/internal/match"
+	"carrier/internal/metrics"
+	"carrier/internal/store"
+)
+
+// IdempotencyWindow is how long an idempotency key deduplicates publishes.
+const IdempotencyWindow = 24 * time.Hour
+
+// MaxBatch is the most events one group commit takes.
+const MaxBatch = 1000
+
+// ErrClosed is returned by Publish after the publisher has stopped.
+var ErrClosed = errors.New("publisher is shut down")
+
+// ValidationError says which field of an event is wrong and why.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+// Input is an event to publish.
+type Input struct {
+	ProjectID      string
+	Type           string
+	Subject        string
+	Data           json.RawMessage
+	Attributes     map[string]string
+	IdempotencyKey string
+	// OnlySubscription, when set, sends the event to that subscription alone,
+	// without matching (a webhook's test event).
+	OnlySubscription string
+}
+
+// Result is what Publish did.
+type Result struct {
+	EventID    string
+	Deliveries int
+	Duplicate  bool
+}
+
+var typePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$`)
+
+// Validate checks an input's fields.
+func Validate(in Input) error {
+	switch {
+	case in.Type == "":
+		return &ValidationError{"type", "is required"}
+	case len(in.Type) > 255:
+		return &ValidationError{"type", "must be at most 255 characters"}
+	case !typePattern.MatchString(in.Type):
+		return &ValidationError{"type", "may contain only letters, digits and . _ : - / and must start with a letter or digit"}
+	case len(in.Subject) > 255:
+		return &ValidationError{"subject", "must be at most 255 characters"}
+	case len(in.IdempotencyKey) > 255:
+		return &ValidationError{"idempotency_key", "must be at most 255 characters"}
+	case len(in.Attributes) > 50:
+		return &ValidationError{"attributes", "must have at most 50 entries"}
+	}
+	if len(in.Data) > 0 && !json.Valid(in.Data) {
+		return &ValidationError{"data", "must be valid JSON"}
+	}
+	return nil
+}
+
+type request struct {
+	in   Input
+	done chan reply
+}
+
+type reply struct {
+	res Result
+	err error
+}
+
+// Publisher commits events in groups.
+type Publisher struct {
+	store      store.Store
+	matcher    *match.Matcher
+	metrics    *metrics.Metrics
+	reqs       chan *request
+	committers int
+	// OnCommit is called after each commit that created deliveries (to wake the dispatcher).
+	OnCommit func()
+
+	mu      sync.RWMutex
+	closed  bool
+	stopped chan struct{}
+	wg      sync.WaitGroup
+}
+
+// NewPublisher returns a publisher; committers is how many group commits may
+// run at once (1 for SQLite, whose writes are serialised anyway).
+func NewPublisher(s store.Store, m *match.Matcher, mx *metrics.Metrics, committers int) *Publisher {
+	if committers < 1 {
+		committers = 1
+	}
+	return &Publisher{store: s, matcher: m, metrics: mx, reqs: make(chan *request, 4*MaxBatch), committers: committers, stopped: make(chan struct{})}
+}
+
+// Start runs the committers until Close.
+func (p *Publisher) Start() {
+	for i := 0; i < p.committers; i++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.commitLoop()
+		}()
+	}
+}
+
+// Close stops accepting events, commits what is queued and waits for the committers.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.reqs)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// Publish validates, matches and durably commits one event, returning once it
+// is committed (or failed). A cancelled ctx stops the wait, not the commit.
+func (p *Publisher) Publish(ctx context.Context, in Input) (Result, error) {
+	if err := Validate(in); err != nil {
+		return Result{}, err
+	}
+	r := &request{in: in, done: make(chan reply, 1)}
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return Result{}, ErrClosed
+	}
+	select {
+	case p.reqs <- r:
+	case <-ctx.Done():
+		p.mu.RUnlock()
+		return Result{}, ctx.Err()
+	}
+	p.mu.RUnlock()
+	select {
+	case rep := <-r.done:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+func (p *Publisher) commitLoop() {
+	batch := make([]*request, 0, MaxBatch)
+	for first := range p.reqs {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < MaxBatch {
+			select {
+			case r, ok := <-p.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		p.commit(batch)
+	}
+}
+
+func (p *Publisher) commit(batch []*request) {
+	ix := p.matcher.Index()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	events := make([]store.NewEvent, len(batch))
+	for i, r := range batch {
+		in := r.in
+		var subs []string
+		if in.OnlySubscription != "" {
+			subs = []string{in.OnlySubscription}
+		} else {
+			subs = ix.Match(in.ProjectID, in.Type, in.Subject)
+		}
+		ids := make([]string, len(subs))
+		for k := range subs {
+			ids[k] = newID()
+		}
+		data := in.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		events[i] = store.NewEvent{
+			Event: store.Event{ID: newID(), ProjectID: in.ProjectID, Type: in.Type, Subject: in.Subject, Data: data,
+				Attributes: in.Attributes, IdempotencyKey: in.IdempotencyKey, CreatedAt: now},
+			SubscriptionIDs: subs,
+			DeliveryIDs:     ids,
+		}
+	}
+	results, err := p.store.InsertEvents(context.Background(), events, now.Add(-IdempotencyWindow))
+	created := false
+	for i, r := range batch {
+		if err != nil {
+			r.done <- reply{err: fmt.Errorf("publish: %w", err)}
+			continue
+		}
+		res := results[i]
+		if res.Err != nil {
+			r.done <- reply{err: fmt.Errorf("publish: %w", res.Err)}
+			continue
+		}
+		if !res.Duplicate && res.Deliveries > 0 {
+			created = true
+		}
+		if p.metrics != nil {
+			p.metrics.EventsAccepted.WithLabelValues(fmt.Sprint(res.Duplicate)).Inc()
+		}
+		r.done <- reply{res: Result{EventID: res.EventID, Deliveries: res.Deliveries, Duplicate: res.Duplicate}}
+	}
+	if p.metrics != nil && err == nil {
+		p.metrics.IngestBatch.Observe(float64(len(batch)))
+	}
+	if created && p.OnCommit != nil {
+		p.OnCommit()
+	}
+}
+
+// newID returns a UUIDv7 string: time-ordered, so indexes stay compact.
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}

@@ -1,0 +1,132 @@
+// Package match decides which subscriptions want an event. It keeps an
+// in-memory index of the active subscriptions, rebuilt when they change, so the
+// publish path never queries subscriptions.
+package match
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"carrier/internal/store"
+)
+
+// TypeMatches reports whether an event type matches a subscription pattern:
+// an exact type, "*" for every type, or "prefix.*" for every type under prefix.
+func TypeMatches(pattern, eventType string) bool {
+	switch {
+	case pattern == "*":
+		return true
+	case strings.HasSuffix(pattern, ".*"):
+		return strings.HasPrefix(eventType, pattern[:len(pattern)-1])
+	default:
+		return pattern == eventType
+	}
+}
+
+type entry struct {
+	id       string
+	exact    map[string]bool
+	patterns []string
+	subjects map[string]bool // nil: scope all
+}
+
+func (e *entry) wants(eventType, subject string) bool {
+	if e.subjects != nil && !e.subjects[subject] {
+		return false
+	}
+	if e.exact[eventType] {
+		return true
+	}
+	for _, p := range e.patterns {
+		if TypeMatches(p, eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+// Index is an immutable snapshot of the active subscriptions by project.
+type Index struct {
+	byProject map[string][]*entry
+}
+
+// NewIndex builds an index from active subscriptions.
+func NewIndex(subs []store.Subscription) *Index {
+	ix := &Index{byProject: map[string][]*entry{}}
+	for _, s := range subs {
+		if !s.Active {
+			continue
+		}
+		e := &entry{id: s.ID, exact: map[string]bool{}}
+		for _, t := range s.EventTypes {
+			if t == "*" || strings.HasSuffix(t, ".*") {
+				e.patterns = append(e.patterns, t)
+			} else {
+				e.exact[t] = true
+			}
+		}
+		if s.Scope == "specific" {
+			e.subjects = map[string]bool{}
+			for _, id := range s.SubjectIDs {
+				e.subjects[id] = true
+			}
+		}
+		ix.byProject[s.ProjectID] = append(ix.byProject[s.ProjectID], e)
+	}
+	return ix
+}
+
+// Match returns the ids of the subscriptions of a project that want an event.
+func (ix *Index) Match(projectID, eventType, subject string) []string {
+	var ids []string
+	for _, e := range ix.byProject[projectID] {
+		if e.wants(eventType, subject) {
+			ids = append(ids, e.id)
+		}
+	}
+	return ids
+}
+
+// Matcher keeps an Index current with the store.
+type Matcher struct {
+	store   store.Store
+	index   atomic.Pointer[Index]
+	mu      sync.Mutex // serialises reloads
+	version int64
+}
+
+// NewMatcher loads the active subscriptions and returns a Matcher over them.
+func NewMatcher(ctx context.Context, s store.Store) (*Matcher, error) {
+	m := &Matcher{store: s}
+	if err := m.Refresh(ctx, true); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Index returns the current snapshot.
+func (m *Matcher) Index() *Index { return m.index.Load() }
+
+// Refresh reloads the index when the store's subscriptions version has moved
+// (or always, with force). Other nodes' changes arrive through the version.
+func (m *Matcher) Refresh(ctx context.Context, force bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, err := m.store.SubscriptionsVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh matcher: %w", err)
+	}
+	if !force && v == m.version && m.index.Load() != nil {
+		return nil
+	}
+	subs, err := m.store.AllActiveSubscriptions(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh matcher: %w", err)
+	}
+	m.index.Store(NewIndex(subs))
+	m.version = v
+	return nil
+}

@@ -1,0 +1,51 @@
+// Package sqlite opens Carrier's embedded store: a SQLite database file in WAL
+// mode with full fsync on commit, one writer connection and a pool of readers.
+package sqlite
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"carrier/internal/store/sqlstore"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "carrier.db"
+
+// Open opens (creating if needed) the database in dir. Call Migrate before use.
+func Open(dir string) (*sqlstore.Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite: create data dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	pragmas := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-32000)"} {
+		pragmas.Add("_pragma", p)
+	}
+	writer, err := sql.Open("sqlite", "file:"+path+"?"+pragmas.Encode()+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// One writer connection serialises writes, so claims never conflict.
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	if err := writer.Ping(); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	pragmas.Add("_pragma", "query_only(ON)")
+	reader, err := sql.Open("sqlite", "file:"+path+"?"+pragmas.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(4)
+	reader.SetMaxIdleConns(4)
+	return sqlstore.New(writer, reader, sqlstore.SQLite), nil
+}

@@ -1,0 +1,354 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"carrier/internal/store"
+)
+
+const deliveryColumns = `id, project_id, subscription_id, event_id, event_type, state, attempts, budget_start, next_attempt_at,
+	last_status, last_error, last_error_code, last_duration_ms, url, created_at, updated_at, delivered_at`
+
+// deliveryRow holds the raw columns of a delivery while it is scanned.
+type deliveryRow struct {
+	d                                 store.Delivery
+	next, created, updated, delivered int64
+}
+
+func (r *deliveryRow) dest() []any {
+	d := &r.d
+	return []any{&d.ID, &d.ProjectID, &d.SubscriptionID, &d.EventID, &d.EventType, &d.State, &d.Attempts, &d.BudgetStart, &r.next,
+		&d.LastStatus, &d.LastError, &d.LastErrorCode, &d.LastDurationMS, &d.URL, &r.created, &r.updated, &r.delivered}
+}
+
+func (r *deliveryRow) finish() store.Delivery {
+	d := r.d
+	d.NextAttemptAt = fromMS(r.next)
+	d.CreatedAt = fromMS(r.created)
+	d.UpdatedAt = fromMS(r.updated)
+	d.DeliveredAt = fromMSPtr(r.delivered)
+	return d
+}
+
+func scanDelivery(row scanner) (store.Delivery, error) {
+	var r deliveryRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return store.Delivery{}, err
+	}
+	return r.finish(), nil
+}
+
+// GetDelivery reads one delivery of a project.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (store.Delivery, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID)
+	d, err := scanDelivery(row)
+	if err != nil {
+		return d, fmt.Errorf("get delivery: %w", notFound(err))
+	}
+	return d, nil
+}
+
+// ListDeliveries lists deliveries matching f, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
+	where := []string{"project_id = $1"}
+	args := []any{f.ProjectID}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.SubscriptionID != "" {
+		add("subscription_id = $%d", f.SubscriptionID)
+	}
+	if f.EventID != "" {
+		add("event_id = $%d", f.EventID)
+	}
+	if f.State != "" {
+		add("state = $%d", f.State)
+	}
+	if f.From != nil {
+		add("created_at >= $%d", ms(*f.From))
+	}
+	if f.To != nil {
+		add("created_at <= $%d", ms(*f.To))
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit, f.Offset)
+	q := fmt.Sprintf(`SELECT %s FROM deliveries WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
+		deliveryColumns, strings.Join(where, " AND "), len(args)-1, len(args))
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// ListAttempts lists a delivery's attempts in order.
+func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]store.Attempt, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at
+		FROM attempts WHERE delivery_id = $1 AND project_id = $2 ORDER BY number`, deliveryID, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Attempt{}
+	for rows.Next() {
+		var a store.Attempt
+		var created int64
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.ProjectID, &a.Number, &a.URL, &a.StatusCode, &a.DurationMS, &a.ErrorCode, &a.ErrorMessage, &a.ResponseBody, &created); err != nil {
+			return nil, fmt.Errorf("list attempts: %w", err)
+		}
+		a.CreatedAt = fromMS(created)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// claimWindow is how many due rows a claim considers per row it may take, so
+// one subscription's backlog cannot hide the others' deliveries.
+const claimWindow = 4
+
+// ClaimDeliveries leases due deliveries to opts.Owner and returns them with
+// their events and subscriptions.
+func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([]store.Job, error) {
+	now := ms(opts.Now)
+	until := ms(opts.Now.Add(opts.Lease))
+	per := opts.PerSubscription
+	if per <= 0 {
+		per = opts.Limit
+	}
+	var claim string
+	if s.dialect == Postgres {
+		claim = `WITH cand AS (
+				SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+				WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
+				AND d.subscription_id NOT IN (` + s.inList(4) + `)
+				ORDER BY d.next_attempt_at LIMIT $7
+				FOR UPDATE OF d SKIP LOCKED
+			), picked AS (
+				SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM cand) x
+				WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6
+			)
+			UPDATE deliveries SET lease_owner = $1, lease_until = $2 FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id`
+	} else {
+		claim = `UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (
+				SELECT id FROM (
+					SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
+						SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+						WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
+						AND d.subscription_id NOT IN (` + s.inList(4) + `)
+						ORDER BY d.next_attempt_at LIMIT $7
+					) c
+				) x WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6
+			) RETURNING id`
+	}
+	var jobs []store.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		q := `SELECT ` + prefixColumns(deliveryColumns, "d") + `, ` + prefixColumns(eventColumns, "e") + `, ` + subscriptionColumnsAs("s") + `
+			FROM deliveries d JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id
+			WHERE d.id IN (` + s.inList(1) + `) ORDER BY d.next_attempt_at`
+		jrows, err := tx.QueryContext(ctx, q, jsonList(ids))
+		if err != nil {
+			return err
+		}
+		defer jrows.Close()
+		for jrows.Next() {
+			var dr deliveryRow
+			var er eventRow
+			var sr subscriptionRow
+			dest := append(append(dr.dest(), er.dest()...), sr.dest()...)
+			if err := jrows.Scan(dest...); err != nil {
+				return err
+			}
+			jobs = append(jobs, store.Job{Delivery: dr.finish(), Event: er.finish(), Subscription: sr.finish(), LeaseOwner: opts.Owner})
+		}
+		return jrows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries: %w", err)
+	}
+	return jobs, nil
+}
+
+// CompleteAttempts records attempts and advances their deliveries.
+func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, now time.Time) ([]store.Disabled, error) {
+	var disabled []store.Disabled
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		disabled = disabled[:0]
+		for _, o := range outcomes {
+			a := o.Attempt
+			delivered := int64(0)
+			if o.State == store.StateDelivered {
+				delivered = ms(a.CreatedAt)
+			}
+			var number int
+			err := tx.QueryRowContext(ctx, `UPDATE deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, lease_owner = '', lease_until = 0,
+				last_status = $3, last_error = $4, last_error_code = $5, last_duration_ms = $6, url = $7, updated_at = $8, delivered_at = $9
+				WHERE id = $10 AND lease_owner = $11 RETURNING attempts`,
+				o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, ms(now), delivered,
+				o.DeliveryID, o.LeaseOwner).Scan(&number)
+			if err == sql.ErrNoRows {
+				continue // the lease was lost or the delivery deleted: someone else owns the outcome
+			}
+			if err != nil {
+				return fmt.Errorf("update delivery: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+				a.ID, o.DeliveryID, o.ProjectID, number, a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt)); err != nil {
+				return fmt.Errorf("insert attempt: %w", err)
+			}
+			var q string
+			switch o.State {
+			case store.StateDelivered:
+				q = `UPDATE subscriptions SET consecutive_failures = 0, total_deliveries = total_deliveries + 1,
+					successful_deliveries = successful_deliveries + 1, last_success_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
+			case store.StateFailed:
+				q = `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, total_deliveries = total_deliveries + 1,
+					failed_deliveries = failed_deliveries + 1, last_failure_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
+			default:
+				q = `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, last_failure_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
+			}
+			var failures int
+			var active bool
+			err = tx.QueryRowContext(ctx, q, ms(a.CreatedAt), o.SubscriptionID).Scan(&failures, &active)
+			if err == sql.ErrNoRows {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("update subscription counters: %w", err)
+			}
+			reason := o.DisableReason
+			if !o.Disable && failures >= DisableAfterFailures {
+				reason = fmt.Sprintf("%d consecutive failed attempts", failures)
+			}
+			if active && (o.Disable || failures >= DisableAfterFailures) {
+				if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET active = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, ms(now), o.SubscriptionID); err != nil {
+					return fmt.Errorf("disable subscription: %w", err)
+				}
+				if err := bumpVersion(ctx, tx); err != nil {
+					return err
+				}
+				disabled = append(disabled, store.Disabled{ProjectID: o.ProjectID, SubscriptionID: o.SubscriptionID, Reason: reason, Failures: failures})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("complete attempts: %w", err)
+	}
+	return disabled, nil
+}
+
+// DisableAfterFailures is how many consecutive failed attempts deactivate a subscription.
+const DisableAfterFailures = 10
+
+// ReleaseLeases gives back every lease held by owner.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
+	if _, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET lease_owner = '', lease_until = 0 WHERE lease_owner = $1`, owner); err != nil {
+		return fmt.Errorf("release leases: %w", err)
+	}
+	return nil
+}
+
+// NextDueAt tells when the earliest waiting delivery of an active subscription is due.
+func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
+	var next sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+		WHERE d.state IN ('pending', 'retrying') AND s.active`).Scan(&next)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next due: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMS(next.Int64), true, nil
+}
+
+// ReplayDelivery puts a delivery back to pending with a fresh retry budget.
+func (s *Store) ReplayDelivery(ctx context.Context, projectID, subscriptionID, deliveryID string, now time.Time) (store.Delivery, error) {
+	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, delivered_at = 0
+		WHERE id = $2 AND project_id = $3 AND subscription_id = $4 AND lease_until < $1`, ms(now), deliveryID, projectID, subscriptionID)
+	if err != nil {
+		return store.Delivery{}, fmt.Errorf("replay delivery: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		d, err := s.GetDelivery(ctx, projectID, deliveryID)
+		if err != nil || d.SubscriptionID != subscriptionID {
+			return store.Delivery{}, fmt.Errorf("replay delivery: %w", store.ErrNotFound)
+		}
+		return d, fmt.Errorf("replay delivery: %w: an attempt is in flight", store.ErrConflict)
+	}
+	return s.GetDelivery(ctx, projectID, deliveryID)
+}
+
+// RecoverDeliveries replays a subscription's failed deliveries in a time range.
+func (s *Store) RecoverDeliveries(ctx context.Context, f store.RecoverFilter, now time.Time) (int, error) {
+	q := `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1
+		WHERE project_id = $2 AND subscription_id = $3 AND state = 'failed' AND created_at >= $4 AND created_at <= $5`
+	args := []any{ms(now), f.ProjectID, f.SubscriptionID, ms(f.From), ms(f.To)}
+	if len(f.EventTypes) > 0 {
+		q += ` AND event_type IN (` + s.inList(6) + `)`
+		args = append(args, jsonList(f.EventTypes))
+	}
+	res, err := s.writer.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, fmt.Errorf("recover deliveries: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// CountDeliveries counts deliveries by state.
+func (s *Store) CountDeliveries(ctx context.Context) (store.Counts, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT state, COUNT(*) FROM deliveries GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	c := store.Counts{}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries: %w", err)
+		}
+		c[state] = n
+	}
+	return c, rows.Err()
+}

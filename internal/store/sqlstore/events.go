@@ -1,0 +1,262 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"carrier/internal/store"
+)
+
+const eventColumns = `id, project_id, type, subject, data, attributes, idempotency_key, created_at`
+
+// prefixColumns qualifies each column of a comma-separated list with alias.
+func prefixColumns(cols, alias string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// eventRow holds the raw columns of an event while it is scanned.
+type eventRow struct {
+	e           store.Event
+	data, attrs string
+	created     int64
+}
+
+func (r *eventRow) dest() []any {
+	e := &r.e
+	return []any{&e.ID, &e.ProjectID, &e.Type, &e.Subject, &r.data, &r.attrs, &e.IdempotencyKey, &r.created}
+}
+
+func (r *eventRow) finish() store.Event {
+	e := r.e
+	e.Data = json.RawMessage(r.data)
+	json.Unmarshal([]byte(r.attrs), &e.Attributes)
+	e.CreatedAt = fromMS(r.created)
+	return e
+}
+
+func scanEvent(row scanner) (store.Event, error) {
+	var r eventRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return store.Event{}, err
+	}
+	return r.finish(), nil
+}
+
+// rowsPerInsert bounds multi-row INSERTs well under both engines' parameter limits.
+const rowsPerInsert = 400
+
+// InsertEvents inserts a batch of events and their deliveries in one transaction.
+func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemSince time.Time) ([]store.InsertResult, error) {
+	results := make([]store.InsertResult, len(events))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		fresh := make([]int, 0, len(events))
+		for i, ne := range events {
+			e := ne.Event
+			results[i] = store.InsertResult{EventID: e.ID, Deliveries: len(ne.SubscriptionIDs)}
+			if e.IdempotencyKey == "" {
+				fresh = append(fresh, i)
+				continue
+			}
+			var got string
+			err := tx.QueryRowContext(ctx, `INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (project_id, key) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at
+				WHERE idempotency_keys.created_at < $5 RETURNING event_id`,
+				e.ProjectID, e.IdempotencyKey, e.ID, ms(e.CreatedAt), ms(idemSince)).Scan(&got)
+			if err == nil {
+				fresh = append(fresh, i)
+				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("idempotency key: %w", err)
+			}
+			var original string
+			if err := tx.QueryRowContext(ctx, `SELECT event_id FROM idempotency_keys WHERE project_id = $1 AND key = $2`, e.ProjectID, e.IdempotencyKey).Scan(&original); err != nil {
+				return fmt.Errorf("idempotency key: %w", err)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE event_id = $1`, original).Scan(&n); err != nil {
+				return fmt.Errorf("idempotency key: %w", err)
+			}
+			results[i] = store.InsertResult{EventID: original, Duplicate: true, Deliveries: n}
+		}
+		if err := s.insertEventRows(ctx, tx, events, fresh); err != nil {
+			return err
+		}
+		return s.insertDeliveryRows(ctx, tx, events, fresh)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	return results, nil
+}
+
+func (s *Store) insertEventRows(ctx context.Context, tx *sql.Tx, events []store.NewEvent, idx []int) error {
+	const cols = 8
+	for start := 0; start < len(idx); start += rowsPerInsert {
+		end := min(start+rowsPerInsert, len(idx))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO events (` + eventColumns + `) VALUES `)
+		args := make([]any, 0, (end-start)*cols)
+		for j, i := range idx[start:end] {
+			e := events[i].Event
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			writePlaceholders(&b, len(args), cols)
+			attrs := "{}"
+			if len(e.Attributes) > 0 {
+				attrs = jsonText(e.Attributes)
+			}
+			data := string(e.Data)
+			if data == "" {
+				data = "null"
+			}
+			args = append(args, e.ID, e.ProjectID, e.Type, e.Subject, data, attrs, e.IdempotencyKey, ms(e.CreatedAt))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert event rows: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []store.NewEvent, idx []int) error {
+	type row struct {
+		ev  *store.Event
+		sub string
+		id  string
+	}
+	var rows []row
+	for _, i := range idx {
+		ne := &events[i]
+		for k, sub := range ne.SubscriptionIDs {
+			rows = append(rows, row{ev: &ne.Event, sub: sub, id: ne.DeliveryIDs[k]})
+		}
+	}
+	const cols = 8
+	for start := 0; start < len(rows); start += rowsPerInsert {
+		end := min(start+rowsPerInsert, len(rows))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, next_attempt_at, created_at, updated_at,
+			state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at) VALUES `)
+		args := make([]any, 0, (end-start)*cols)
+		for j, r := range rows[start:end] {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for c := 0; c < cols; c++ {
+				if c > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d", len(args)+c+1)
+			}
+			b.WriteString(", 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0)")
+			at := ms(r.ev.CreatedAt)
+			args = append(args, r.id, r.ev.ProjectID, r.sub, r.ev.ID, r.ev.Type, at, at, at)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert delivery rows: %w", err)
+		}
+	}
+	return nil
+}
+
+// writePlaceholders writes "($n+1, …, $n+cols)".
+func writePlaceholders(b *strings.Builder, n, cols int) {
+	b.WriteString("(")
+	for c := 0; c < cols; c++ {
+		if c > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "$%d", n+c+1)
+	}
+	b.WriteString(")")
+}
+
+// GetEvent reads one event of a project.
+func (s *Store) GetEvent(ctx context.Context, projectID, id string) (store.Event, error) {
+	row := s.reader.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = $1 AND project_id = $2`, id, projectID)
+	e, err := scanEvent(row)
+	if err != nil {
+		return e, fmt.Errorf("get event: %w", notFound(err))
+	}
+	return e, nil
+}
+
+// ListEvents lists a project's events, newest first.
+func (s *Store) ListEvents(ctx context.Context, projectID string, limit, offset int) ([]store.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3`, projectID, limit, offset)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list events: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Prune deletes up to limit events created before cutoff whose deliveries have
+// all finished, together with those deliveries and their attempts.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying'))
+			ORDER BY e.created_at LIMIT $2`, ms(cutoff), limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		list := jsonList(ids)
+		stmts := []string{
+			`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (` + s.inList(1) + `))`,
+			`DELETE FROM deliveries WHERE event_id IN (` + s.inList(1) + `)`,
+			`DELETE FROM events WHERE id IN (` + s.inList(1) + `)`,
+		}
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q, list); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, ms(cutoff)); err != nil {
+			return err
+		}
+		n = len(ids)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	return n, nil
+}

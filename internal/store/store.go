@@ -1,0 +1,281 @@
+// Package store defines Carrier's records and the storage interface that both
+// engines (SQLite and PostgreSQL) implement. The delivery row is the job: its
+// state, attempt count, next attempt time and lease live in the database, so no
+// in-flight work exists only in memory.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist or belongs to another project.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique constraint (for example a name) is violated.
+var ErrConflict = errors.New("conflict")
+
+// Delivery states. A delivery is pending until its first attempt, retrying
+// between attempts, and ends delivered or failed. Replay puts it back to pending.
+const (
+	StatePending   = "pending"
+	StateRetrying  = "retrying"
+	StateDelivered = "delivered"
+	StateFailed    = "failed"
+)
+
+// Project is a tenant: every other record belongs to exactly one project.
+type Project struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a credential for one project. Only the SHA-256 hash of the key is stored.
+type APIKey struct {
+	ID        string
+	ProjectID string
+	Name      string
+	Prefix    string // the first characters of the key, for recognising it in listings
+	Hash      string // hex SHA-256 of the full key
+	Admin     bool   // admin keys may create projects and manage keys
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Subscription says which events a project wants sent where. A webhook is a
+// subscription whose destination kind is "webhook" (HTTP).
+type Subscription struct {
+	ID          string
+	ProjectID   string
+	Name        string
+	Description string
+	Kind        string // destination kind: "webhook"
+	URL         string
+	EventTypes  []string
+	Scope       string   // "all" or "specific"
+	SubjectIDs  []string // with scope "specific": the event subjects (task ids) wanted
+	Headers     map[string]string
+	Tags        []string
+	Metadata    json.RawMessage
+
+	TimeoutSeconds    int
+	MaxRetries        int
+	BackoffMultiplier float64
+
+	Secret               string     // current signing secret (whsec_…)
+	PreviousSecret       string     // kept signing alongside Secret until PreviousSecretUntil
+	PreviousSecretUntil  *time.Time // zero when there is no previous secret
+	Active               bool
+	DisabledReason       string
+	ConsecutiveFailures  int
+	TotalDeliveries      int64
+	SuccessfulDeliveries int64
+	FailedDeliveries     int64
+	LastSuccessAt        *time.Time
+	LastFailureAt        *time.Time
+	CreatedAt            time.Time
+	UpdatedAt            time.Time
+}
+
+// Event is an accepted message. Its payload is stored once, however many
+// deliveries it fans out to.
+type Event struct {
+	ID             string
+	ProjectID      string
+	Type           string
+	Subject        string
+	Data           json.RawMessage
+	Attributes     map[string]string
+	IdempotencyKey string
+	CreatedAt      time.Time
+}
+
+// NewEvent is an event to insert together with the subscriptions it matched.
+type NewEvent struct {
+	Event Event
+	// SubscriptionIDs receive one delivery each, created in the same transaction.
+	SubscriptionIDs []string
+	// DeliveryIDs are the ids for those deliveries, index for index.
+	DeliveryIDs []string
+}
+
+// InsertResult tells what InsertEvents did with one NewEvent.
+type InsertResult struct {
+	EventID    string
+	Duplicate  bool // the idempotency key was already used within its window: nothing was created
+	Deliveries int  // deliveries created (for a duplicate: the original event's count)
+	Err        error
+}
+
+// Delivery is one event on its way to one subscription.
+type Delivery struct {
+	ID             string
+	ProjectID      string
+	SubscriptionID string
+	EventID        string
+	EventType      string
+	State          string
+	Attempts       int // attempts made so far, over the delivery's whole life
+	BudgetStart    int // Attempts when the delivery was last (re)started; retries are counted from here
+	NextAttemptAt  time.Time
+	LastStatus     int
+	LastError      string
+	LastErrorCode  string
+	LastDurationMS int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	DeliveredAt    *time.Time
+	URL            string // destination URL at the time of the last attempt
+}
+
+// Attempt records one try at sending a delivery.
+type Attempt struct {
+	ID           string
+	DeliveryID   string
+	ProjectID    string
+	Number       int
+	URL          string
+	StatusCode   int
+	DurationMS   int64
+	ErrorCode    string
+	ErrorMessage string
+	ResponseBody string // at most the first 4 KiB
+	CreatedAt    time.Time
+}
+
+// Job is a claimed delivery with everything needed to send it.
+type Job struct {
+	Delivery     Delivery
+	Event        Event
+	Subscription Subscription
+	LeaseOwner   string
+}
+
+// Outcome is the result of an attempt, to be recorded by CompleteAttempts.
+type Outcome struct {
+	DeliveryID     string
+	ProjectID      string
+	SubscriptionID string
+	LeaseOwner     string
+	Attempt        Attempt
+	// State is the delivery's new state: delivered, retrying or failed.
+	State string
+	// NextAttemptAt is when to try again (State retrying).
+	NextAttemptAt time.Time
+	// Disable deactivates the subscription whatever its failure count (HTTP 410).
+	Disable       bool
+	DisableReason string
+}
+
+// Disabled reports a subscription that CompleteAttempts just deactivated.
+type Disabled struct {
+	ProjectID      string
+	SubscriptionID string
+	Reason         string
+	Failures       int
+}
+
+// DeliveryFilter selects deliveries for listing.
+type DeliveryFilter struct {
+	ProjectID      string
+	SubscriptionID string // optional
+	EventID        string // optional
+	State          string // optional
+	From, To       *time.Time
+	Limit, Offset  int
+}
+
+// RecoverFilter selects failed deliveries of one subscription to replay.
+type RecoverFilter struct {
+	ProjectID      string
+	SubscriptionID string
+	From, To       time.Time
+	EventTypes     []string // empty: all types
+}
+
+// ClaimOptions controls ClaimDeliveries.
+type ClaimOptions struct {
+	Owner string
+	Limit int
+	// PerSubscription caps how many deliveries of one subscription a single claim takes.
+	PerSubscription int
+	// Exclude lists subscriptions whose lanes are full; none of their deliveries are claimed.
+	Exclude []string
+	Lease   time.Duration
+	Now     time.Time
+}
+
+// Counts is the number of deliveries in each state, for metrics.
+type Counts map[string]int64
+
+// Store is everything Carrier persists. Every method that takes a project id
+// confines itself to that project: another project's ids behave as missing.
+type Store interface {
+	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
+	Migrate(ctx context.Context) error
+	Close() error
+	Ping(ctx context.Context) error
+	// Engine names the engine: "sqlite" or "postgres".
+	Engine() string
+
+	CreateProject(ctx context.Context, p Project) error
+	GetProject(ctx context.Context, id string) (Project, error)
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeyByHash finds an unrevoked key by its hash.
+	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	RevokeAPIKey(ctx context.Context, projectID, keyID string, at time.Time) error
+	// CountAPIKeys counts every key, revoked or not, across projects.
+	CountAPIKeys(ctx context.Context) (int, error)
+
+	CreateSubscription(ctx context.Context, s Subscription) error
+	GetSubscription(ctx context.Context, projectID, id string) (Subscription, error)
+	ListSubscriptions(ctx context.Context, projectID string) ([]Subscription, error)
+	// AllActiveSubscriptions lists every active subscription of every project, for the matcher.
+	AllActiveSubscriptions(ctx context.Context) ([]Subscription, error)
+	// UpdateSubscription writes the editable fields (name, description, URL, event types,
+	// scope, subject ids, headers, tags, metadata, timeout, retries, multiplier, secrets).
+	UpdateSubscription(ctx context.Context, s Subscription) error
+	// SetSubscriptionActive activates (resetting the failure count) or deactivates a subscription.
+	SetSubscriptionActive(ctx context.Context, projectID, id string, active bool, reason string, at time.Time) error
+	// DeleteSubscription removes a subscription with its deliveries and attempts.
+	DeleteSubscription(ctx context.Context, projectID, id string) error
+	// SubscriptionsVersion changes whenever any subscription is created, changed or deleted.
+	SubscriptionsVersion(ctx context.Context) (int64, error)
+
+	// InsertEvents inserts events and their deliveries in one transaction (group
+	// commit). Events with an idempotency key already used in the project since
+	// idemSince are duplicates: nothing is created for them.
+	InsertEvents(ctx context.Context, events []NewEvent, idemSince time.Time) ([]InsertResult, error)
+	GetEvent(ctx context.Context, projectID, id string) (Event, error)
+	ListEvents(ctx context.Context, projectID string, limit, offset int) ([]Event, error)
+
+	GetDelivery(ctx context.Context, projectID, id string) (Delivery, error)
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
+	ListAttempts(ctx context.Context, projectID, deliveryID string) ([]Attempt, error)
+
+	// ClaimDeliveries leases due deliveries (pending or retrying, next attempt due,
+	// no live lease, subscription active) to opts.Owner until now+opts.Lease.
+	ClaimDeliveries(ctx context.Context, opts ClaimOptions) ([]Job, error)
+	// CompleteAttempts records attempts and moves their deliveries on, in one
+	// transaction, and only where the caller still holds the lease. It returns the
+	// subscriptions that were deactivated as a result.
+	CompleteAttempts(ctx context.Context, outcomes []Outcome, now time.Time) ([]Disabled, error)
+	// ReleaseLeases gives back every lease held by owner, so others can take the work.
+	ReleaseLeases(ctx context.Context, owner string) error
+	// NextDueAt tells when the earliest pending or retrying delivery of an active subscription is due.
+	NextDueAt(ctx context.Context) (time.Time, bool, error)
+
+	// ReplayDelivery puts a delivery back to pending with a fresh retry budget.
+	ReplayDelivery(ctx context.Context, projectID, subscriptionID, deliveryID string, now time.Time) (Delivery, error)
+	// RecoverDeliveries replays every failed delivery that matches f and returns how many.
+	RecoverDeliveries(ctx context.Context, f RecoverFilter, now time.Time) (int, error)
+
+	// CountDeliveries counts deliveries by state across projects.
+	CountDeliveries(ctx context.Context) (Counts, error)
+	// Prune deletes events (with their deliveries and attempts) created before cutoff,
+	// at most limit events per call, and returns how many it deleted.
+	Prune(ctx context.Context, cutoff time.Time, limit int) (int, error)
+}
