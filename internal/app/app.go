@@ -102,6 +102,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	dcfg.LaneConcurrency = cfg.LaneConcurrency
 	dcfg.MaxInFlight = cfg.MaxInFlight
 	dcfg.ShutdownGrace = cfg.ShutdownGrace
+	dcfg.Exclusive = st.Engine() == "sqlite"
 	if opts.Dispatch != nil {
 		opts.Dispatch(&dcfg)
 	}

@@ -37,6 +37,14 @@ type Config struct {
 	PollInterval time.Duration
 	// ShutdownGrace is how long in-flight attempts may finish after Stop.
 	ShutdownGrace time.Duration
+	// HeartbeatInterval is how often the engine says it is alive and looks for
+	// leases abandoned by processes that stopped saying so.
+	HeartbeatInterval time.Duration
+	// NodeTimeout is how long without a heartbeat makes a process count as dead.
+	NodeTimeout time.Duration
+	// Exclusive says no other process uses the store (SQLite), so every lease
+	// found at start belonged to a dead process and is released at once.
+	Exclusive bool
 }
 
 // DefaultConfig returns the production defaults.
@@ -50,6 +58,9 @@ func DefaultConfig() Config {
 		Lease:           5 * time.Minute,
 		PollInterval:    250 * time.Millisecond,
 		ShutdownGrace:   10 * time.Second,
+
+		HeartbeatInterval: 2 * time.Second,
+		NodeTimeout:       15 * time.Second,
 	}
 }
 
@@ -116,12 +127,19 @@ func (e *Engine) Wake() {
 // attempts finish (up to ShutdownGrace), records them and releases every lease
 // it still holds.
 func (e *Engine) Run(ctx context.Context) {
+	e.startup(ctx)
 	e.completer.Add(1)
 	go func() {
 		defer e.completer.Done()
 		e.completeLoop()
 	}()
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		e.heartbeatLoop(ctx)
+	}()
 	e.claimLoop(ctx)
+	<-hbDone
 
 	finished := make(chan struct{})
 	go func() { e.senders.Wait(); close(finished) }()
@@ -138,8 +156,53 @@ func (e *Engine) Run(ctx context.Context) {
 	if err := e.store.ReleaseLeases(rctx, e.owner); err != nil {
 		e.log.Error("release leases at shutdown", "err", err)
 	}
+	if err := e.store.RemoveNode(rctx, e.owner); err != nil {
+		e.log.Error("remove node at shutdown", "err", err)
+	}
 	e.cancelSend()
 	close(e.done)
+}
+
+// startup registers this process and, on an exclusive store, takes back the
+// leases a killed predecessor left behind.
+func (e *Engine) startup(ctx context.Context) {
+	now := time.Now()
+	if err := e.store.Heartbeat(ctx, e.owner, now); err != nil {
+		e.log.Error("heartbeat", "err", err)
+	}
+	if e.cfg.Exclusive {
+		if n, err := e.store.RescueLeases(ctx, e.owner, now.Add(time.Hour)); err != nil {
+			e.log.Error("release leases left by a previous run", "err", err)
+		} else if n > 0 {
+			e.log.Info("released leases left by a previous run", "deliveries", n)
+		}
+	}
+}
+
+// heartbeatLoop keeps this process's heartbeat fresh and releases the leases
+// of processes whose heartbeats stopped (killed, or cut off from the database).
+func (e *Engine) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if err := e.store.Heartbeat(ctx, e.owner, now); err != nil && ctx.Err() == nil {
+			e.log.Error("heartbeat", "err", err)
+		}
+		n, err := e.store.RescueLeases(ctx, e.owner, now.Add(-e.cfg.NodeTimeout))
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("rescue leases", "err", err)
+		}
+		if n > 0 {
+			e.log.Warn("released leases of a process that stopped", "deliveries", n)
+			e.Wake()
+		}
+	}
 }
 
 func (e *Engine) claimLoop(ctx context.Context) {

@@ -265,6 +265,14 @@ type Store interface {
 	CompleteAttempts(ctx context.Context, outcomes []Outcome, now time.Time) ([]Disabled, error)
 	// ReleaseLeases gives back every lease held by owner, so others can take the work.
 	ReleaseLeases(ctx context.Context, owner string) error
+	// Heartbeat records that the process owner is alive.
+	Heartbeat(ctx context.Context, owner string, now time.Time) error
+	// RemoveNode forgets a process that is shutting down.
+	RemoveNode(ctx context.Context, owner string) error
+	// RescueLeases gives back the leases of every owner other than self whose
+	// last heartbeat is older than staleBefore (or who never sent one), forgets
+	// those owners, and returns how many deliveries it released.
+	RescueLeases(ctx context.Context, self string, staleBefore time.Time) (int, error)
 	// NextDueAt tells when the earliest pending or retrying delivery of an active subscription is due.
 	NextDueAt(ctx context.Context) (time.Time, bool, error)
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -22,6 +23,16 @@ func Open(dir string) (*sqlstore.Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite: create data dir %s: %w", dir, err)
 	}
+	// One process per database: a second would break the single-writer claim
+	// model and could take back the first one's leases at start.
+	lock, err := os.OpenFile(filepath.Join(dir, "carrier.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open sqlite: data dir %s is in use by another Carrier process (CARRIER_DATA_DIR); use PostgreSQL (CARRIER_DATABASE_URL) to run several", dir)
+	}
 	path := filepath.Join(dir, FileName)
 	pragmas := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "cache_size(-32000)"} {
@@ -29,6 +40,7 @@ func Open(dir string) (*sqlstore.Store, error) {
 	}
 	writer, err := sql.Open("sqlite", "file:"+path+"?"+pragmas.Encode()+"&_txlock=immediate")
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	// One writer connection serialises writes, so claims never conflict.
@@ -37,15 +49,19 @@ func Open(dir string) (*sqlstore.Store, error) {
 	writer.SetConnMaxLifetime(0)
 	if err := writer.Ping(); err != nil {
 		writer.Close()
+		lock.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	pragmas.Add("_pragma", "query_only(ON)")
 	reader, err := sql.Open("sqlite", "file:"+path+"?"+pragmas.Encode())
 	if err != nil {
 		writer.Close()
+		lock.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	reader.SetMaxOpenConns(4)
 	reader.SetMaxIdleConns(4)
-	return sqlstore.New(writer, reader, sqlstore.SQLite), nil
+	st := sqlstore.New(writer, reader, sqlstore.SQLite)
+	st.AddCloser(lock)
+	return st, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -210,6 +211,20 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 	var disabled []store.Disabled
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		disabled = disabled[:0]
+		if s.dialect == Postgres && len(outcomes) > 0 {
+			// Lock the subscriptions up front, in id order: the loop below updates
+			// their counters in outcome order, and concurrent completions locking
+			// them in different orders would deadlock.
+			ids := make([]string, 0, len(outcomes))
+			for _, o := range outcomes {
+				ids = append(ids, o.SubscriptionID)
+			}
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM subscriptions WHERE id IN (`+s.inList(1)+`) ORDER BY id FOR UPDATE`, jsonList(ids)); err != nil {
+				return fmt.Errorf("lock subscriptions: %w", err)
+			}
+		}
 		for _, o := range outcomes {
 			a := o.Attempt
 			delivered := int64(0)
@@ -286,6 +301,44 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	return nil
 }
 
+// Heartbeat records that owner is alive.
+func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) error {
+	_, err := s.writer.ExecContext(ctx, `INSERT INTO nodes (id, started_at, heartbeat_at) VALUES ($1, $2, $2)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`, owner, ms(now))
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
+}
+
+// RemoveNode forgets a process that is shutting down.
+func (s *Store) RemoveNode(ctx context.Context, owner string) error {
+	if _, err := s.writer.ExecContext(ctx, `DELETE FROM nodes WHERE id = $1`, owner); err != nil {
+		return fmt.Errorf("remove node: %w", err)
+	}
+	return nil
+}
+
+// RescueLeases releases the leases of owners that stopped sending heartbeats.
+func (s *Store) RescueLeases(ctx context.Context, self string, staleBefore time.Time) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET lease_owner = '', lease_until = 0
+			WHERE lease_until > 0 AND lease_owner <> $1
+			AND lease_owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)`, self, ms(staleBefore))
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `DELETE FROM nodes WHERE id <> $1 AND heartbeat_at < $2`, self, ms(staleBefore))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rescue leases: %w", err)
+	}
+	return int(n), nil
+}
+
 // NextDueAt tells when the earliest waiting delivery of an active subscription is due.
 func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 	var next sql.NullInt64
@@ -302,7 +355,10 @@ func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 
 // ReplayDelivery puts a delivery back to pending with a fresh retry budget.
 func (s *Store) ReplayDelivery(ctx context.Context, projectID, subscriptionID, deliveryID string, now time.Time) (store.Delivery, error) {
-	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, delivered_at = 0
+	// Clearing the (expired) lease owner keeps a late outcome of the previous
+	// owner from being recorded against the restarted delivery.
+	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, delivered_at = 0,
+		lease_owner = '', lease_until = 0
 		WHERE id = $2 AND project_id = $3 AND subscription_id = $4 AND lease_until < $1`, ms(now), deliveryID, projectID, subscriptionID)
 	if err != nil {
 		return store.Delivery{}, fmt.Errorf("replay delivery: %w", err)

@@ -59,11 +59,19 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 	results := make([]store.InsertResult, len(events))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		fresh := make([]int, 0, len(events))
+		// inBatch maps (project, key) to the event of this batch that took the key:
+		// its deliveries are not inserted yet, so they cannot be counted in the table.
+		inBatch := map[[2]string]int{}
 		for i, ne := range events {
 			e := ne.Event
 			results[i] = store.InsertResult{EventID: e.ID, Deliveries: len(ne.SubscriptionIDs)}
 			if e.IdempotencyKey == "" {
 				fresh = append(fresh, i)
+				continue
+			}
+			key := [2]string{e.ProjectID, e.IdempotencyKey}
+			if j, ok := inBatch[key]; ok {
+				results[i] = store.InsertResult{EventID: events[j].Event.ID, Duplicate: true, Deliveries: len(events[j].SubscriptionIDs)}
 				continue
 			}
 			var got string
@@ -73,6 +81,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 				e.ProjectID, e.IdempotencyKey, e.ID, ms(e.CreatedAt), ms(idemSince)).Scan(&got)
 			if err == nil {
 				fresh = append(fresh, i)
+				inBatch[key] = i
 				continue
 			}
 			if !errors.Is(err, sql.ErrNoRows) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -37,7 +38,11 @@ type Store struct {
 	writer  *sql.DB
 	reader  *sql.DB
 	dialect Dialect
+	closers []io.Closer
 }
+
+// AddCloser registers c to be closed after the database handles, by Close.
+func (s *Store) AddCloser(c io.Closer) { s.closers = append(s.closers, c) }
 
 // New returns a Store over the given handles. reader may equal writer.
 func New(writer, reader *sql.DB, d Dialect) *Store {
@@ -59,6 +64,9 @@ func (s *Store) Close() error {
 		if rerr := s.reader.Close(); err == nil {
 			err = rerr
 		}
+	}
+	for _, c := range s.closers {
+		c.Close()
 	}
 	return err
 }
