@@ -38,6 +38,7 @@ var cases = []testCase{
 	{name: "AutoDisable", run: testAutoDisable},
 	{name: "OutcomeDisable", run: testOutcomeDisable},
 	{name: "ReleaseLeases", run: testReleaseLeases},
+	{name: "RescueLeases", run: testRescueLeases},
 	{name: "NextDueAt", run: testNextDueAt},
 	{name: "ReplayDelivery", run: testReplayDelivery},
 	{name: "RecoverDeliveries", run: testRecoverDeliveries},
@@ -1134,6 +1135,35 @@ func testReleaseLeases(t *testing.T, e Engine) {
 	check(t, "claim by C after A released", jobIDs(f.claim("C", f.base, 10)), sorted(ids[1:], other))
 	f.must(f.s.ReleaseLeases(f.ctx, "nobody"))
 	check(t, "B keeps its lease", len(f.claim("D", f.base, 10)), 0)
+}
+
+func testRescueLeases(t *testing.T, e Engine) {
+	f := setup(t, e)
+	p := f.project()
+	sub := f.subscription(p.ID)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, f.publish(p.ID, "t", f.at(-time.Minute+time.Duration(i)*time.Millisecond), sub.ID)...)
+	}
+	// alive and dead both claim; only dead stops sending heartbeats.
+	f.must(f.s.Heartbeat(f.ctx, "alive", f.at(-time.Minute)))
+	f.must(f.s.Heartbeat(f.ctx, "dead", f.at(-time.Minute)))
+	check(t, "claim by alive", jobIDs(f.claim("alive", f.base, 1)), []string{ids[0]})
+	check(t, "claim by dead", jobIDs(f.claim("dead", f.base, 1)), []string{ids[1]})
+	check(t, "claim by never-registered", jobIDs(f.claim("ghost", f.base, 1)), []string{ids[2]})
+	f.must(f.s.Heartbeat(f.ctx, "alive", f.base))
+
+	n, err := f.s.RescueLeases(f.ctx, "self", f.at(-30*time.Second))
+	f.must(err)
+	check(t, "released (dead and ghost)", n, 2)
+	check(t, "claimable again", jobIDs(f.claim("self", f.base, 10)), sorted([]string{ids[1], ids[2]}))
+
+	// self is never rescued from, whatever its heartbeat says.
+	n, err = f.s.RescueLeases(f.ctx, "self", f.at(time.Hour))
+	f.must(err)
+	check(t, "self keeps its leases; alive's lease released once stale", n, 1)
+	f.must(f.s.RemoveNode(f.ctx, "alive"))
+	check(t, "only the stale lease is claimable; self keeps its own", jobIDs(f.claim("other", f.base, 10)), []string{ids[0]})
 }
 
 func testNextDueAt(t *testing.T, e Engine) {
