@@ -94,7 +94,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if err := dec.Decode(&struct{}{}); err != io.EOF {
+	// Decode any trailing value raw: into a struct, DisallowUnknownFields would
+	// report a second object as "unknown field" instead of trailing data.
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err != io.EOF {
 		if err != nil {
 			return decodeError(err)
 		}

@@ -72,8 +72,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
 		}
 	}()
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// No route: let the mux decide between 404 and 405, then answer in the error shape.
+		probe := &statusProbe{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		if probe.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", probe.header.Get("Allow"))
+			s.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+				Message: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow")})
+			return
+		}
+		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// statusProbe records what the mux's own not-found or method-not-allowed handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int)        { p.status = code }
 
 type handler func(w http.ResponseWriter, r *http.Request, k store.APIKey) error
 
@@ -85,9 +109,6 @@ func (s *Server) routes() {
 	if s.Metrics != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, r, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
-	})
 
 	s.handle("POST /v1/projects", s.adminOnly(s.createProject))
 	s.handle("POST /v1/projects/{id}/keys", s.createKey)
