@@ -207,7 +207,8 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 
 func (e *Engine) claimLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		n, limit, err := e.claimOnce(ctx)
+		now := time.Now()
+		n, limit, err := e.claimOnce(ctx, now)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
@@ -219,22 +220,21 @@ func (e *Engine) claimLoop(ctx context.Context) {
 		case n == limit:
 			// The batch was full: there may be more due work right away.
 		default:
-			e.sleep(ctx, e.idleWait(ctx))
+			e.sleep(ctx, e.idleWait(ctx, now))
 		}
 	}
 }
 
 // idleWait is how long to sleep when nothing more can be claimed now: until the
-// next retry falls due, at most PollInterval. Work that is already due but was
-// not claimable sits in a full lane (or another node holds it); a finishing
-// attempt wakes the engine for that.
-func (e *Engine) idleWait(ctx context.Context) time.Duration {
+// next retry falls due, at most PollInterval; not at all when it fell due after
+// the claim at claimedAt looked. Work that was already due then but was not
+// claimable sits in a full lane (or another node holds it); a finishing attempt
+// wakes the engine for that.
+func (e *Engine) idleWait(ctx context.Context, claimedAt time.Time) time.Duration {
 	wait := e.cfg.PollInterval
 	next, ok, err := e.store.NextDueAt(ctx)
-	if err == nil && ok {
-		if d := time.Until(next); d > 0 && d < wait {
-			wait = d
-		}
+	if err == nil && ok && next.After(claimedAt) {
+		wait = min(wait, max(time.Until(next), 0))
 	}
 	return wait
 }
@@ -251,7 +251,7 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) {
 
 // claimOnce claims what capacity allows and starts sending it. It returns how
 // many it claimed and how many it asked for (0 when at capacity).
-func (e *Engine) claimOnce(ctx context.Context) (n, limit int, err error) {
+func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, err error) {
 	e.mu.Lock()
 	free := e.cfg.MaxInFlight - e.inFlight
 	var exclude []string
@@ -267,7 +267,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n, limit int, err error) {
 	limit = min(free, e.cfg.ClaimBatch)
 	jobs, err := e.store.ClaimDeliveries(ctx, store.ClaimOptions{
 		Owner: e.owner, Limit: limit, PerSubscription: e.cfg.LaneConcurrency, Exclude: exclude,
-		Lease: e.cfg.Lease, Now: time.Now(),
+		Lease: e.cfg.Lease, Now: now,
 	})
 	if err != nil {
 		return 0, limit, err

@@ -1,5 +1,5 @@
 // Package match decides which subscriptions want an event. It keeps an
-// in-memory index of the active subscriptions, rebuilt when they change, so the
+// in-memory index of the subscriptions, rebuilt when they change, so the
 // publish path never queries subscriptions.
 package match
 
@@ -48,18 +48,18 @@ func (e *entry) wants(eventType, subject string) bool {
 	return false
 }
 
-// Index is an immutable snapshot of the active subscriptions by project.
+// Index is an immutable snapshot of the subscriptions by project.
 type Index struct {
 	byProject map[string][]*entry
 }
 
-// NewIndex builds an index from active subscriptions.
+// NewIndex builds an index from subscriptions. Inactive ones match too: their
+// deliveries wait as pending until the subscription is activated (the engine
+// claims only active subscriptions' deliveries), so nothing published while a
+// webhook is deactivated or auto-disabled is lost.
 func NewIndex(subs []store.Subscription) *Index {
 	ix := &Index{byProject: map[string][]*entry{}}
 	for _, s := range subs {
-		if !s.Active {
-			continue
-		}
 		e := &entry{id: s.ID, exact: map[string]bool{}}
 		for _, t := range s.EventTypes {
 			if t == "*" || strings.HasSuffix(t, ".*") {
@@ -98,7 +98,7 @@ type Matcher struct {
 	version int64
 }
 
-// NewMatcher loads the active subscriptions and returns a Matcher over them.
+// NewMatcher loads the subscriptions and returns a Matcher over them.
 func NewMatcher(ctx context.Context, s store.Store) (*Matcher, error) {
 	m := &Matcher{store: s}
 	if err := m.Refresh(ctx, true); err != nil {
@@ -122,7 +122,7 @@ func (m *Matcher) Refresh(ctx context.Context, force bool) error {
 	if !force && v == m.version && m.index.Load() != nil {
 		return nil
 	}
-	subs, err := m.store.AllActiveSubscriptions(ctx)
+	subs, err := m.store.AllSubscriptions(ctx)
 	if err != nil {
 		return fmt.Errorf("refresh matcher: %w", err)
 	}

@@ -37,10 +37,11 @@ func TestIndexMatch(t *testing.T) {
 		project, typ, subject string
 		want                  []string
 	}{
-		{"p1", "task.executed", "t1", []string{"a", "b"}},
-		{"p1", "task.executed", "t2", []string{"a"}},
-		{"p1", "task.failed", "t1", []string{"b"}},
-		{"p1", "crawl.completed", "", nil},
+		// c is inactive and still matches: its deliveries wait until it is activated.
+		{"p1", "task.executed", "t1", []string{"a", "b", "c"}},
+		{"p1", "task.executed", "t2", []string{"a", "c"}},
+		{"p1", "task.failed", "t1", []string{"b", "c"}},
+		{"p1", "crawl.completed", "", []string{"c"}},
 		{"p2", "crawl.completed", "", []string{"d"}},
 		{"p3", "crawl.completed", "", nil},
 	}

@@ -233,8 +233,12 @@ type Store interface {
 	CreateSubscription(ctx context.Context, s Subscription) error
 	GetSubscription(ctx context.Context, projectID, id string) (Subscription, error)
 	ListSubscriptions(ctx context.Context, projectID string) ([]Subscription, error)
-	// AllActiveSubscriptions lists every active subscription of every project, for the matcher.
+	// AllActiveSubscriptions lists every active subscription of every project.
 	AllActiveSubscriptions(ctx context.Context) ([]Subscription, error)
+	// AllSubscriptions lists every subscription of every project, active or not,
+	// for the matcher: an inactive subscription still gets deliveries, which wait
+	// as pending until it is activated.
+	AllSubscriptions(ctx context.Context) ([]Subscription, error)
 	// UpdateSubscription writes the editable fields (name, description, URL, event types,
 	// scope, subject ids, headers, tags, metadata, timeout, retries, multiplier, secrets).
 	UpdateSubscription(ctx context.Context, s Subscription) error

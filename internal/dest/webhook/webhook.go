@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"carrier/internal/backoff"
 	"carrier/internal/dispatch"
@@ -133,8 +134,24 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
 	res := classifyStatus(resp, at, s.RetryAfterCap)
 	res.Duration = time.Since(start)
-	res.ResponseBody = string(head)
+	res.ResponseBody = recordable(head)
+	res.ErrorMessage = recordable([]byte(res.ErrorMessage))
 	return res
+}
+
+// recordable turns what an endpoint sent into text both stores can hold:
+// valid UTF-8 without NUL bytes (PostgreSQL text rejects both, and one bad
+// attempt would fail the whole batch it is recorded in). Invalid bytes (such
+// as a rune cut by ResponseLimit) and NULs become U+FFFD, and the result is
+// trimmed back to at most ResponseLimit bytes.
+func recordable(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	for len(s) > ResponseLimit {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }
 
 func classifyStatus(resp *http.Response, now time.Time, retryAfterCap time.Duration) dispatch.Result {

@@ -133,6 +133,11 @@ func (s *Store) AllActiveSubscriptions(ctx context.Context) ([]store.Subscriptio
 	return s.querySubscriptions(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE active ORDER BY created_at, id`)
 }
 
+// AllSubscriptions lists every subscription, active or not.
+func (s *Store) AllSubscriptions(ctx context.Context) ([]store.Subscription, error) {
+	return s.querySubscriptions(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions ORDER BY created_at, id`)
+}
+
 func (s *Store) querySubscriptions(ctx context.Context, query string, args ...any) ([]store.Subscription, error) {
 	rows, err := s.reader.QueryContext(ctx, query, args...)
 	if err != nil {
