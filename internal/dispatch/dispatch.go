@@ -352,6 +352,23 @@ func (e *Engine) record(batch []store.Outcome) {
 		e.log.Error("record attempts", "err", err, "try", try+1)
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
+	if err != nil && len(batch) > 1 {
+		// One bad outcome must not hold back the rest: record them one by one.
+		disabled = nil
+		var failed int
+		for _, o := range batch {
+			d, oerr := e.store.CompleteAttempts(context.Background(), []store.Outcome{o}, time.Now())
+			if oerr != nil {
+				failed++
+				e.log.Error("record attempt", "delivery", o.DeliveryID, "err", oerr)
+				continue
+			}
+			disabled = append(disabled, d...)
+		}
+		if failed < len(batch) {
+			err = nil
+		}
+	}
 	if err != nil {
 		// The leases expire and the deliveries are sent again: at least once holds.
 		return
