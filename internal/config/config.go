@@ -76,7 +76,7 @@ var Settings = []Setting{
 	{"retry-base", "CARRIER_RETRY_BASE", "60s", "backoff unit: retry n waits multiplier^(n-1) x this", durationSetter(func(c *Config) *time.Duration { return &c.RetryBase }, time.Millisecond)},
 	{"secret-rotation-overlap", "CARRIER_SECRET_ROTATION_OVERLAP", "24h", "how long a rotated-out webhook secret keeps signing", durationSetter(func(c *Config) *time.Duration { return &c.SecretRotationOverlap }, 0)},
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
-	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "512", "most attempts in flight in this process", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
+	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "4096", "most deliveries one process holds claimed (sending or queued behind a busy webhook)", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long finished events, deliveries and attempts are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
 	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {

@@ -27,7 +27,11 @@ type Config struct {
 	RetryAfterCap time.Duration
 	// LaneConcurrency is the most attempts in flight to one subscription.
 	LaneConcurrency int
-	// MaxInFlight is the most attempts in flight in this process.
+	// LaneBuffer is how many rounds of LaneConcurrency a lane claims ahead, so
+	// a fast endpoint is never waiting for the next claim.
+	LaneBuffer int
+	// MaxInFlight is the most deliveries this process holds claimed (sending or
+	// queued in a lane).
 	MaxInFlight int
 	// ClaimBatch is the most deliveries one claim takes.
 	ClaimBatch int
@@ -53,8 +57,9 @@ func DefaultConfig() Config {
 		RetryBase:       time.Minute,
 		RetryAfterCap:   time.Hour,
 		LaneConcurrency: 16,
-		MaxInFlight:     512,
-		ClaimBatch:      256,
+		LaneBuffer:      8,
+		MaxInFlight:     4096,
+		ClaimBatch:      512,
 		Lease:           5 * time.Minute,
 		PollInterval:    250 * time.Millisecond,
 		ShutdownGrace:   10 * time.Second,
@@ -194,6 +199,9 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 		if err := e.store.Heartbeat(ctx, e.owner, now); err != nil && ctx.Err() == nil {
 			e.log.Error("heartbeat", "err", err)
 		}
+		if err := e.store.RenewLeases(ctx, e.owner, now.Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
+			e.log.Error("renew leases", "err", err)
+		}
 		n, err := e.store.RescueLeases(ctx, e.owner, now.Add(-e.cfg.NodeTimeout))
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("rescue leases", "err", err)
@@ -255,8 +263,9 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	e.mu.Lock()
 	free := e.cfg.MaxInFlight - e.inFlight
 	var exclude []string
+	laneCap := e.laneCap()
 	for id, l := range e.lanes {
-		if l.claimed >= e.cfg.LaneConcurrency {
+		if l.claimed >= laneCap {
 			exclude = append(exclude, id)
 		}
 	}
@@ -266,7 +275,7 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	}
 	limit = min(free, e.cfg.ClaimBatch)
 	jobs, err := e.store.ClaimDeliveries(ctx, store.ClaimOptions{
-		Owner: e.owner, Limit: limit, PerSubscription: e.cfg.LaneConcurrency, Exclude: exclude,
+		Owner: e.owner, Limit: limit, PerSubscription: laneCap, Exclude: exclude,
 		Lease: e.cfg.Lease, Now: now,
 	})
 	if err != nil {
@@ -286,6 +295,11 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	}
 	e.mu.Unlock()
 	return len(jobs), limit, nil
+}
+
+// laneCap is the most deliveries one lane holds claimed.
+func (e *Engine) laneCap() int {
+	return e.cfg.LaneConcurrency * max(e.cfg.LaneBuffer, 1)
 }
 
 // run sends one job once its lane has a free slot.
@@ -322,7 +336,7 @@ func (e *Engine) finish(subID string, l *lane) {
 
 // completeLoop records outcomes in batches, one transaction each.
 func (e *Engine) completeLoop() {
-	batch := make([]store.Outcome, 0, 256)
+	batch := make([]store.Outcome, 0, 512)
 	for o := range e.results {
 		batch = append(batch[:0], o)
 	fill:

@@ -267,6 +267,9 @@ type Store interface {
 	// transaction, and only where the caller still holds the lease. It returns the
 	// subscriptions that were deactivated as a result.
 	CompleteAttempts(ctx context.Context, outcomes []Outcome, now time.Time) ([]Disabled, error)
+	// RenewLeases extends every lease held by owner to until, so work that waits
+	// in a busy lane never outlives its lease while its process is alive.
+	RenewLeases(ctx context.Context, owner string, until time.Time) error
 	// ReleaseLeases gives back every lease held by owner, so others can take the work.
 	ReleaseLeases(ctx context.Context, owner string) error
 	// Heartbeat records that the process owner is alive.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -133,30 +134,26 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	if per <= 0 {
 		per = opts.Limit
 	}
-	var claim string
-	if s.dialect == Postgres {
-		claim = `WITH cand AS (
+	// picked chooses due deliveries, oldest first, at most $5 per subscription,
+	// looking at a window of $7 candidates; held deliveries (of inactive
+	// subscriptions) are not in the due index at all.
+	picked := `SELECT id FROM (
+			SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
 				SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-				WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
+				WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
 				AND d.subscription_id NOT IN (` + s.inList(4) + `)
 				ORDER BY d.next_attempt_at LIMIT $7
-				FOR UPDATE OF d SKIP LOCKED
-			), picked AS (
-				SELECT id FROM (SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM cand) x
-				WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6
+			) c
+		) x WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6`
+	claim := `UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (` + picked + `) RETURNING id`
+	if s.dialect == Postgres {
+		// Lock only the rows picked, skipping any another node is claiming now;
+		// the lease condition is checked again under the lock.
+		claim = `WITH picked AS (` + picked + `), locked AS (
+				SELECT id FROM deliveries WHERE id IN (SELECT id FROM picked) AND lease_until < $3
+				AND state IN ('pending', 'retrying') FOR UPDATE SKIP LOCKED
 			)
-			UPDATE deliveries SET lease_owner = $1, lease_until = $2 FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id`
-	} else {
-		claim = `UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (
-				SELECT id FROM (
-					SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
-						SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-						WHERE d.state IN ('pending', 'retrying') AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
-						AND d.subscription_id NOT IN (` + s.inList(4) + `)
-						ORDER BY d.next_attempt_at LIMIT $7
-					) c
-				) x WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6
-			) RETURNING id`
+			UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM locked) RETURNING id`
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -206,15 +203,23 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	return jobs, nil
 }
 
-// CompleteAttempts records attempts and advances their deliveries.
+// completeRows bounds how many outcomes one UPDATE … FROM (VALUES …) carries.
+const completeRows = 200
+
+// CompleteAttempts records attempts and advances their deliveries, in one
+// transaction and a handful of statements however large the batch: one
+// UPDATE per chunk of deliveries, one multi-row INSERT of attempts, and one
+// counter UPDATE per subscription.
 func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, now time.Time) ([]store.Disabled, error) {
 	var disabled []store.Disabled
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		disabled = disabled[:0]
-		if s.dialect == Postgres && len(outcomes) > 0 {
-			// Lock the subscriptions up front, in id order: the loop below updates
-			// their counters in outcome order, and concurrent completions locking
-			// them in different orders would deadlock.
+		if len(outcomes) == 0 {
+			return nil
+		}
+		if s.dialect == Postgres {
+			// Lock the subscriptions up front, in id order: concurrent completions
+			// locking them in different orders would deadlock.
 			ids := make([]string, 0, len(outcomes))
 			for _, o := range outcomes {
 				ids = append(ids, o.SubscriptionID)
@@ -225,64 +230,24 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 				return fmt.Errorf("lock subscriptions: %w", err)
 			}
 		}
-		for _, o := range outcomes {
-			a := o.Attempt
-			delivered := int64(0)
-			if o.State == store.StateDelivered {
-				delivered = ms(a.CreatedAt)
-			}
-			var number int
-			err := tx.QueryRowContext(ctx, `UPDATE deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2, lease_owner = '', lease_until = 0,
-				last_status = $3, last_error = $4, last_error_code = $5, last_duration_ms = $6, url = $7, updated_at = $8, delivered_at = $9
-				WHERE id = $10 AND lease_owner = $11 RETURNING attempts`,
-				o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, ms(now), delivered,
-				o.DeliveryID, o.LeaseOwner).Scan(&number)
-			if err == sql.ErrNoRows {
-				continue // the lease was lost or the delivery deleted: someone else owns the outcome
-			}
-			if err != nil {
-				return fmt.Errorf("update delivery: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-				a.ID, o.DeliveryID, o.ProjectID, number, a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt)); err != nil {
-				return fmt.Errorf("insert attempt: %w", err)
-			}
-			var q string
-			switch o.State {
-			case store.StateDelivered:
-				q = `UPDATE subscriptions SET consecutive_failures = 0, total_deliveries = total_deliveries + 1,
-					successful_deliveries = successful_deliveries + 1, last_success_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
-			case store.StateFailed:
-				q = `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, total_deliveries = total_deliveries + 1,
-					failed_deliveries = failed_deliveries + 1, last_failure_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
-			default:
-				q = `UPDATE subscriptions SET consecutive_failures = consecutive_failures + 1, last_failure_at = $1 WHERE id = $2 RETURNING consecutive_failures, active`
-			}
-			var failures int
-			var active bool
-			err = tx.QueryRowContext(ctx, q, ms(a.CreatedAt), o.SubscriptionID).Scan(&failures, &active)
-			if err == sql.ErrNoRows {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("update subscription counters: %w", err)
-			}
-			reason := o.DisableReason
-			if !o.Disable && failures >= DisableAfterFailures {
-				reason = fmt.Sprintf("%d consecutive failed attempts", failures)
-			}
-			if active && (o.Disable || failures >= DisableAfterFailures) {
-				if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET active = false, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, ms(now), o.SubscriptionID); err != nil {
-					return fmt.Errorf("disable subscription: %w", err)
-				}
-				if err := bumpVersion(ctx, tx); err != nil {
-					return err
-				}
-				disabled = append(disabled, store.Disabled{ProjectID: o.ProjectID, SubscriptionID: o.SubscriptionID, Reason: reason, Failures: failures})
+		numbers := map[string]int{} // delivery id -> attempt number, for the outcomes whose lease held
+		for start := 0; start < len(outcomes); start += completeRows {
+			if err := s.updateDeliveries(ctx, tx, outcomes[start:min(start+completeRows, len(outcomes))], now, numbers); err != nil {
+				return err
 			}
 		}
-		return nil
+		recorded := make([]store.Outcome, 0, len(numbers))
+		for _, o := range outcomes {
+			if _, ok := numbers[o.DeliveryID]; ok {
+				recorded = append(recorded, o)
+			}
+		}
+		if err := insertAttempts(ctx, tx, recorded, numbers); err != nil {
+			return err
+		}
+		var err error
+		disabled, err = updateCounters(ctx, tx, recorded, now)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete attempts: %w", err)
@@ -290,8 +255,162 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 	return disabled, nil
 }
 
+// updateDeliveries moves a chunk of deliveries to their new states where the
+// outcome's owner still holds the lease, recording each one's attempt number.
+func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, chunk []store.Outcome, now time.Time, numbers map[string]int) error {
+	const cols = 10
+	var b strings.Builder
+	b.WriteString(`WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered) AS (VALUES `)
+	args := make([]any, 0, len(chunk)*cols+1)
+	for i, o := range chunk {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT))",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+		a := o.Attempt
+		delivered := int64(0)
+		if o.State == store.StateDelivered {
+			delivered = ms(a.CreatedAt)
+		}
+		args = append(args, o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered)
+	}
+	args = append(args, ms(now))
+	fmt.Fprintf(&b, `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, next_attempt_at = v.next_at,
+		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
+		last_duration_ms = v.dur, url = v.url, updated_at = $%d, delivered_at = v.delivered
+		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> ''
+		RETURNING deliveries.id, deliveries.attempts`, len(args))
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return fmt.Errorf("update deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return fmt.Errorf("update deliveries: %w", err)
+		}
+		numbers[id] = n
+	}
+	return rows.Err()
+}
+
+func insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, numbers map[string]int) error {
+	const cols = 11
+	for start := 0; start < len(recorded); start += rowsPerInsert / 2 {
+		chunk := recorded[start:min(start+rowsPerInsert/2, len(recorded))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at) VALUES `)
+		args := make([]any, 0, len(chunk)*cols)
+		for i, o := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writePlaceholders(&b, len(args), cols)
+			a := o.Attempt
+			args = append(args, a.ID, o.DeliveryID, o.ProjectID, numbers[o.DeliveryID], a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+	}
+	return nil
+}
+
+// counterDelta is what a batch of outcomes does to one subscription's counters.
+type counterDelta struct {
+	projectID             string
+	delivered, failed     int   // terminal outcomes
+	reset                 bool  // a success happened: the failure run restarts
+	failures              int   // failed attempts in a row at the end of the batch
+	lastSuccess, lastFail int64 // ms, 0 = none
+	disable               bool
+	disableReason         string
+}
+
+// updateCounters applies the recorded outcomes to their subscriptions' counters
+// (in batch order, so a success resets the failure run) and deactivates the
+// subscriptions that crossed the failure threshold or asked to be disabled.
+func updateCounters(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, now time.Time) ([]store.Disabled, error) {
+	deltas := map[string]*counterDelta{}
+	var order []string
+	for _, o := range recorded {
+		d := deltas[o.SubscriptionID]
+		if d == nil {
+			d = &counterDelta{projectID: o.ProjectID}
+			deltas[o.SubscriptionID] = d
+			order = append(order, o.SubscriptionID)
+		}
+		at := ms(o.Attempt.CreatedAt)
+		switch o.State {
+		case store.StateDelivered:
+			d.delivered++
+			d.reset, d.failures = true, 0
+			d.lastSuccess = max(d.lastSuccess, at)
+		case store.StateFailed:
+			d.failed++
+			d.failures++
+			d.lastFail = max(d.lastFail, at)
+		default:
+			d.failures++
+			d.lastFail = max(d.lastFail, at)
+		}
+		if o.Disable && !d.disable {
+			d.disable, d.disableReason = true, o.DisableReason
+		}
+	}
+	var disabled []store.Disabled
+	for _, id := range order {
+		d := deltas[id]
+		var failures int
+		var active bool
+		err := tx.QueryRowContext(ctx, `UPDATE subscriptions SET
+			consecutive_failures = CASE WHEN $1 THEN $2 ELSE consecutive_failures + $2 END,
+			total_deliveries = total_deliveries + $3 + $4, successful_deliveries = successful_deliveries + $3, failed_deliveries = failed_deliveries + $4,
+			last_success_at = CASE WHEN $5 > last_success_at THEN $5 ELSE last_success_at END,
+			last_failure_at = CASE WHEN $6 > last_failure_at THEN $6 ELSE last_failure_at END
+			WHERE id = $7 RETURNING consecutive_failures, active`,
+			d.reset, d.failures, d.delivered, d.failed, d.lastSuccess, d.lastFail, id).Scan(&failures, &active)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("update subscription counters: %w", err)
+		}
+		if !active || (!d.disable && failures < DisableAfterFailures) {
+			continue
+		}
+		reason := d.disableReason
+		if !d.disable {
+			reason = fmt.Sprintf("%d consecutive failed attempts", failures)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET active = FALSE, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, ms(now), id); err != nil {
+			return nil, fmt.Errorf("disable subscription: %w", err)
+		}
+		if err := holdDeliveries(ctx, tx, id, true); err != nil {
+			return nil, err
+		}
+		if err := bumpVersion(ctx, tx); err != nil {
+			return nil, err
+		}
+		disabled = append(disabled, store.Disabled{ProjectID: d.projectID, SubscriptionID: id, Reason: reason, Failures: failures})
+	}
+	return disabled, nil
+}
+
 // DisableAfterFailures is how many consecutive failed attempts deactivate a subscription.
 const DisableAfterFailures = 10
+
+// RenewLeases extends every lease held by owner.
+func (s *Store) RenewLeases(ctx context.Context, owner string, until time.Time) error {
+	if _, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET lease_until = $1 WHERE lease_owner = $2 AND lease_until > 0 AND lease_until < $1`, ms(until), owner); err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	return nil
+}
 
 // ReleaseLeases gives back every lease held by owner.
 func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
@@ -339,25 +458,29 @@ func (s *Store) RescueLeases(ctx context.Context, self string, staleBefore time.
 	return int(n), nil
 }
 
-// NextDueAt tells when the earliest waiting delivery of an active subscription is due.
+// NextDueAt tells when the earliest waiting, unleased, unheld delivery is due.
 func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
-	var next sql.NullInt64
-	err := s.reader.QueryRowContext(ctx, `SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-		WHERE d.state IN ('pending', 'retrying') AND s.active`).Scan(&next)
+	var next int64
+	err := s.reader.QueryRowContext(ctx, `SELECT next_attempt_at FROM deliveries
+		WHERE state IN ('pending', 'retrying') AND NOT held AND lease_until < $1
+		ORDER BY next_attempt_at LIMIT 1`, ms(time.Now())).Scan(&next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("next due: %w", err)
 	}
-	if !next.Valid {
-		return time.Time{}, false, nil
-	}
-	return fromMS(next.Int64), true, nil
+	return fromMS(next), true, nil
 }
+
+// heldExpr is true for a delivery whose subscription is inactive.
+const heldExpr = `COALESCE((SELECT NOT s.active FROM subscriptions s WHERE s.id = deliveries.subscription_id), FALSE)`
 
 // ReplayDelivery puts a delivery back to pending with a fresh retry budget.
 func (s *Store) ReplayDelivery(ctx context.Context, projectID, subscriptionID, deliveryID string, now time.Time) (store.Delivery, error) {
 	// Clearing the (expired) lease owner keeps a late outcome of the previous
 	// owner from being recorded against the restarted delivery.
-	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, delivered_at = 0,
+	res, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, delivered_at = 0, held = `+heldExpr+`,
 		lease_owner = '', lease_until = 0
 		WHERE id = $2 AND project_id = $3 AND subscription_id = $4 AND lease_until < $1`, ms(now), deliveryID, projectID, subscriptionID)
 	if err != nil {
@@ -375,7 +498,7 @@ func (s *Store) ReplayDelivery(ctx context.Context, projectID, subscriptionID, d
 
 // RecoverDeliveries replays a subscription's failed deliveries in a time range.
 func (s *Store) RecoverDeliveries(ctx context.Context, f store.RecoverFilter, now time.Time) (int, error) {
-	q := `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1
+	q := `UPDATE deliveries SET state = 'pending', budget_start = attempts, next_attempt_at = $1, updated_at = $1, held = ` + heldExpr + `
 		WHERE project_id = $2 AND subscription_id = $3 AND state = 'failed' AND created_at >= $4 AND created_at <= $5`
 	args := []any{ms(now), f.ProjectID, f.SubscriptionID, ms(f.From), ms(f.To)}
 	if len(f.EventTypes) > 0 {

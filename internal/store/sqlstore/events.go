@@ -156,7 +156,7 @@ func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []sto
 		end := min(start+rowsPerInsert, len(rows))
 		var b strings.Builder
 		b.WriteString(`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, next_attempt_at, created_at, updated_at,
-			state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at) VALUES `)
+			state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at, held) VALUES `)
 		args := make([]any, 0, (end-start)*cols)
 		for j, r := range rows[start:end] {
 			if j > 0 {
@@ -169,7 +169,7 @@ func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []sto
 				}
 				fmt.Fprintf(&b, "$%d", len(args)+c+1)
 			}
-			b.WriteString(", 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0)")
+			fmt.Fprintf(&b, ", 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0, COALESCE((SELECT NOT active FROM subscriptions WHERE id = $%d), FALSE))", len(args)+3)
 			at := ms(r.ev.CreatedAt)
 			args = append(args, r.id, r.ev.ProjectID, r.sub, r.ev.ID, r.ev.Type, at, at, at)
 		}

@@ -195,10 +195,23 @@ func (s *Store) SetSubscriptionActive(ctx context.Context, projectID, id string,
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
+		if err := holdDeliveries(ctx, tx, id, !active); err != nil {
+			return err
+		}
 		return bumpVersion(ctx, tx)
 	})
 	if err != nil {
 		return fmt.Errorf("set subscription active: %w", err)
+	}
+	return nil
+}
+
+// holdDeliveries takes a subscription's waiting deliveries out of the due index
+// (hold) or puts them back, as the subscription is deactivated or activated.
+func holdDeliveries(ctx context.Context, tx *sql.Tx, subscriptionID string, hold bool) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET held = $1 WHERE subscription_id = $2 AND state IN ('pending', 'retrying') AND held <> $1`, hold, subscriptionID)
+	if err != nil {
+		return fmt.Errorf("hold deliveries: %w", err)
 	}
 	return nil
 }
