@@ -157,7 +157,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow)
+		rows, err := s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow)
 		if err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 		q := `SELECT ` + prefixColumns(deliveryColumns, "d") + `, ` + prefixColumns(eventColumns, "e") + `, ` + subscriptionColumnsAs("s") + `
 			FROM deliveries d JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id
 			WHERE d.id IN (` + s.inList(1) + `) ORDER BY d.next_attempt_at`
-		jrows, err := tx.QueryContext(ctx, q, jsonList(ids))
+		jrows, err := s.query(ctx, tx, q, jsonList(ids))
 		if err != nil {
 			return err
 		}
@@ -202,9 +202,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	}
 	return jobs, nil
 }
-
-// completeRows bounds how many outcomes one UPDATE … FROM (VALUES …) carries.
-const completeRows = 200
 
 // CompleteAttempts records attempts and advances their deliveries, in one
 // transaction and a handful of statements however large the batch: one
@@ -231,10 +228,8 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 			}
 		}
 		numbers := map[string]int{} // delivery id -> attempt number, for the outcomes whose lease held
-		for start := 0; start < len(outcomes); start += completeRows {
-			if err := s.updateDeliveries(ctx, tx, outcomes[start:min(start+completeRows, len(outcomes))], now, numbers); err != nil {
-				return err
-			}
+		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers); err != nil {
+			return err
 		}
 		recorded := make([]store.Outcome, 0, len(numbers))
 		for _, o := range outcomes {
@@ -242,11 +237,11 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 				recorded = append(recorded, o)
 			}
 		}
-		if err := insertAttempts(ctx, tx, recorded, numbers); err != nil {
+		if err := s.insertAttempts(ctx, tx, recorded, numbers); err != nil {
 			return err
 		}
 		var err error
-		disabled, err = updateCounters(ctx, tx, recorded, now)
+		disabled, err = s.updateCounters(ctx, tx, recorded, now)
 		return err
 	})
 	if err != nil {
@@ -255,69 +250,55 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 	return disabled, nil
 }
 
-// updateDeliveries moves a chunk of deliveries to their new states where the
-// outcome's owner still holds the lease, recording each one's attempt number.
-func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, chunk []store.Outcome, now time.Time, numbers map[string]int) error {
-	const cols = 10
-	var b strings.Builder
-	b.WriteString(`WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered) AS (VALUES `)
-	args := make([]any, 0, len(chunk)*cols+1)
-	for i, o := range chunk {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT))",
-			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+// completeDeliveries moves deliveries to their new states where the outcome's
+// owner still holds the lease, and returns each one's attempt number.
+var completeDeliveries = &bulk{
+	name: "complete deliveries", cols: 11,
+	head: `WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered, updated) AS (VALUES `,
+	row: func(b *strings.Builder, n int) {
+		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+	},
+	tail: `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, next_attempt_at = v.next_at,
+		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
+		last_duration_ms = v.dur, url = v.url, updated_at = v.updated, delivered_at = v.delivered
+		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> ''
+		RETURNING deliveries.id, deliveries.attempts`,
+}
+
+func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []store.Outcome, now time.Time, numbers map[string]int) error {
+	rows := make([][]any, 0, len(outcomes))
+	for _, o := range outcomes {
 		a := o.Attempt
 		delivered := int64(0)
 		if o.State == store.StateDelivered {
 			delivered = ms(a.CreatedAt)
 		}
-		args = append(args, o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered)
+		rows = append(rows, []any{o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered, ms(now)})
 	}
-	args = append(args, ms(now))
-	fmt.Fprintf(&b, `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, next_attempt_at = v.next_at,
-		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
-		last_duration_ms = v.dur, url = v.url, updated_at = $%d, delivered_at = v.delivered
-		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> ''
-		RETURNING deliveries.id, deliveries.attempts`, len(args))
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return fmt.Errorf("update deliveries: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	return s.run(ctx, tx, completeDeliveries, rows, func(r *sql.Rows) error {
 		var id string
 		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return fmt.Errorf("update deliveries: %w", err)
+		if err := r.Scan(&id, &n); err != nil {
+			return err
 		}
 		numbers[id] = n
-	}
-	return rows.Err()
+		return nil
+	})
 }
 
-func insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, numbers map[string]int) error {
-	const cols = 11
-	for start := 0; start < len(recorded); start += rowsPerInsert / 2 {
-		chunk := recorded[start:min(start+rowsPerInsert/2, len(recorded))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at) VALUES `)
-		args := make([]any, 0, len(chunk)*cols)
-		for i, o := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writePlaceholders(&b, len(args), cols)
-			a := o.Attempt
-			args = append(args, a.ID, o.DeliveryID, o.ProjectID, numbers[o.DeliveryID], a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt))
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("insert attempts: %w", err)
-		}
+var insertAttempts = &bulk{
+	name: "insert attempts", cols: 11, row: placeholders(11),
+	head: `INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at) VALUES `,
+}
+
+func (s *Store) insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, numbers map[string]int) error {
+	rows := make([][]any, 0, len(recorded))
+	for _, o := range recorded {
+		a := o.Attempt
+		rows = append(rows, []any{a.ID, o.DeliveryID, o.ProjectID, numbers[o.DeliveryID], a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt)})
 	}
-	return nil
+	return s.run(ctx, tx, insertAttempts, rows, nil)
 }
 
 // counterDelta is what a batch of outcomes does to one subscription's counters.
@@ -334,7 +315,7 @@ type counterDelta struct {
 // updateCounters applies the recorded outcomes to their subscriptions' counters
 // (in batch order, so a success resets the failure run) and deactivates the
 // subscriptions that crossed the failure threshold or asked to be disabled.
-func updateCounters(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, now time.Time) ([]store.Disabled, error) {
+func (s *Store) updateCounters(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, now time.Time) ([]store.Disabled, error) {
 	deltas := map[string]*counterDelta{}
 	var order []string
 	for _, o := range recorded {
@@ -367,7 +348,7 @@ func updateCounters(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, n
 		d := deltas[id]
 		var failures int
 		var active bool
-		err := tx.QueryRowContext(ctx, `UPDATE subscriptions SET
+		err := s.queryRow(ctx, tx, `UPDATE subscriptions SET
 			consecutive_failures = CASE WHEN $1 THEN $2 ELSE consecutive_failures + $2 END,
 			total_deliveries = total_deliveries + $3 + $4, successful_deliveries = successful_deliveries + $3, failed_deliveries = failed_deliveries + $4,
 			last_success_at = CASE WHEN $5 > last_success_at THEN $5 ELSE last_success_at END,

@@ -51,9 +51,6 @@ func scanEvent(row scanner) (store.Event, error) {
 	return r.finish(), nil
 }
 
-// rowsPerInsert bounds multi-row INSERTs well under both engines' parameter limits.
-const rowsPerInsert = 400
-
 // InsertEvents inserts a batch of events and their deliveries in one transaction.
 func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemSince time.Time) ([]store.InsertResult, error) {
 	results := make([]store.InsertResult, len(events))
@@ -75,7 +72,7 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 				continue
 			}
 			var got string
-			err := tx.QueryRowContext(ctx, `INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4)
+			err := s.queryRow(ctx, tx, `INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (project_id, key) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at
 				WHERE idempotency_keys.created_at < $5 RETURNING event_id`,
 				e.ProjectID, e.IdempotencyKey, e.ID, ms(e.CreatedAt), ms(idemSince)).Scan(&got)
@@ -108,88 +105,49 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 	return results, nil
 }
 
+var insertEvents = &bulk{
+	name: "insert events", cols: 8, row: placeholders(8),
+	head: `INSERT INTO events (` + eventColumns + `) VALUES `,
+}
+
 func (s *Store) insertEventRows(ctx context.Context, tx *sql.Tx, events []store.NewEvent, idx []int) error {
-	const cols = 8
-	for start := 0; start < len(idx); start += rowsPerInsert {
-		end := min(start+rowsPerInsert, len(idx))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO events (` + eventColumns + `) VALUES `)
-		args := make([]any, 0, (end-start)*cols)
-		for j, i := range idx[start:end] {
-			e := events[i].Event
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			writePlaceholders(&b, len(args), cols)
-			attrs := "{}"
-			if len(e.Attributes) > 0 {
-				attrs = jsonText(e.Attributes)
-			}
-			data := string(e.Data)
-			if data == "" {
-				data = "null"
-			}
-			args = append(args, e.ID, e.ProjectID, e.Type, e.Subject, data, attrs, e.IdempotencyKey, ms(e.CreatedAt))
+	rows := make([][]any, 0, len(idx))
+	for _, i := range idx {
+		e := events[i].Event
+		attrs := "{}"
+		if len(e.Attributes) > 0 {
+			attrs = jsonText(e.Attributes)
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("insert event rows: %w", err)
+		data := string(e.Data)
+		if data == "" {
+			data = "null"
 		}
+		rows = append(rows, []any{e.ID, e.ProjectID, e.Type, e.Subject, data, attrs, e.IdempotencyKey, ms(e.CreatedAt)})
 	}
-	return nil
+	return s.run(ctx, tx, insertEvents, rows, nil)
+}
+
+// insertDeliveries creates pending deliveries, held when their subscription is inactive.
+var insertDeliveries = &bulk{
+	name: "insert deliveries", cols: 8,
+	head: `INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, next_attempt_at, created_at, updated_at,
+		state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at, held) VALUES `,
+	row: func(b *strings.Builder, n int) {
+		fmt.Fprintf(b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0, COALESCE((SELECT NOT active FROM subscriptions WHERE id = $%d), FALSE))",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+2)
+	},
 }
 
 func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []store.NewEvent, idx []int) error {
-	type row struct {
-		ev  *store.Event
-		sub string
-		id  string
-	}
-	var rows []row
+	var rows [][]any
 	for _, i := range idx {
-		ne := &events[i]
-		for k, sub := range ne.SubscriptionIDs {
-			rows = append(rows, row{ev: &ne.Event, sub: sub, id: ne.DeliveryIDs[k]})
+		e := &events[i].Event
+		at := ms(e.CreatedAt)
+		for k, sub := range events[i].SubscriptionIDs {
+			rows = append(rows, []any{events[i].DeliveryIDs[k], e.ProjectID, sub, e.ID, e.Type, at, at, at})
 		}
 	}
-	const cols = 8
-	for start := 0; start < len(rows); start += rowsPerInsert {
-		end := min(start+rowsPerInsert, len(rows))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, next_attempt_at, created_at, updated_at,
-			state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at, held) VALUES `)
-		args := make([]any, 0, (end-start)*cols)
-		for j, r := range rows[start:end] {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(")
-			for c := 0; c < cols; c++ {
-				if c > 0 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "$%d", len(args)+c+1)
-			}
-			fmt.Fprintf(&b, ", 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0, COALESCE((SELECT NOT active FROM subscriptions WHERE id = $%d), FALSE))", len(args)+3)
-			at := ms(r.ev.CreatedAt)
-			args = append(args, r.id, r.ev.ProjectID, r.sub, r.ev.ID, r.ev.Type, at, at, at)
-		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("insert delivery rows: %w", err)
-		}
-	}
-	return nil
-}
-
-// writePlaceholders writes "($n+1, …, $n+cols)".
-func writePlaceholders(b *strings.Builder, n, cols int) {
-	b.WriteString("(")
-	for c := 0; c < cols; c++ {
-		if c > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(b, "$%d", n+c+1)
-	}
-	b.WriteString(")")
+	return s.run(ctx, tx, insertDeliveries, rows, nil)
 }
 
 // GetEvent reads one event of a project.

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"carrier/internal/store"
@@ -39,6 +40,9 @@ type Store struct {
 	reader  *sql.DB
 	dialect Dialect
 	closers []io.Closer
+	stmts   sync.Map // statement text -> *sql.Stmt prepared on writer
+	wantMu  sync.Mutex
+	wanted  []string // statement texts to prepare before the next transaction
 }
 
 // AddCloser registers c to be closed after the database handles, by Close.
@@ -59,6 +63,7 @@ func (s *Store) Engine() string {
 
 // Close closes both handles.
 func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	err := s.writer.Close()
 	if s.reader != s.writer {
 		if rerr := s.reader.Close(); err == nil {

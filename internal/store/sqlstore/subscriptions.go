@@ -74,6 +74,7 @@ func bumpVersion(ctx context.Context, tx *sql.Tx) error {
 
 // inTx runs fn in a write transaction and commits it.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.prepareWanted(ctx)
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return err
