@@ -150,10 +150,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 		// Lock only the rows picked, skipping any another node is claiming now;
 		// the lease condition is checked again under the lock.
 		claim = `WITH picked AS (` + picked + `), locked AS (
-				SELECT id FROM deliveries WHERE id IN (SELECT id FROM picked) AND lease_until < $3
+				SELECT id FROM deliveries WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND lease_until < $3
 				AND state IN ('pending', 'retrying') FOR UPDATE SKIP LOCKED
 			)
-			UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM locked) RETURNING id`
+			UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY(ARRAY(SELECT id FROM locked)) RETURNING id`
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -179,7 +179,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 		}
 		q := `SELECT ` + prefixColumns(deliveryColumns, "d") + `, ` + prefixColumns(eventColumns, "e") + `, ` + subscriptionColumnsAs("s") + `
 			FROM deliveries d JOIN events e ON e.id = d.event_id JOIN subscriptions s ON s.id = d.subscription_id
-			WHERE d.id IN (` + s.inList(1) + `) ORDER BY d.next_attempt_at`
+			WHERE ` + s.idIn("d.id", 1) + ` ORDER BY d.next_attempt_at`
 		jrows, err := s.query(ctx, tx, q, jsonList(ids))
 		if err != nil {
 			return err

@@ -172,6 +172,16 @@ func (s *Store) inList(n int) string {
 	return fmt.Sprintf("SELECT value FROM json_each($%d)", n)
 }
 
+// idIn returns a condition that col is one of the JSON array of strings bound
+// at placeholder n. On PostgreSQL the array form lets the planner look each id
+// up in the primary key instead of hashing the whole table.
+func (s *Store) idIn(col string, n int) string {
+	if s.dialect == Postgres {
+		return fmt.Sprintf("%s = ANY(ARRAY(SELECT jsonb_array_elements_text($%d::jsonb)))", col, n)
+	}
+	return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", col, n)
+}
+
 func ms(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
