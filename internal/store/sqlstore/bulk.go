@@ -151,3 +151,17 @@ func (s *Store) queryRow(ctx context.Context, tx *sql.Tx, text string, args ...a
 	}
 	return tx.QueryRowContext(ctx, text, args...)
 }
+
+// scanIDs reads a one-column result of ids.
+func scanIDs(rows *sql.Rows, err error) ([]string, error) {
+	var ids []string
+	err = scanAll(rows, err)(func(r *sql.Rows) error {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	return ids, err
+}

@@ -157,21 +157,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow)
+		ids, err := scanIDs(s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow))
 		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(ids) == 0 {

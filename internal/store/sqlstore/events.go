@@ -183,23 +183,10 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, limit, offset 
 func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
+		ids, err := scanIDs(tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
 			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying'))
-			ORDER BY e.created_at LIMIT $2`, ms(cutoff), limit)
+			ORDER BY e.created_at LIMIT $2`, ms(cutoff), limit))
 		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
