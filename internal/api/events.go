@@ -2,15 +2,12 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strconv"
 
 	"carrier/internal/ingest"
 	"carrier/internal/store"
 )
-
-var errorsIs = errors.Is
 
 type publishRequest struct {
 	Type           string            `json:"type"`

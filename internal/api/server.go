@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -237,7 +238,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, _ store.A
 	if err := s.Store.CreateProject(r.Context(), p); err != nil {
 		return err
 	}
-	k, secret, err := s.issueKey(r.Context(), p.ID, "default", false)
+	k, secret, err := IssueKey(r.Context(), s.Store, p.ID, "default", false)
 	if err != nil {
 		return err
 	}
@@ -257,10 +258,6 @@ func IssueKey(ctx context.Context, st store.Store, projectID, name string, admin
 		return k, "", err
 	}
 	return k, secret, nil
-}
-
-func (s *Server) issueKey(ctx context.Context, projectID, name string, admin bool) (store.APIKey, string, error) {
-	return IssueKey(ctx, s.Store, projectID, name, admin)
 }
 
 func keyView(k store.APIKey, secret string) keyJSON {
@@ -297,7 +294,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.
 		}
 		return err
 	}
-	k, secret, err := s.issueKey(r.Context(), projectID, req.Name, false)
+	k, secret, err := IssueKey(r.Context(), s.Store, projectID, req.Name, false)
 	if err != nil {
 		return err
 	}
@@ -342,4 +339,4 @@ func formatTimePtr(t *time.Time) *string {
 	return &s
 }
 
-func isNotFound(err error) bool { return errorsIs(err, store.ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

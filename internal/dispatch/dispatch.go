@@ -6,6 +6,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"carrier/internal/backoff"
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/store"
@@ -405,7 +407,7 @@ func (e *Engine) record(batch []store.Outcome) {
 func (e *Engine) announceDisabled(d store.Disabled) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	data, _ := jsonMarshal(map[string]any{
+	data, _ := json.Marshal(map[string]any{
 		"webhook_id": d.SubscriptionID, "reason": d.Reason, "consecutive_failures": d.Failures,
 		"disabled_at": time.Now().UTC().Format(time.RFC3339Nano),
 	})
@@ -433,7 +435,7 @@ func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 		o.State = store.StateDelivered
 	case res.Retryable && d.Attempts-d.BudgetStart < sub.MaxRetries:
 		retry := d.Attempts - d.BudgetStart + 1
-		delay := backoffDelay(retry, sub.BackoffMultiplier, e.cfg.RetryBase, rand.Float64())
+		delay := backoff.Delay(retry, sub.BackoffMultiplier, e.cfg.RetryBase, rand.Float64())
 		if res.RetryAfter > 0 {
 			delay = max(delay, min(res.RetryAfter, e.cfg.RetryAfterCap))
 		}

@@ -1,11 +1,6 @@
 package dispatch
 
-import (
-	"encoding/json"
-	"time"
-
-	"carrier/internal/backoff"
-)
+import "time"
 
 // Result is what one attempt came to, as a destination reports it.
 type Result struct {
@@ -19,7 +14,3 @@ type Result struct {
 	ErrorMessage string
 	ResponseBody string // at most the first 4 KiB
 }
-
-var backoffDelay = backoff.Delay
-
-func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
