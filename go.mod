@@ -11,6 +11,7 @@ require (
 )
 
 require (
+	github.com/2captcha/2captcha-go v1.1.10 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	benchpkg "carrier/internal/bench"
 )
 
-// bench runs `carrier bench`: it parses the flags, runs internal/bench and
-// prints the report (text, or one JSON object with --json).
+// bench runs `carrier bench`: it parses the flags, runs internal/bench (the
+// event benchmark, or with --tasks the async task benchmark) and prints the
+// report (text, or one JSON object with --json).
 func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
@@ -30,7 +33,17 @@ func bench(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file")
 	perPhase := fs.Bool("profile-phases", false, "with --cpuprofile: profile each phase separately, into FILE.ingest, FILE.delivery and FILE.latency")
-	if err := fs.Parse(args); err != nil {
+	tasks := fs.Bool("tasks", false, "measure async tasks instead: upstream requests per solved task and solve-to-webhook latency, against a provider simulator")
+	var to benchpkg.TaskOptions
+	fs.IntVar(&to.Tasks, "tasks-count", benchpkg.DefaultTaskCount, "with --tasks: tasks created per scenario")
+	fs.IntVar(&to.Rate, "tasks-rate", benchpkg.DefaultTaskRate, "with --tasks: tasks created per second")
+	lost := fs.String("lost", "0,0.3", "with --tasks: scenarios, a comma list of lost-pingback probabilities (0 to 1)")
+	fs.DurationVar(&to.MinDelay, "tasks-min-delay", benchpkg.DefaultTaskMinDelay, "with --tasks: shortest simulated solve")
+	fs.DurationVar(&to.MaxDelay, "tasks-max-delay", benchpkg.DefaultTaskMaxDelay, "with --tasks: longest simulated solve")
+	fs.DurationVar(&to.CallbackTimeout, "tasks-callback-timeout", benchpkg.DefaultTaskCallbackTimeout, "with --tasks: Carrier's callback timeout (production default 120s)")
+	fs.DurationVar(&to.PollInterval, "tasks-poll-interval", benchpkg.DefaultTaskPollInterval, "with --tasks: Carrier's poll interval (production default 30s)")
+	err := fs.Parse(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -41,6 +54,16 @@ func bench(ctx context.Context, args []string) error {
 	}
 	if o.Store != "postgres" {
 		o.DatabaseURL = ""
+	}
+	if *tasks {
+		if *cpuProfile != "" {
+			return errors.New("bench: --cpuprofile is not supported with --tasks")
+		}
+		to.Store, to.DatabaseURL, to.Timeout = o.Store, o.DatabaseURL, o.Timeout
+		if to.Lost, err = parseLost(*lost); err != nil {
+			return fmt.Errorf("bench: --lost: %w", err)
+		}
+		return benchTasks(ctx, to, *asJSON)
 	}
 
 	if *cpuProfile != "" {
@@ -88,4 +111,41 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// benchTasks runs the async task benchmark and prints its report.
+func benchTasks(ctx context.Context, o benchpkg.TaskOptions, asJSON bool) error {
+	rep, err := benchpkg.RunTasks(ctx, o)
+	if rep != nil {
+		var werr error
+		if asJSON {
+			werr = json.NewEncoder(os.Stdout).Encode(rep)
+		} else {
+			werr = rep.WriteText(os.Stdout)
+		}
+		if werr != nil {
+			return errors.Join(err, fmt.Errorf("bench: print report: %w", werr))
+		}
+	}
+	return err
+}
+
+// parseLost reads a comma list of probabilities, such as "0,0.3".
+func parseLost(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v < 0 || v > 1 {
+			return nil, fmt.Errorf("%q is not a probability between 0 and 1", f)
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("needs at least one probability, such as 0,0.3")
+	}
+	return out, nil
 }

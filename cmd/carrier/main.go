@@ -21,6 +21,7 @@ Usage:
   carrier serve [flags]     run the API and the delivery engine
   carrier migrate [flags]   apply database migrations and exit
   carrier bench [flags]     measure ingest and delivery throughput on this machine
+  carrier simulate [flags]  run a fake 2captcha-compatible provider (demos, tests, benchmarks)
   carrier version           print the version
 
 Run "carrier serve -h" for the settings; each flag also reads a CARRIER_* variable.
@@ -41,6 +42,8 @@ func main() {
 		err = migrate(ctx, os.Args[2:])
 	case "bench":
 		err = bench(ctx, os.Args[2:])
+	case "simulate":
+		err = simulate(ctx, os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("carrier", version)
 	case "help", "-h", "--help":
@@ -74,6 +77,12 @@ func serve(ctx context.Context, args []string) error {
 		where = "PostgreSQL"
 	}
 	fmt.Printf("Carrier %s listening on http://%s (store: %s)\n", version, a.Addr(), where)
+	switch {
+	case a.Simulator != nil && a.Config.ProviderURL != "" && a.Tasks != nil && a.Config.ProviderKey != "":
+		fmt.Printf("Async tasks: provider simulator running in-process at %s\n", a.Config.ProviderURL)
+	case a.Tasks != nil:
+		fmt.Printf("Async tasks: provider %s\n", a.Config.ProviderURL)
+	}
 	switch {
 	case a.BootstrapKey != "":
 		fmt.Printf("Bootstrap admin API key (shown once, save it): %s\n", a.BootstrapKey)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -45,12 +46,18 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, k store.AP
 		}
 		key = h
 	}
-	res, err := s.Publisher.Publish(r.Context(), ingest.Input{
+	in := ingest.Input{
 		ProjectID: k.ProjectID, Type: req.Type, Subject: req.Subject, Data: req.Data,
 		Attributes: req.Attributes, IdempotencyKey: key,
-	})
+	}
+	res, err := s.Publisher.Publish(r.Context(), in)
 	if err != nil {
-		return err
+		spooled, serr := s.spoolPublish(r, in, err)
+		if serr != nil {
+			return serr
+		}
+		ok(w, http.StatusAccepted, map[string]any{"event_id": spooled, "deliveries": nil, "duplicate": false, "spooled": true})
+		return nil
 	}
 	data := map[string]any{"event_id": res.EventID, "deliveries": res.Deliveries, "duplicate": res.Duplicate}
 	if res.Duplicate {
@@ -117,4 +124,25 @@ func paging(r *http.Request) (limit, offset int, err error) {
 		offset = n
 	}
 	return limit, offset, nil
+}
+
+// spoolPublish keeps a publish that failed because the store could not take it
+// in the local spool, and returns the event id it will have. Validation errors,
+// shutdown and cancelled requests are returned as they are.
+func (s *Server) spoolPublish(r *http.Request, in ingest.Input, cause error) (string, error) {
+	var verr *ingest.ValidationError
+	if s.Spool == nil || errors.As(cause, &verr) || errors.Is(cause, ingest.ErrClosed) || r.Context().Err() != nil {
+		return "", cause
+	}
+	in.EventID = newID()
+	if in.IdempotencyKey == "" {
+		// Replays after a crash must not create the event twice.
+		in.IdempotencyKey = "carrier-spool:" + in.EventID
+	}
+	if err := s.Spool.Publish(in); err != nil {
+		s.log.Error("publish could not be committed nor spooled", "err", cause, "spool_err", err)
+		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "event could not be recorded; try again"}
+	}
+	s.log.Warn("store unavailable: publish spooled", "event", in.EventID, "err", cause)
+	return in.EventID, nil
 }

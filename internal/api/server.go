@@ -23,6 +23,7 @@ import (
 	"carrier/internal/metrics"
 	"carrier/internal/netguard"
 	"carrier/internal/store"
+	"carrier/internal/task"
 )
 
 // Deps are what the API needs from the rest of Carrier.
@@ -39,6 +40,21 @@ type Deps struct {
 	RotationOverlap time.Duration
 	// Ready reports whether the process should receive traffic.
 	Ready func(ctx context.Context) error
+	// Tasks runs async tasks; nil when no provider is configured.
+	Tasks *task.Service
+	// Spool keeps callbacks and publishes on local disk while the store is down.
+	Spool Spooler
+}
+
+// Spooler keeps writes durably on local disk while the store cannot take them,
+// for a background replayer to move into the store later.
+type Spooler interface {
+	// Callback spools a pingback for token.
+	Callback(token string, raw task.RawCallback) error
+	// Publish spools an event; in.EventID is set, so the id answered now is the one stored later.
+	Publish(in ingest.Input) error
+	// Pending is the number of spooled writes not yet replayed.
+	Pending() int
 }
 
 // Server is the HTTP API.
@@ -48,6 +64,7 @@ type Server struct {
 	mux     *http.ServeMux
 	keys    sync.Map // key hash -> cachedKey
 	keysTTL time.Duration
+	balance balanceCache
 }
 
 type cachedKey struct {
@@ -133,6 +150,20 @@ func (s *Server) routes() {
 	s.handle("POST /v1/webhooks/{id}/rotate-secret", s.rotateSecret)
 	s.handle("POST /v1/webhooks/{id}/recover", s.recoverWebhook)
 	s.handle("GET /v1/webhook-events", s.listWebhookEvents)
+
+	s.handle("POST /v1/tasks", s.createTask)
+	s.handle("GET /v1/tasks", s.listTasks)
+	s.handle("GET /v1/tasks/{id}", s.getTask)
+	s.mux.HandleFunc("GET /callbacks/{token}", s.callback)
+	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
+	s.mux.HandleFunc("POST /in.php", s.compatIn)
+	s.mux.HandleFunc("GET /in.php", s.compatIn)
+	s.mux.HandleFunc("GET /res.php", s.compatRes)
+	s.mux.HandleFunc("POST /res.php", s.compatRes)
+	s.handle("GET /v1/dead-letters", s.listDeadLetters)
+	s.handle("GET /v1/dead-letters/{id}", s.getDeadLetter)
+	s.handle("POST /v1/dead-letters/{id}/redrive", s.redriveDeadLetter)
+	s.handle("POST /v1/dead-letters/redrive", s.redriveDeadLetters)
 }
 
 // handle registers an authenticated handler.
@@ -178,13 +209,19 @@ func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
 		return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing API key: send Authorization: Bearer <key>"}
 	}
 	hash := HashKey(strings.TrimSpace(key))
-	if c, ok := s.keys.Load(hash); ok && time.Now().Before(c.(cachedKey).expires) {
+	c, cached := s.keys.Load(hash)
+	if cached && time.Now().Before(c.(cachedKey).expires) {
 		return c.(cachedKey).key, nil
 	}
 	k, err := s.Store.APIKeyByHash(r.Context(), hash)
 	if err != nil {
 		if isNotFound(err) {
 			return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
+		}
+		if cached {
+			// The store is unreachable: a key it confirmed before keeps working,
+			// so publishes can still be spooled during an outage.
+			return c.(cachedKey).key, nil
 		}
 		return store.APIKey{}, err
 	}
@@ -199,8 +236,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if check == nil {
 		check = s.Store.Ping
 	}
+	pending := 0
+	if s.Spool != nil {
+		pending = s.Spool.Pending()
+	}
 	if err := check(ctx); err != nil {
+		if s.Spool != nil {
+			// Still taking callbacks and publishes: they are spooled to local disk.
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "degraded", "store": s.Store.Engine(),
+				"error": err.Error(), "spooling": true, "spool_pending": pending})
+			return
+		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error()})
+		return
+	}
+	if pending > 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "degraded", "store": s.Store.Engine(), "spooling": false, "spool_pending": pending})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "store": s.Store.Engine()})

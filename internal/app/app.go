@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -21,9 +22,14 @@ import (
 	"carrier/internal/match"
 	"carrier/internal/metrics"
 	"carrier/internal/netguard"
+	"carrier/internal/outage"
+	"carrier/internal/provider"
+	"carrier/internal/provider/simulator"
+	"carrier/internal/spool"
 	"carrier/internal/store"
 	"carrier/internal/store/postgres"
 	"carrier/internal/store/sqlite"
+	"carrier/internal/task"
 )
 
 // DefaultProjectID is the project the bootstrap admin key belongs to.
@@ -37,12 +43,19 @@ type App struct {
 	Engine    *dispatch.Engine
 	Matcher   *match.Matcher
 	API       *api.Server
+	// Tasks runs async tasks; nil when no provider is configured.
+	Tasks *task.Service
+	// Spooler takes callbacks and publishes while the store is down.
+	Spooler *outage.Spooler
+	// Simulator is the in-process provider simulator (--simulate), or nil.
+	Simulator *simulator.Simulator
 	Log       *slog.Logger
 	// BootstrapKey is the admin key generated on first start ("" otherwise).
 	BootstrapKey string
 
 	listener net.Listener
 	server   *http.Server
+	spool    *spool.Spool
 }
 
 // Options are test and embedding hooks beyond the configuration.
@@ -51,6 +64,8 @@ type Options struct {
 	Resolver netguard.Resolver
 	// Dispatch adjusts the engine's configuration after it is derived from Config.
 	Dispatch func(*dispatch.Config)
+	// Tasks adjusts the task service's configuration after it is derived from Config.
+	Tasks func(*task.Config)
 }
 
 // OpenStore opens and migrates the store the configuration selects.
@@ -110,11 +125,56 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
 	a.Publisher.OnCommit = a.Engine.Wake
 
-	a.API = api.New(api.Deps{
+	if err := a.setUpTasks(mx, opts); err != nil {
+		st.Close()
+		return nil, err
+	}
+	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
-		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap,
-	})
+		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks,
+	}
+	if a.Spooler != nil {
+		deps.Spool = a.Spooler
+	}
+	a.API = api.New(deps)
 	return a, nil
+}
+
+// setUpTasks starts the simulator (--simulate), builds the task service when a
+// provider is configured, and opens the local spool.
+func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
+	cfg := &a.Config
+	if cfg.Simulate {
+		a.Simulator = simulator.New(simulator.Config{Key: simulator.DefaultKey, Balance: 100, MinDelay: time.Second, MaxDelay: 5 * time.Second, PingbackMethod: "GET"})
+		u, err := a.Simulator.Start("127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("start simulator: %w", err)
+		}
+		if cfg.ProviderURL == "" {
+			cfg.ProviderURL, cfg.ProviderKey = u, simulator.DefaultKey
+		}
+	}
+	if cfg.ProviderURL != "" {
+		client := provider.New(cfg.ProviderURL, cfg.ProviderKey, &http.Client{Timeout: 30 * time.Second})
+		tcfg := task.DefaultConfig()
+		tcfg.PublicURL, tcfg.CallbackTimeout, tcfg.PollInterval = cfg.PublicURL, cfg.CallbackTimeout, cfg.PollInterval
+		tcfg.MaxAge, tcfg.SubmitRetryBase, tcfg.PollBudget = cfg.TaskMaxAge, cfg.SubmitRetryBase, cfg.PollBudget
+		if opts.Tasks != nil {
+			opts.Tasks(&tcfg)
+		}
+		a.Tasks = task.New(tcfg, a.Store, client, a.Publisher, mx, a.Log, a.Engine.Owner())
+	}
+	dir := cfg.SpoolDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "spool")
+	}
+	sp, err := spool.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open spool in %s (CARRIER_SPOOL_DIR): %w", dir, err)
+	}
+	a.spool = sp
+	a.Spooler = outage.New(sp, a.Tasks, a.Publisher, a.Store.Ping, mx, a.Log)
+	return nil
 }
 
 // bootstrap makes sure the default project and an admin key exist. It returns
@@ -160,6 +220,13 @@ func (a *App) Listen() error {
 		return fmt.Errorf("listen on %s (CARRIER_LISTEN): %w", a.Config.Listen, err)
 	}
 	a.listener = ln
+	if a.Tasks != nil {
+		public := a.Config.PublicURL
+		if public == "" {
+			public = "http://" + ln.Addr().String()
+		}
+		a.Tasks.SetPublicURL(public)
+	}
 	return nil
 }
 
@@ -184,9 +251,14 @@ func (a *App) Run(ctx context.Context) error {
 		a.Engine.Run(engineCtx)
 	}()
 	bgCtx, stopBackground := context.WithCancel(context.Background())
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.refreshMatcher(bgCtx) }()
 	go func() { defer wg.Done(); a.prune(bgCtx) }()
+	go func() { defer wg.Done(); a.Spooler.Run(bgCtx, time.Second) }()
+	if a.Tasks != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Tasks.Run(bgCtx) }()
+	}
 
 	a.server = &http.Server{Handler: a.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug)}
@@ -202,11 +274,17 @@ func (a *App) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	a.server.Shutdown(sctx)
 	cancel()
+	stopBackground()
 	a.Publisher.Close()
 	stopEngine()
-	stopBackground()
 	wg.Wait()
+	if a.Simulator != nil {
+		a.Simulator.Close()
+	}
 	if cerr := a.Store.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if cerr := a.spool.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if errors.Is(err, http.ErrServerClosed) {

@@ -51,9 +51,13 @@ func startProcess(t *testing.T, e storetest.Engine) *process {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve")
+	dataDir := e.DataDir
+	if dataDir == "" {
+		dataDir = t.TempDir() // the local spool lives here on PostgreSQL too
+	}
 	cmd.Env = append(os.Environ(),
 		"CARRIER_LISTEN=127.0.0.1:0",
-		"CARRIER_DATA_DIR="+e.DataDir,
+		"CARRIER_DATA_DIR="+dataDir,
 		"CARRIER_DATABASE_URL="+e.DatabaseURL,
 		"CARRIER_API_KEY="+apptest.AdminKey,
 		"CARRIER_ALLOW_PRIVATE_NETWORKS=true",

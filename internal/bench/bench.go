@@ -392,12 +392,11 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("default configuration: %w", err)
 	}
+	if r.dataDir, err = os.MkdirTemp("", "carrier-bench-"); err != nil {
+		return fmt.Errorf("temporary data dir: %w", err)
+	}
+	cfg.DataDir = r.dataDir
 	switch o.Store {
-	case "sqlite":
-		if r.dataDir, err = os.MkdirTemp("", "carrier-bench-"); err != nil {
-			return fmt.Errorf("temporary data dir: %w", err)
-		}
-		cfg.DataDir = r.dataDir
 	case "postgres":
 		u, drop, err := freshSchema(ctx, o.DatabaseURL)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,17 @@ type Config struct {
 	Retention             time.Duration
 	ShutdownGrace         time.Duration
 	LogLevel              string
+
+	ProviderURL     string
+	ProviderKey     string
+	Simulate        bool
+	PublicURL       string
+	CallbackTimeout time.Duration
+	PollInterval    time.Duration
+	TaskMaxAge      time.Duration
+	PollBudget      int
+	SubmitRetryBase time.Duration
+	SpoolDir        string
 }
 
 // Setting describes one configuration value, for flags, environment and docs.
@@ -65,20 +77,47 @@ var Settings = []Setting{
 		c.APIKey = v
 		return nil
 	}},
-	{"allow-private-networks", "CARRIER_ALLOW_PRIVATE_NETWORKS", "false", "let deliveries reach loopback and private addresses (development and tests only)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("must be true or false")
-		}
-		c.AllowPrivateNetworks = b
-		return nil
-	}},
+	{"allow-private-networks", "CARRIER_ALLOW_PRIVATE_NETWORKS", "false", "let deliveries reach loopback and private addresses (development and tests only)", boolSetter(func(c *Config) *bool { return &c.AllowPrivateNetworks })},
 	{"retry-base", "CARRIER_RETRY_BASE", "60s", "backoff unit: retry n waits multiplier^(n-1) x this", durationSetter(func(c *Config) *time.Duration { return &c.RetryBase }, time.Millisecond)},
 	{"secret-rotation-overlap", "CARRIER_SECRET_ROTATION_OVERLAP", "24h", "how long a rotated-out webhook secret keeps signing", durationSetter(func(c *Config) *time.Duration { return &c.SecretRotationOverlap }, 0)},
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
 	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "4096", "most deliveries one process holds claimed (sending or queued behind a busy webhook)", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long finished events, deliveries and attempts are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
+	{"provider-url", "CARRIER_PROVIDER_URL", "", "base URL of the 2captcha-compatible provider for async tasks, such as https://2captcha.com or https://ocr.captchaai.com", func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("must be an http:// or https:// URL")
+			}
+		}
+		c.ProviderURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"provider-key", "CARRIER_PROVIDER_KEY", "", "API key of the provider (never shown by the API)", func(c *Config, v string) error {
+		c.ProviderKey = v
+		return nil
+	}},
+	{"simulate", "CARRIER_SIMULATE", "false", "run a provider simulator in-process and use it as the provider (demos and tests)", boolSetter(func(c *Config) *bool { return &c.Simulate })},
+	{"public-url", "CARRIER_PUBLIC_URL", "", "base URL at which the provider reaches Carrier's pingback receiver (default http://<listen address>)", func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("must be an http:// or https:// URL")
+			}
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"callback-timeout", "CARRIER_CALLBACK_TIMEOUT", "120s", "how long after submission a task waits for its pingback before the fallback poller asks", durationSetter(func(c *Config) *time.Duration { return &c.CallbackTimeout }, time.Millisecond)},
+	{"poll-interval", "CARRIER_POLL_INTERVAL", "30s", "how often the fallback poller asks about a task still without a result", durationSetter(func(c *Config) *time.Duration { return &c.PollInterval }, time.Millisecond)},
+	{"task-max-age", "CARRIER_TASK_MAX_AGE", "10m", "a task without a result after this long expires", durationSetter(func(c *Config) *time.Duration { return &c.TaskMaxAge }, time.Millisecond)},
+	{"poll-budget", "CARRIER_POLL_BUDGET", "60", "most result requests the fallback poller sends upstream per minute (each asks about up to 100 tasks)", intSetter(func(c *Config) *int { return &c.PollBudget }, 1, 100000)},
+	{"submit-retry-base", "CARRIER_SUBMIT_RETRY_BASE", "5s", "backoff unit for retrying submissions after transient provider errors", durationSetter(func(c *Config) *time.Duration { return &c.SubmitRetryBase }, time.Millisecond)},
+	{"spool-dir", "CARRIER_SPOOL_DIR", "", "directory of the local spool that takes callbacks and publishes while the database is down (default <data-dir>/spool)", func(c *Config, v string) error {
+		c.SpoolDir = v
+		return nil
+	}},
 	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
@@ -87,6 +126,17 @@ var Settings = []Setting{
 		}
 		return fmt.Errorf("must be debug, info, warn or error")
 	}},
+}
+
+func boolSetter(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}
 }
 
 func durationSetter(field func(*Config) *time.Duration, min time.Duration) func(*Config, string) error {
@@ -149,8 +199,15 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	}
 	for _, s := range Settings {
 		if err := s.set(&c, values[s.Flag]); err != nil {
-			return c, fmt.Errorf("invalid setting %s (--%s) = %q: %v", s.Env, s.Flag, values[s.Flag], err)
+			shown := values[s.Flag]
+			if s.Env == "CARRIER_PROVIDER_KEY" || s.Env == "CARRIER_API_KEY" {
+				shown = "***"
+			}
+			return c, fmt.Errorf("invalid setting %s (--%s) = %q: %v", s.Env, s.Flag, shown, err)
 		}
+	}
+	if c.ProviderURL != "" && c.ProviderKey == "" && !c.Simulate {
+		return c, fmt.Errorf("invalid setting CARRIER_PROVIDER_KEY (--provider-key): required when CARRIER_PROVIDER_URL is set")
 	}
 	return c, nil
 }

@@ -48,6 +48,9 @@ type Input struct {
 	// OnlySubscription, when set, sends the event to that subscription alone,
 	// without matching (a webhook's test event).
 	OnlySubscription string
+	// EventID, when set, is the id the event gets (a spooled publish keeps the
+	// id it was acknowledged with); otherwise a new one is made.
+	EventID string
 }
 
 // Result is what Publish did.
@@ -205,8 +208,12 @@ func (p *Publisher) commit(batch []*request) {
 		if len(data) == 0 {
 			data = json.RawMessage("null")
 		}
+		id := in.EventID
+		if id == "" {
+			id = newID()
+		}
 		events[i] = store.NewEvent{
-			Event: store.Event{ID: newID(), ProjectID: in.ProjectID, Type: in.Type, Subject: in.Subject, Data: data,
+			Event: store.Event{ID: id, ProjectID: in.ProjectID, Type: in.Type, Subject: in.Subject, Data: data,
 				Attributes: in.Attributes, IdempotencyKey: in.IdempotencyKey, CreatedAt: now},
 			SubscriptionIDs: subs,
 			DeliveryIDs:     ids,

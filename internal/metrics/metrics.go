@@ -19,6 +19,15 @@ type Metrics struct {
 	Deliveries      *prometheus.CounterVec   // label outcome: delivered, retrying, failed
 	AttemptDuration *prometheus.HistogramVec // label outcome
 	IngestBatch     prometheus.Histogram
+	// Tasks counts async tasks reaching a final status (label status) and how
+	// solved ones arrived (label via: callback or poll).
+	Tasks *prometheus.CounterVec
+	// UpstreamRequests counts requests to the upstream provider by action and result.
+	UpstreamRequests *prometheus.CounterVec
+	// DeadLetters counts callbacks kept as dead letters, by reason.
+	DeadLetters *prometheus.CounterVec
+	// SpoolPending is the number of spooled writes waiting for the store.
+	SpoolPending prometheus.Gauge
 }
 
 // New creates the metrics and registers them, with a collector that reads the
@@ -40,8 +49,21 @@ func New(s store.Store) *Metrics {
 			Name: "carrier_ingest_batch_size", Help: "Events committed per group-commit transaction.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}),
+		Tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "carrier_tasks_total", Help: "Async tasks that reached a final status, by status and (for solved) how the result arrived.",
+		}, []string{"status", "via"}),
+		UpstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "carrier_upstream_requests_total", Help: "Requests to the upstream provider by action (submit, get, balance, report) and result.",
+		}, []string{"action", "result"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "carrier_dead_letters_total", Help: "Callbacks kept as dead letters, by reason.",
+		}, []string{"reason"}),
+		SpoolPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "carrier_spool_pending", Help: "Writes spooled locally while the store was unavailable, not yet replayed.",
+		}),
 	}
-	m.Registry.MustRegister(m.EventsAccepted, m.Deliveries, m.AttemptDuration, m.IngestBatch,
+	m.Registry.MustRegister(m.EventsAccepted, m.Deliveries, m.AttemptDuration, m.IngestBatch, m.Tasks, m.UpstreamRequests, m.DeadLetters, m.SpoolPending,
+		&deadLetterCollector{store: s, desc: prometheus.NewDesc("carrier_dead_letters", "Dead letters by status (pending, redriven).", []string{"status"}, nil)},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&depthCollector{store: s, desc: prometheus.NewDesc("carrier_deliveries_queue_depth", "Deliveries by state.", []string{"state"}, nil)})
 	return m
@@ -64,5 +86,25 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, state := range []string{store.StatePending, store.StateRetrying, store.StateDelivered, store.StateFailed} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[state]), state)
+	}
+}
+
+type deadLetterCollector struct {
+	store store.Store
+	desc  *prometheus.Desc
+}
+
+func (c *deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := c.store.CountDeadLetters(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for _, status := range []string{store.DeadLetterPending, store.DeadLetterRedriven} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[status]), status)
 	}
 }

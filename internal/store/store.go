@@ -214,6 +214,8 @@ type Counts map[string]int64
 // Store is everything Carrier persists. Every method that takes a project id
 // confines itself to that project: another project's ids behave as missing.
 type Store interface {
+	TaskStore
+
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
 	Migrate(ctx context.Context) error
 	Close() error

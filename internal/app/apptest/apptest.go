@@ -19,6 +19,7 @@ import (
 	"carrier/internal/dispatch"
 	"carrier/internal/netguard"
 	"carrier/internal/store/storetest"
+	"carrier/internal/task"
 )
 
 // AdminKey is the bootstrap admin key every test Carrier starts with.
@@ -33,6 +34,7 @@ type Options struct {
 	RetryBase    time.Duration // default 50ms
 	Dispatch     func(*dispatch.Config)
 	Configure    func(*config.Config)
+	Tasks        func(*task.Config)
 }
 
 // Carrier is a running Carrier under test.
@@ -54,6 +56,9 @@ func Start(t testing.TB, e storetest.Engine, o Options) *Carrier {
 	}
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = e.DataDir
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir() // the local spool lives here on PostgreSQL too
+	}
 	cfg.DatabaseURL = e.DatabaseURL
 	cfg.APIKey = AdminKey
 	cfg.AllowPrivateNetworks = !o.BlockPrivate
@@ -66,7 +71,7 @@ func Start(t testing.TB, e storetest.Engine, o Options) *Carrier {
 		o.Configure(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(context.Background(), cfg, log, app.Options{Resolver: o.Resolver, Dispatch: func(d *dispatch.Config) {
+	a, err := app.New(context.Background(), cfg, log, app.Options{Resolver: o.Resolver, Tasks: o.Tasks, Dispatch: func(d *dispatch.Config) {
 		d.PollInterval = 50 * time.Millisecond
 		if o.Dispatch != nil {
 			o.Dispatch(d)

@@ -179,38 +179,61 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, limit, offset 
 }
 
 // Prune deletes up to limit events created before cutoff whose deliveries have
-// all finished, together with those deliveries and their attempts.
+// all finished, together with those deliveries and their attempts; up to limit
+// tasks completed before cutoff, with their history; and up to limit dead
+// letters redriven and last updated before cutoff. It returns the largest of
+// the three counts, so a caller that prunes again while the result equals
+// limit catches up on every kind.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ids, err := scanIDs(tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
-			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying'))
-			ORDER BY e.created_at LIMIT $2`, ms(cutoff), limit))
+		events, err := s.pruneEvents(ctx, tx, cutoff, limit)
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		list := jsonList(ids)
-		stmts := []string{
-			`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (` + s.inList(1) + `))`,
-			`DELETE FROM deliveries WHERE event_id IN (` + s.inList(1) + `)`,
-			`DELETE FROM events WHERE id IN (` + s.inList(1) + `)`,
-		}
-		for _, q := range stmts {
-			if _, err := tx.ExecContext(ctx, q, list); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, ms(cutoff)); err != nil {
+		tasks, err := s.pruneTasks(ctx, tx, cutoff, limit)
+		if err != nil {
 			return err
 		}
-		n = len(ids)
+		dead, err := pruneDeadLetters(ctx, tx, cutoff, limit)
+		if err != nil {
+			return err
+		}
+		n = max(events, tasks, dead)
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("prune: %w", err)
 	}
 	return n, nil
+}
+
+// pruneEvents deletes up to limit finished events created before cutoff, with
+// their deliveries and attempts, and expired idempotency keys. It returns how
+// many events it deleted.
+func (s *Store) pruneEvents(ctx context.Context, tx *sql.Tx, cutoff time.Time, limit int) (int, error) {
+	ids, err := scanIDs(tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying'))
+		ORDER BY e.created_at LIMIT $2`, ms(cutoff), limit))
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list := jsonList(ids)
+	stmts := []string{
+		`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (` + s.inList(1) + `))`,
+		`DELETE FROM deliveries WHERE event_id IN (` + s.inList(1) + `)`,
+		`DELETE FROM events WHERE id IN (` + s.inList(1) + `)`,
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q, list); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, ms(cutoff)); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
 }

@@ -233,6 +233,32 @@ func notFound(err error) error {
 	return err
 }
 
+// uniqueViolation tells whether err is a unique or primary key violation, on
+// either engine, without importing their drivers: pgx errors carry a SQLSTATE
+// (23505) and modernc.org/sqlite errors an extended result code
+// (SQLITE_CONSTRAINT_PRIMARYKEY 1555, SQLITE_CONSTRAINT_UNIQUE 2067).
+func uniqueViolation(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23505"
+	}
+	var lite interface{ Code() int }
+	if errors.As(err, &lite) {
+		code := lite.Code()
+		return code == 1555 || code == 2067
+	}
+	return false
+}
+
+// conflict turns a unique violation into store.ErrConflict (keeping the
+// driver's message) and returns other errors unchanged.
+func conflict(err error) error {
+	if uniqueViolation(err) {
+		return fmt.Errorf("%w: %v", store.ErrConflict, err)
+	}
+	return err
+}
+
 // --- projects and keys ---
 
 // CreateProject inserts a project.

@@ -46,6 +46,17 @@ var cases = []testCase{
 	{name: "DeleteSubscription", run: testDeleteSubscription},
 	{name: "CountDeliveries", run: testCountDeliveries},
 	{name: "Prune", run: testPrune},
+	{name: "TaskRoundTrip", run: testTaskRoundTrip},
+	{name: "TaskUpdate", run: testTaskUpdate},
+	{name: "TaskVersionConflict", run: testTaskVersionConflict},
+	{name: "TaskProjectIsolation", run: testTaskProjectIsolation},
+	{name: "ListTasks", run: testListTasks},
+	{name: "ClaimTasks", run: testClaimTasks},
+	{name: "ConcurrentTaskClaimers", run: testConcurrentTaskClaimers},
+	{name: "TaskSelections", run: testTaskSelections},
+	{name: "TryLock", run: testTryLock},
+	{name: "DeadLetters", run: testDeadLetters},
+	{name: "PruneTasks", run: testPruneTasks},
 }
 
 // --- fixture and helpers ---

@@ -1,0 +1,812 @@
+// Package task tracks asynchronous jobs sent to an upstream solving provider
+// (the 2captcha/CaptchaAI API) so that no paid-for result is lost: a task is
+// committed before it is acknowledged, submitted in the background with
+// retries, completed by the provider's pingback or, when that never comes, by
+// a batched fallback poller, and every outcome is published as one event.
+// Pingbacks that cannot be matched or processed become dead letters.
+package task
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"carrier/internal/backoff"
+	"carrier/internal/ingest"
+	"carrier/internal/metrics"
+	"carrier/internal/provider"
+	"carrier/internal/store"
+)
+
+// Config tunes the task service.
+type Config struct {
+	// PublicURL is where the provider reaches Carrier; pingbacks go to
+	// PublicURL + "/callbacks/" + token.
+	PublicURL string
+	// CallbackTimeout is how long after submission the poller waits for a pingback.
+	CallbackTimeout time.Duration
+	// PollInterval is how often a task without a result is polled after that.
+	PollInterval time.Duration
+	// MaxAge is how long a task may take before it expires.
+	MaxAge time.Duration
+	// SubmitRetryBase is the backoff unit for transient submission errors.
+	SubmitRetryBase time.Duration
+	// PollBudget is the most result requests the poller sends upstream per minute.
+	PollBudget int
+	// Tick is how often the background loops look for work when not woken.
+	Tick time.Duration
+	// RepublishAfter is how long a change may stay unpublished before the
+	// sweeper publishes its event (a crash between change and event).
+	RepublishAfter time.Duration
+	// SubmitConcurrency is how many submissions run at once in one process.
+	SubmitConcurrency int
+	// ManualRedrive turns off the automatic redrive of a task's dead letters
+	// once its submission is answered (they then wait for an explicit redrive).
+	ManualRedrive bool
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{CallbackTimeout: 120 * time.Second, PollInterval: 30 * time.Second, MaxAge: 10 * time.Minute,
+		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 8}
+}
+
+// Event types the service publishes.
+const (
+	EventSubmitted = "task.submitted"
+	EventSolved    = "task.solved"
+	EventFailed    = "task.failed"
+	EventExpired   = "task.expired"
+)
+
+// Dead letter reasons.
+const (
+	ReasonUnknownProviderID = "unknown_provider_id"
+	ReasonMalformed         = "malformed_callback"
+	ReasonProcessingFailed  = "processing_failed"
+)
+
+// ErrUnknownToken is returned for a pingback to a token no task has.
+var ErrUnknownToken = errors.New("unknown callback token")
+
+// ValidationError names the field of a new task that is wrong.
+type ValidationError = ingest.ValidationError
+
+// Service runs tasks: creation, submission, pingbacks, polling, expiry, events.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	provider *provider.Client
+	pub      *ingest.Publisher
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	owner    string
+	wake     chan struct{}
+
+	budgetMu    sync.Mutex
+	budgetStart time.Time
+	budgetUsed  int
+}
+
+// New returns a task service; owner names this process for leases.
+func New(cfg Config, st store.Store, p *provider.Client, pub *ingest.Publisher, mx *metrics.Metrics, log *slog.Logger, owner string) *Service {
+	d := DefaultConfig()
+	if cfg.CallbackTimeout <= 0 {
+		cfg.CallbackTimeout = d.CallbackTimeout
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = d.PollInterval
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = d.MaxAge
+	}
+	if cfg.SubmitRetryBase <= 0 {
+		cfg.SubmitRetryBase = d.SubmitRetryBase
+	}
+	if cfg.PollBudget <= 0 {
+		cfg.PollBudget = d.PollBudget
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = d.Tick
+	}
+	if cfg.RepublishAfter <= 0 {
+		cfg.RepublishAfter = d.RepublishAfter
+	}
+	if cfg.SubmitConcurrency <= 0 {
+		cfg.SubmitConcurrency = d.SubmitConcurrency
+	}
+	return &Service{cfg: cfg, store: st, provider: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1)}
+}
+
+// Provider is the upstream client the service submits to.
+func (s *Service) Provider() *provider.Client { return s.provider }
+
+// SetPublicURL sets the base of pingback URLs (known only once Carrier listens).
+func (s *Service) SetPublicURL(u string) { s.cfg.PublicURL = strings.TrimRight(u, "/") }
+
+// NewTask is a task to create.
+type NewTask struct {
+	Method   string
+	Params   map[string]string
+	Metadata json.RawMessage
+}
+
+var methodPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+
+// reservedParams are set by Carrier itself on every submission.
+var reservedParams = map[string]bool{"key": true, "json": true, "pingback": true, "method": true}
+
+// Validate checks a new task's fields.
+func Validate(in NewTask) error {
+	if in.Method == "" {
+		return &ValidationError{Field: "method", Message: "is required (the provider method, such as userrecaptcha)"}
+	}
+	if !methodPattern.MatchString(in.Method) {
+		return &ValidationError{Field: "method", Message: "must be 1-64 letters, digits or underscores"}
+	}
+	if len(in.Params) > 100 {
+		return &ValidationError{Field: "params", Message: "must have at most 100 entries"}
+	}
+	for k := range in.Params {
+		if reservedParams[strings.ToLower(k)] {
+			return &ValidationError{Field: "params." + k, Message: "is set by Carrier and cannot be given"}
+		}
+		if k == "" || len(k) > 64 {
+			return &ValidationError{Field: "params", Message: "keys must be 1-64 characters"}
+		}
+	}
+	if in.Method == "userrecaptcha" || in.Method == "hcaptcha" || in.Method == "turnstile" {
+		key := "googlekey"
+		if in.Method != "userrecaptcha" {
+			key = "sitekey"
+		}
+		if in.Params[key] == "" {
+			return &ValidationError{Field: "params." + key, Message: "is required for method " + in.Method}
+		}
+		if in.Params["pageurl"] == "" {
+			return &ValidationError{Field: "params.pageurl", Message: "is required for method " + in.Method}
+		}
+	}
+	if len(in.Metadata) > 0 && string(in.Metadata) != "null" {
+		var obj map[string]any
+		if err := json.Unmarshal(in.Metadata, &obj); err != nil {
+			return &ValidationError{Field: "metadata", Message: "must be a JSON object"}
+		}
+	}
+	return nil
+}
+
+// Create validates and commits a new task, then wakes the submitter. The task
+// is durable when Create returns.
+func (s *Service) Create(ctx context.Context, projectID string, in NewTask) (store.Task, error) {
+	if err := Validate(in); err != nil {
+		return store.Task{}, err
+	}
+	now := now()
+	meta := in.Metadata
+	if len(meta) == 0 {
+		meta = json.RawMessage("null")
+	}
+	params := in.Params
+	if params == nil {
+		params = map[string]string{}
+	}
+	t := store.Task{ID: newID(), ProjectID: projectID, Method: in.Method, Params: params, Metadata: meta,
+		Status: store.TaskPending, NextSubmitAt: now, Version: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.MaxAge)}
+	if err := s.store.CreateTask(ctx, t); err != nil {
+		return store.Task{}, fmt.Errorf("create task: %w", err)
+	}
+	s.Wake()
+	return t, nil
+}
+
+// Wake tells the submitter that a task may be due.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the submitter, the fallback poller (with expiry) and the event
+// sweeper until ctx is done.
+func (s *Service) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); s.submitLoop(ctx) }()
+	go func() { defer wg.Done(); s.pollLoop(ctx) }()
+	go func() { defer wg.Done(); s.sweepLoop(ctx) }()
+	wg.Wait()
+}
+
+// --- submission ---
+
+func (s *Service) submitLoop(ctx context.Context) {
+	sem := make(chan struct{}, s.cfg.SubmitConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		free := s.cfg.SubmitConcurrency - len(sem)
+		var tasks []store.Task
+		if free > 0 {
+			var err error
+			tasks, err = s.store.ClaimTasksToSubmit(ctx, s.owner, free, time.Minute, now())
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("claim tasks to submit", "err", err)
+			}
+		}
+		for _, t := range tasks {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := s.submit(ctx, t); err != nil && ctx.Err() == nil {
+					s.log.Warn("submit task", "task", t.ID, "err", err)
+				}
+			}()
+		}
+		if len(tasks) == free && free > 0 {
+			continue // there may be more due right now
+		}
+		wait := s.cfg.Tick
+		if at, ok, err := s.store.NextTaskDueAt(ctx); err == nil && ok {
+			if d := time.Until(at); d < wait {
+				wait = max(d, 10*time.Millisecond)
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// submit sends one claimed task to the provider and records what it said.
+func (s *Service) submit(ctx context.Context, t store.Task) error {
+	// A fresh token per try: only the provider that receives this submission
+	// learns it, and its hash is durable before the provider can call back.
+	token := newToken()
+	t.CallbackTokenHash = HashToken(token)
+	t.SubmitAttempts++
+	t.UpdatedAt = now()
+	t, err := s.store.UpdateTask(ctx, t, t.Version, nil)
+	if err != nil {
+		return fmt.Errorf("record submission try: %w", err)
+	}
+	sub := provider.Submission{Method: t.Method, Params: t.Params}
+	if s.cfg.PublicURL != "" {
+		sub.Pingback = s.cfg.PublicURL + "/callbacks/" + token
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	pid, serr := s.provider.Submit(sctx, sub)
+	cancel()
+	s.countUpstream("submit", serr)
+	if serr != nil && ctx.Err() != nil {
+		return nil // shutting down: the lease runs out and the task is tried again
+	}
+	at := now()
+	t.LeaseOwner, t.LeaseUntil, t.UpdatedAt = "", time.Time{}, at
+	var entry store.TaskEntry
+	switch {
+	case serr == nil:
+		t.Status, t.ProviderID, t.SubmittedAt = store.TaskSubmitted, pid, &at
+		t.NextPollAt = at.Add(s.cfg.CallbackTimeout)
+		t.ErrorCode, t.ErrorMessage = "", ""
+		entry = entryOf(t, store.TaskSubmitDone, "accepted by the provider as "+pid, map[string]any{"provider_id": pid, "attempt": t.SubmitAttempts})
+	case provider.IsTransient(serr):
+		t.ErrorCode, t.ErrorMessage = codeOf(serr), serr.Error()
+		t.NextSubmitAt = at.Add(backoff.Delay(t.SubmitAttempts, 2, s.cfg.SubmitRetryBase, rand.Float64()))
+		entry = entryOf(t, store.TaskSubmitError, "transient error, retrying: "+serr.Error(),
+			map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts, "next_submit_at": t.NextSubmitAt.Format(time.RFC3339Nano)})
+	default:
+		t.Status, t.CompletedAt = store.TaskFailed, &at
+		t.ErrorCode, t.ErrorMessage = codeOf(serr), serr.Error()
+		entry = entryOf(t, store.TaskSubmitError, "permanent error: "+serr.Error(), map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts})
+	}
+	t, err = s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entry})
+	if err != nil {
+		// Expired meanwhile (conflict), or the store failed: the lease runs out
+		// and the poller or a new try sorts it out.
+		return fmt.Errorf("record submission result: %w", err)
+	}
+	if t.Status != store.TaskPending {
+		s.publish(ctx, t)
+	}
+	if t.Status == store.TaskSubmitted && !s.cfg.ManualRedrive {
+		s.redriveForTask(ctx, t)
+	}
+	return nil
+}
+
+// redriveForTask retries the task's pending dead letters now that its provider
+// id is known: a pingback that beat the submission answer completes the task.
+func (s *Service) redriveForTask(ctx context.Context, t store.Task) {
+	dls, err := s.store.ListDeadLetters(ctx, store.DeadLetterFilter{ProjectID: t.ProjectID, TaskID: t.ID, Status: store.DeadLetterPending, Limit: 10})
+	if err != nil {
+		s.log.Warn("list dead letters of task", "task", t.ID, "err", err)
+		return
+	}
+	for _, d := range dls {
+		if _, err := s.Redrive(ctx, t.ProjectID, d.ID); err != nil {
+			s.log.Info("automatic redrive did not process dead letter", "dead_letter", d.ID, "err", err)
+		}
+	}
+}
+
+// --- results: pingbacks and polls ---
+
+// Outcome says what a pingback or poll answer did.
+type Outcome string
+
+// Outcomes of a result.
+const (
+	OutcomeApplied      Outcome = "applied"       // it decided the task
+	OutcomeDuplicate    Outcome = "duplicate"     // the task already had this result
+	OutcomeConflict     Outcome = "conflict"      // the task already had another result; kept in history
+	OutcomeDeadLettered Outcome = "dead_lettered" // kept as a dead letter
+	OutcomeNotReady     Outcome = "not_ready"     // poll: still working
+)
+
+// rejection is why a result cannot be applied to a task.
+type rejection struct {
+	reason, message string
+}
+
+// result is one answer about a task, from a pingback or a poll.
+type result struct {
+	providerID string
+	code       string // answer, or an ERROR_… string
+	cost       string
+	via        string
+	detail     any
+}
+
+// HandleCallback processes a pingback addressed to token. It returns
+// ErrUnknownToken (change nothing, answer 404) when no task has the token, and
+// any other error only when nothing could be recorded (the caller spools it).
+func (s *Service) HandleCallback(ctx context.Context, token string, raw RawCallback) (Outcome, error) {
+	t, err := s.store.TaskByTokenHash(ctx, HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrUnknownToken
+	}
+	if err != nil {
+		return "", fmt.Errorf("find task by token: %w", err)
+	}
+	out, rej, err := s.applyCallback(ctx, t, raw)
+	if err != nil {
+		rej = &rejection{ReasonProcessingFailed, err.Error()}
+	}
+	if rej != nil {
+		if derr := s.deadLetter(ctx, t, raw, *rej); derr != nil {
+			return "", fmt.Errorf("keep dead letter: %w (after: %s)", derr, rej.message)
+		}
+		return OutcomeDeadLettered, nil
+	}
+	return out, nil
+}
+
+func (s *Service) applyCallback(ctx context.Context, t store.Task, raw RawCallback) (Outcome, *rejection, error) {
+	cb, perr := ParseCallback(raw)
+	if perr != nil {
+		return "", &rejection{ReasonMalformed, perr.Error()}, nil
+	}
+	return s.apply(ctx, t, result{providerID: cb.ID, code: cb.Code, via: store.ViaCallback, detail: raw})
+}
+
+// apply records a result on a task: the first result decides it, a repeat is
+// a duplicate, a different later answer a conflict. Racing writers are
+// resolved by the task's version: exactly one of them decides the task.
+func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *rejection, error) {
+	for range 10 {
+		if t.ProviderID == "" {
+			return "", &rejection{ReasonUnknownProviderID, fmt.Sprintf("provider id %q: the task's submission has not been answered yet", r.providerID)}, nil
+		}
+		if r.providerID != t.ProviderID {
+			return "", &rejection{ReasonUnknownProviderID, fmt.Sprintf("provider id %q does not match the task's provider id %q", r.providerID, t.ProviderID)}, nil
+		}
+		at := now()
+		var entries []store.TaskEntry
+		kind := store.TaskCallback
+		if r.via == store.ViaPoll {
+			kind = store.TaskPolled
+		}
+		isError := strings.HasPrefix(r.code, "ERROR") || r.code == "IP_BANNED"
+		switch t.Status {
+		case store.TaskSolved, store.TaskFailed, store.TaskExpired:
+			same := (t.Status == store.TaskSolved && r.code == t.Solution) || (t.Status == store.TaskFailed && r.code == t.ErrorCode)
+			if same {
+				return OutcomeDuplicate, nil, s.store.AppendTaskHistory(ctx, []store.TaskEntry{entryOf(t, store.TaskDuplicate, "repeated "+r.via+" result; nothing changed", r.detail)})
+			}
+			msg := fmt.Sprintf("%s result differs from the first (%s); the first wins", r.via, t.Status)
+			return OutcomeConflict, nil, s.store.AppendTaskHistory(ctx, []store.TaskEntry{entryOf(t, store.TaskConflict, msg, map[string]any{"code": r.code, "raw": r.detail})})
+		case store.TaskPending, store.TaskSubmitted:
+		default:
+			return "", nil, fmt.Errorf("task %s has unknown status %q", t.ID, t.Status)
+		}
+		if r.code == "CAPCHA_NOT_READY" {
+			return OutcomeNotReady, nil, nil
+		}
+		if isError {
+			if provider.Classify(r.code) {
+				// A transient error about one task (rare): keep waiting.
+				return OutcomeNotReady, nil, nil
+			}
+			t.Status, t.ErrorCode, t.ErrorMessage = store.TaskFailed, r.code, "provider: "+r.code
+			entries = append(entries, entryOf(t, kind, "failed: "+r.code, r.detail))
+		} else {
+			t.Status, t.Solution, t.Via = store.TaskSolved, r.code, r.via
+			t.ErrorCode, t.ErrorMessage = "", ""
+			entries = append(entries, entryOf(t, kind, "solved by "+r.via, r.detail))
+		}
+		if r.cost != "" {
+			t.Cost = r.cost
+		}
+		t.CompletedAt, t.UpdatedAt, t.LeaseOwner, t.LeaseUntil = &at, at, "", time.Time{}
+		updated, err := s.store.UpdateTask(ctx, t, t.Version, entries)
+		if errors.Is(err, store.ErrConflict) {
+			if t, err = s.store.GetTask(ctx, t.ProjectID, t.ID); err != nil {
+				return "", nil, fmt.Errorf("reread task: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("record result: %w", err)
+		}
+		s.countTask(updated.Status, updated.Via)
+		s.publish(ctx, updated)
+		return OutcomeApplied, nil, nil
+	}
+	return "", nil, errors.New("task kept changing under the result; giving up")
+}
+
+func (s *Service) deadLetter(ctx context.Context, t store.Task, raw RawCallback, rej rejection) error {
+	at := now()
+	d := store.DeadLetter{ID: newID(), ProjectID: t.ProjectID, TaskID: t.ID, Source: "callback", Reason: rej.reason, Message: rej.message,
+		Method: raw.Method, Query: raw.Query, Body: raw.Body, ContentType: raw.ContentType, Status: store.DeadLetterPending, CreatedAt: at, UpdatedAt: at}
+	if err := s.store.CreateDeadLetter(ctx, d); err != nil {
+		return fmt.Errorf("create dead letter: %w", err)
+	}
+	if s.metrics != nil {
+		s.metrics.DeadLetters.WithLabelValues(rej.reason).Inc()
+	}
+	s.log.Warn("callback dead-lettered", "task", t.ID, "reason", rej.reason, "message", rej.message)
+	return nil
+}
+
+// RedriveError says why a dead letter still cannot be processed.
+type RedriveError struct{ Reason, Message string }
+
+func (e *RedriveError) Error() string { return e.Reason + ": " + e.Message }
+
+// ErrAlreadyRedriven is returned when a dead letter was already processed.
+var ErrAlreadyRedriven = errors.New("dead letter was already redriven")
+
+// Redrive processes a dead letter again. On success it is marked redriven; on
+// failure it stays pending with the new reason and a *RedriveError is returned.
+func (s *Service) Redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error) {
+	d, err := s.store.GetDeadLetter(ctx, projectID, id)
+	if err != nil {
+		return d, err
+	}
+	if d.Status != store.DeadLetterPending {
+		return d, ErrAlreadyRedriven
+	}
+	t, err := s.store.GetTask(ctx, projectID, d.TaskID)
+	if err != nil {
+		return d, fmt.Errorf("task of dead letter: %w", err)
+	}
+	_, rej, err := s.applyCallback(ctx, t, RawCallback{Method: d.Method, Query: d.Query, Body: d.Body, ContentType: d.ContentType})
+	if err != nil {
+		return d, err
+	}
+	at := now()
+	d.Redrives++
+	d.UpdatedAt = at
+	if rej != nil {
+		d.LastError = rej.reason + ": " + rej.message
+		if err := s.store.UpdateDeadLetter(ctx, d); err != nil {
+			return d, err
+		}
+		return d, &RedriveError{rej.reason, rej.message}
+	}
+	d.Status, d.RedrivenAt, d.LastError = store.DeadLetterRedriven, &at, ""
+	if err := s.store.UpdateDeadLetter(ctx, d); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+// --- fallback poller and expiry ---
+
+// PollerLock is the singleton lock the fallback poller holds across nodes.
+const PollerLock = "task-poller"
+
+func (s *Service) pollLoop(ctx context.Context) {
+	tick := min(s.cfg.Tick, s.cfg.PollInterval)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	defer s.store.Unlock(context.Background(), PollerLock, s.owner)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		at := now()
+		got, err := s.store.TryLock(ctx, PollerLock, s.owner, at.Add(max(3*tick, 5*time.Second)), at)
+		if err != nil || !got {
+			continue
+		}
+		if err := s.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("expire tasks", "err", err)
+		}
+		if err := s.PollDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("poll tasks", "err", err)
+		}
+	}
+}
+
+// ExpireDue expires every unfinished task older than its maximum age.
+func (s *Service) ExpireDue(ctx context.Context) error {
+	for range 100 {
+		tasks, err := s.store.TasksToExpire(ctx, now(), 100)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			at := now()
+			t.Status, t.CompletedAt, t.UpdatedAt, t.LeaseOwner, t.LeaseUntil = store.TaskExpired, &at, at, "", time.Time{}
+			if t.ErrorCode == "" {
+				t.ErrorCode = "expired"
+			}
+			t.ErrorMessage = fmt.Sprintf("no result within the maximum age of %v", s.cfg.MaxAge)
+			updated, err := s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entryOf(t, store.TaskFinished, t.ErrorMessage, nil)})
+			if errors.Is(err, store.ErrConflict) {
+				continue // decided meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			s.countTask(updated.Status, "")
+			s.publish(ctx, updated)
+		}
+		if len(tasks) < 100 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// PollDue asks the provider about submitted tasks whose pingback is overdue,
+// up to provider.MaxBatch ids a request, within the upstream request budget.
+func (s *Service) PollDue(ctx context.Context) error {
+	for ctx.Err() == nil {
+		if !s.takeBudget() {
+			return nil
+		}
+		// Tasks coming due shortly ride along, so overdue tasks share requests.
+		horizon := now().Add(min(s.cfg.PollInterval/2, s.cfg.CallbackTimeout/4))
+		tasks, err := s.store.TasksToPoll(ctx, horizon, provider.MaxBatch)
+		if err != nil {
+			s.returnBudget()
+			return err
+		}
+		if len(tasks) == 0 {
+			s.returnBudget()
+			return nil
+		}
+		ids := make([]string, len(tasks))
+		for i, t := range tasks {
+			ids[i] = t.ProviderID
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		results, err := s.provider.GetMany(pctx, ids)
+		cancel()
+		s.countUpstream("get", err)
+		if err != nil {
+			// Try the whole batch again after the interval.
+			for _, t := range tasks {
+				s.deferPoll(ctx, t, err)
+			}
+			if provider.IsTransient(err) {
+				return nil
+			}
+			return fmt.Errorf("poll provider: %w", err)
+		}
+		for i, t := range tasks {
+			r := results[i]
+			code := r.Solution
+			if r.Err != nil {
+				code = provider.ErrorCode(r.Err)
+			} else if !r.Ready {
+				code = "CAPCHA_NOT_READY"
+			}
+			out, rej, err := s.apply(ctx, t, result{providerID: t.ProviderID, code: code, cost: r.Cost, via: store.ViaPoll,
+				detail: map[string]any{"answer": code}})
+			switch {
+			case err != nil:
+				s.log.Warn("record poll result", "task", t.ID, "err", err)
+			case rej != nil:
+				s.log.Warn("poll result rejected", "task", t.ID, "reason", rej.message)
+			case out == OutcomeNotReady:
+				s.deferPoll(ctx, t, nil)
+			}
+		}
+		if len(tasks) < provider.MaxBatch {
+			return nil
+		}
+	}
+	return nil
+}
+
+// deferPoll moves a task's next poll one interval on.
+func (s *Service) deferPoll(ctx context.Context, t store.Task, cause error) {
+	t.Polls++
+	t.NextPollAt = now().Add(s.cfg.PollInterval)
+	if cause != nil {
+		t.ErrorCode = codeOf(cause)
+	}
+	if _, err := s.store.UpdateTask(ctx, t, t.Version, nil); err != nil && !errors.Is(err, store.ErrConflict) {
+		s.log.Warn("defer poll", "task", t.ID, "err", err)
+	}
+}
+
+// takeBudget spends one upstream request of this minute's budget.
+func (s *Service) takeBudget() bool {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	if time.Since(s.budgetStart) >= time.Minute {
+		s.budgetStart, s.budgetUsed = time.Now(), 0
+	}
+	if s.budgetUsed >= s.cfg.PollBudget {
+		return false
+	}
+	s.budgetUsed++
+	return true
+}
+
+func (s *Service) returnBudget() {
+	s.budgetMu.Lock()
+	s.budgetUsed--
+	s.budgetMu.Unlock()
+}
+
+// --- events ---
+
+// EventData is the data of every task event.
+type EventData struct {
+	TaskID       string          `json:"task_id"`
+	Status       string          `json:"status"`
+	Method       string          `json:"method"`
+	ProviderID   string          `json:"provider_id,omitempty"`
+	Solution     string          `json:"solution,omitempty"`
+	Via          string          `json:"via,omitempty"`
+	ErrorCode    string          `json:"error_code,omitempty"`
+	ErrorMessage string          `json:"error_message,omitempty"`
+	Cost         string          `json:"cost,omitempty"`
+	Metadata     json.RawMessage `json:"metadata,omitempty"`
+	CreatedAt    string          `json:"created_at"`
+	SubmittedAt  string          `json:"submitted_at,omitempty"`
+	CompletedAt  string          `json:"completed_at,omitempty"`
+}
+
+// publish sends the event of the task's current status through the core,
+// deduplicated by an idempotency key per task and status, then records it.
+func (s *Service) publish(ctx context.Context, t store.Task) {
+	if s.pub == nil || t.Status == store.TaskPending || t.PublishedStatus == t.Status {
+		return
+	}
+	d := EventData{TaskID: t.ID, Status: t.Status, Method: t.Method, ProviderID: t.ProviderID, Solution: t.Solution, Via: t.Via,
+		ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, Cost: t.Cost, CreatedAt: formatTime(t.CreatedAt)}
+	if t.Status == store.TaskSubmitted {
+		d.ErrorCode, d.ErrorMessage = "", ""
+	}
+	if string(t.Metadata) != "null" {
+		d.Metadata = t.Metadata
+	}
+	if t.SubmittedAt != nil {
+		d.SubmittedAt = formatTime(*t.SubmittedAt)
+	}
+	if t.CompletedAt != nil {
+		d.CompletedAt = formatTime(*t.CompletedAt)
+	}
+	data, _ := json.Marshal(d)
+	_, err := s.pub.Publish(ctx, ingest.Input{ProjectID: t.ProjectID, Type: "task." + t.Status, Subject: t.ID, Data: data,
+		Attributes: map[string]string{"method": t.Method, "status": t.Status}, IdempotencyKey: "task:" + t.ID + ":" + t.Status})
+	if err != nil {
+		s.log.Warn("publish task event; the sweeper will retry", "task", t.ID, "status", t.Status, "err", err)
+		return
+	}
+	if err := s.store.MarkTaskPublished(ctx, t.ProjectID, t.ID, t.Status); err != nil {
+		s.log.Warn("mark task event published", "task", t.ID, "err", err)
+	}
+}
+
+// sweepLoop publishes events that a crash or a store failure left unpublished.
+func (s *Service) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(max(s.cfg.Tick, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		tasks, err := s.store.TasksToPublish(ctx, now().Add(-s.cfg.RepublishAfter), 500)
+		if err != nil {
+			continue
+		}
+		for _, task := range tasks {
+			s.publish(ctx, task)
+		}
+	}
+}
+
+// --- small helpers ---
+
+func (s *Service) countUpstream(action string, err error) {
+	if s.metrics == nil {
+		return
+	}
+	res := "ok"
+	if err != nil {
+		res = "error"
+	}
+	s.metrics.UpstreamRequests.WithLabelValues(action, res).Inc()
+}
+
+func (s *Service) countTask(status, via string) {
+	if s.metrics != nil {
+		s.metrics.Tasks.WithLabelValues(status, via).Inc()
+	}
+}
+
+func entryOf(t store.Task, kind, msg string, detail any) store.TaskEntry {
+	raw, err := json.Marshal(detail)
+	if err != nil {
+		raw = []byte("null")
+	}
+	return store.TaskEntry{ID: newID(), TaskID: t.ID, ProjectID: t.ProjectID, Kind: kind, Message: msg, Detail: raw, At: now()}
+}
+
+func codeOf(err error) string {
+	if c := provider.ErrorCode(err); c != "" {
+		return c
+	}
+	return "error"
+}
+
+// HashToken returns the stored form of a callback token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() string {
+	b := make([]byte, 24)
+	if _, err := crand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
