@@ -278,9 +278,9 @@ type Store interface {
 	Heartbeat(ctx context.Context, owner string, now time.Time) error
 	// RemoveNode forgets a process that is shutting down.
 	RemoveNode(ctx context.Context, owner string) error
-	// RescueLeases gives back the leases of every owner other than self whose
-	// last heartbeat is older than staleBefore (or who never sent one), forgets
-	// those owners, and returns how many deliveries it released.
+	// RescueLeases gives back the delivery and task leases of every owner other
+	// than self whose last heartbeat is older than staleBefore (or who never
+	// sent one), forgets those owners, and returns how many deliveries it released.
 	RescueLeases(ctx context.Context, self string, staleBefore time.Time) (int, error)
 	// NextDueAt tells when the earliest pending or retrying delivery of an active subscription is due.
 	NextDueAt(ctx context.Context) (time.Time, bool, error)

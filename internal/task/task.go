@@ -618,6 +618,10 @@ func (s *Service) PollDue(ctx context.Context) error {
 		results, err := s.provider.GetMany(pctx, ids)
 		cancel()
 		s.countUpstream("get", err)
+		if provider.ErrorCode(err) == provider.CodeBatchMismatch {
+			// An answer contained the batch separator: ask one by one.
+			results, err = s.getEach(ctx, ids)
+		}
 		if err != nil {
 			// Try the whole batch again after the interval.
 			for _, t := range tasks {
@@ -652,6 +656,27 @@ func (s *Service) PollDue(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// getEach asks about each id with its own request, within the budget; ids
+// beyond the budget come back not ready.
+func (s *Service) getEach(ctx context.Context, ids []string) ([]provider.Result, error) {
+	out := make([]provider.Result, len(ids))
+	for i, id := range ids {
+		out[i] = provider.Result{ID: id}
+		if !s.takeBudget() {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r, err := s.provider.Get(pctx, id)
+		cancel()
+		s.countUpstream("get", err)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
 }
 
 // deferPoll moves a task's next poll one interval on.

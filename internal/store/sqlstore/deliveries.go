@@ -417,6 +417,12 @@ func (s *Store) RescueLeases(ctx context.Context, self string, staleBefore time.
 			return err
 		}
 		n, _ = res.RowsAffected()
+		// Tasks a dead process was submitting are tried again at once.
+		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET lease_owner = '', lease_until = 0, version = version + 1
+			WHERE lease_until > 0 AND lease_owner <> $1
+			AND lease_owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)`, self, ms(staleBefore)); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM nodes WHERE id <> $1 AND heartbeat_at < $2`, self, ms(staleBefore))
 		return err
 	})

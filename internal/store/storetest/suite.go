@@ -1170,6 +1170,19 @@ func testRescueLeases(t *testing.T, e Engine) {
 	check(t, "released (dead and ghost)", n, 2)
 	check(t, "claimable again", jobIDs(f.claim("self", f.base, 10)), sorted([]string{ids[1], ids[2]}))
 
+	// A dead owner's task leases are released too, so its submissions are retried at once.
+	tk := f.task(p.ID, func(t *store.Task) { t.NextSubmitAt = f.at(-time.Minute) })
+	claimed, err := f.s.ClaimTasksToSubmit(f.ctx, "dead", 10, time.Hour, f.base)
+	f.must(err)
+	check(t, "task claimed by the dead owner", len(claimed), 1)
+	_, err = f.s.RescueLeases(f.ctx, "self", f.at(-30*time.Second))
+	f.must(err)
+	claimed, err = f.s.ClaimTasksToSubmit(f.ctx, "self", 10, time.Hour, f.base)
+	f.must(err)
+	if len(claimed) != 1 || claimed[0].ID != tk.ID {
+		t.Errorf("task lease of a dead owner not rescued: claimed %d tasks", len(claimed))
+	}
+
 	// self is never rescued from, whatever its heartbeat says.
 	n, err = f.s.RescueLeases(f.ctx, "self", f.at(time.Hour))
 	f.must(err)
