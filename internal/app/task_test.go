@@ -521,3 +521,70 @@ func TestTaskValidationAndIsolation(t *testing.T) {
 		}
 	}
 }
+
+// TestTaskPollerSingletonAcrossNodes runs two Carrier processes on one
+// PostgreSQL database: only one of them polls at a time, so the overdue tasks
+// cost the same few batched requests as on one node, and each task is
+// announced once.
+func TestTaskPollerSingletonAcrossNodes(t *testing.T) {
+	var e storetest.Engine
+	for _, eng := range storetest.Engines(t) {
+		if eng.Name == storetest.Postgres {
+			e = eng
+		}
+	}
+	if e.Name == "" {
+		t.Skip("postgres: skipped, CARRIER_TEST_DATABASE_URL is not set (several nodes need a shared database)")
+	}
+	r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 10 * time.Millisecond, MaxDelay: 30 * time.Millisecond,
+		Faults: simulator.Faults{LostPingbacks: 1}}, callbackTimeout: 600 * time.Millisecond, pollInterval: 300 * time.Millisecond})
+	simURL := r.sim.URL()
+	second := apptest.Start(t, e, apptest.Options{
+		Configure: func(cfg *config.Config) {
+			cfg.ProviderURL, cfg.ProviderKey = simURL, simulator.DefaultKey
+			cfg.CallbackTimeout, cfg.PollInterval = 600*time.Millisecond, 300*time.Millisecond
+		},
+		Tasks: func(tc *task.Config) { tc.Tick = 50 * time.Millisecond },
+	})
+	var ids []string
+	for i := range 30 {
+		c := r.c
+		if i%2 == 1 {
+			c = second
+		}
+		resp := c.Admin("POST", "/v1/tasks", map[string]any{"method": "userrecaptcha", "params": map[string]string{"googlekey": "k", "pageurl": "https://example.com"}})
+		if resp.Status != http.StatusAccepted {
+			t.Fatalf("create task: %d %s", resp.Status, resp.Body)
+		}
+		ids = append(ids, resp.Data()["task_id"].(string))
+	}
+	for _, id := range ids {
+		if got := r.waitStatus(id, "solved", 15*time.Second); got["via"] != "poll" {
+			t.Errorf("task %s via %v, want poll", id, got["via"])
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range ids {
+		if n := len(r.events(id)[task.EventSolved]); n != 1 {
+			t.Errorf("task %s: %d task.solved events, want 1", id, n)
+		}
+	}
+	// Only the node holding the poller lock asks upstream: the other node's
+	// counter of result requests stays at zero.
+	polls := func(c *apptest.Carrier) int {
+		body := string(c.Do("GET", "/metrics", "", nil).Body)
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, `carrier_upstream_requests_total{action="get",result="ok"} `) {
+				var n int
+				fmt.Sscan(strings.Fields(line)[1], &n)
+				return n
+			}
+		}
+		return 0
+	}
+	a, b := polls(r.c), polls(second)
+	t.Logf("result requests: node A %d, node B %d, simulator %d", a, b, r.sim.Stats().GetRequests)
+	if (a == 0) == (b == 0) {
+		t.Errorf("result requests by node A %d and node B %d: want exactly one node polling", a, b)
+	}
+}
