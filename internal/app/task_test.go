@@ -456,6 +456,14 @@ func TestTaskForgedAndMalformedCallbacks(t *testing.T) {
 			if len(list) != 1 || list[0]["task_id"] != id {
 				t.Errorf("malformed callback not dead-lettered: %v", list)
 			}
+			// Bulk redrive reports what still cannot be processed and keeps it.
+			bulk := r.c.Admin("POST", "/v1/dead-letters/redrive?reason=malformed_callback", nil)
+			if failed, _ := bulk.Data()["failed"].([]any); bulk.Status != http.StatusOK || bulk.Data()["redriven"] != float64(0) || len(failed) != 1 {
+				t.Errorf("bulk redrive of a malformed callback: %d %s", bulk.Status, bulk.Body)
+			}
+			if list := r.c.Admin("GET", "/v1/dead-letters?status=pending", nil).List(); len(list) != 1 || list[0]["redrives"] != float64(1) {
+				t.Errorf("after a failed redrive: %v", list)
+			}
 			resp, err = http.Get(pingback + "?id=" + st.ID + "&code=ANOTHER-ANSWER")
 			if err != nil {
 				t.Fatal(err)
@@ -586,5 +594,25 @@ func TestTaskPollerSingletonAcrossNodes(t *testing.T) {
 	t.Logf("result requests: node A %d, node B %d, simulator %d", a, b, r.sim.Stats().GetRequests)
 	if (a == 0) == (b == 0) {
 		t.Errorf("result requests by node A %d and node B %d: want exactly one node polling", a, b)
+	}
+}
+
+// TestTaskEventsRespectScope: task events carry the task id as their subject,
+// so a webhook scoped to specific_task_ids hears about those tasks only.
+func TestTaskEventsRespectScope(t *testing.T) {
+	e := storetest.Engines(t)[0]
+	r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 500 * time.Millisecond, MaxDelay: 600 * time.Millisecond}})
+	a, b := r.create(nil), r.create(nil)
+	scoped := apptest.NewEndpoint(t, nil)
+	r.c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": scoped.URL, "event_types": []string{"task.solved"},
+		"scope": "specific", "specific_task_ids": []string{a}})
+	r.waitStatus(a, "solved", 10*time.Second)
+	r.waitStatus(b, "solved", 10*time.Second)
+	r.waitEvent(b, task.EventSolved)
+	reqs := scoped.WaitRequests(t, 1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	reqs = scoped.Requests()
+	if len(reqs) != 1 || !strings.Contains(string(reqs[0].Body), a) {
+		t.Errorf("scoped webhook got %d requests, want only task %s's task.solved", len(reqs), a)
 	}
 }
