@@ -681,7 +681,7 @@ var webhookEvents = []struct {
 	{"crawl.failed", "job", "A crawl job failed"},
 	{"crawl.cancelled", "job", "A crawl job was cancelled"},
 	{"task.executed", "scheduled_task", "A scheduled task ran"},
-	{"task.failed", "scheduled_task", "A scheduled task failed"},
+	{"task.failed", "scheduled_task", "A scheduled task failed; also sent when an async task fails at the provider (error_code in data)"},
 	{"task.paused", "scheduled_task", "A scheduled task was paused"},
 	{"task.resumed", "scheduled_task", "A scheduled task resumed"},
 	{"search.created", "search", "A search job was queued"},
@@ -692,6 +692,9 @@ var webhookEvents = []struct {
 	{"map.started", "map", "A map job started"},
 	{"map.completed", "map", "A map job succeeded"},
 	{"map.failed", "map", "A map job failed"},
+	{"task.submitted", "async_task", "An async task was accepted by the upstream provider (POST /v1/tasks)"},
+	{"task.solved", "async_task", "An async task's result arrived, by pingback or by the fallback poller"},
+	{"task.expired", "async_task", "An async task got no result within its maximum age"},
 	{"webhook.test", "system", "A test event sent by POST /v1/webhooks/{id}/test"},
 	{"webhook.disabled", "system", "A webhook was deactivated after repeated failures or a 410 answer"},
 }
