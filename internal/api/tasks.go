@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -185,7 +186,11 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := task.RawCallback{Method: r.Method, Query: r.URL.RawQuery, Body: string(body), ContentType: r.Header.Get("Content-Type")}
-	out, err := s.Tasks.HandleCallback(r.Context(), token, raw)
+	// A database that hangs instead of failing must not hold the provider's
+	// request: after a few seconds the callback goes to the spool instead.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	out, err := s.Tasks.HandleCallback(ctx, token, raw)
+	cancel()
 	switch {
 	case errors.Is(err, task.ErrUnknownToken):
 		s.fail(w, r, notFound("callback"))

@@ -252,6 +252,11 @@ type TaskScenario struct {
 	// NoSolveTime counts arrivals whose provider id the simulator never
 	// reported solved (left out of the latencies; should be 0).
 	NoSolveTime int64 `json:"no_solve_time,omitempty"`
+	// LoadBefore and LoadAfter are the machine's 1-minute load average as the
+	// scenario began and ended (Linux only; 0 elsewhere): other work on the
+	// machine shows here.
+	LoadBefore float64 `json:"load_before"`
+	LoadAfter  float64 `json:"load_after"`
 }
 
 // TaskSink counts the task.solved requests the sink received.
@@ -287,6 +292,9 @@ type TaskStoreCounts struct {
 	// SubmitLatency is each task's creation to its recorded submission (ms
 	// resolution, as stored).
 	SubmitLatency Percentiles `json:"submit_latency"`
+	// SubmitRate is submitted tasks per second, from the first task's
+	// creation to the last task's recorded submission.
+	SubmitRate float64 `json:"submit_rate"`
 	// PollLateness is, for poll-solved tasks, how long after its first poll
 	// was due (submission + CallbackTimeout) the task was recorded solved: the
 	// poller's own delay (ms resolution, as stored).
@@ -392,7 +400,8 @@ func runTaskScenario(ctx context.Context, o TaskOptions, lost float64, rep *Task
 	}
 	rep.Params.SettleMS = msOf(settle)
 
-	sc = &TaskScenario{LostPingbacks: lost}
+	sc = &TaskScenario{LostPingbacks: lost, LoadBefore: loadAverage()}
+	defer func() { sc.LoadAfter = loadAverage() }()
 	start, lastAccept := tr.create(ctx, sc)
 	if err := ctx.Err(); err != nil {
 		return sc, err
@@ -683,10 +692,17 @@ func (tr *taskRun) collect(ctx context.Context, sc *TaskScenario) error {
 	var withDelay int64
 	I, T := tr.o.PollInterval, tr.o.CallbackTimeout
 	var submitLat, pollLate []int64
+	var firstCreated, lastSubmitted time.Time
 	for _, t := range tasks {
 		sc.Store.ByStatus[t.Status]++
+		if firstCreated.IsZero() || t.CreatedAt.Before(firstCreated) {
+			firstCreated = t.CreatedAt
+		}
 		if t.SubmittedAt != nil {
 			submitLat = append(submitLat, max(0, int64(t.SubmittedAt.Sub(t.CreatedAt))))
+			if t.SubmittedAt.After(lastSubmitted) {
+				lastSubmitted = *t.SubmittedAt
+			}
 		}
 		sc.Store.Polls += int64(t.Polls)
 		switch t.Via {
@@ -725,6 +741,7 @@ func (tr *taskRun) collect(ctx context.Context, sc *TaskScenario) error {
 	comp.PollOnlyPerTask = ratio(pollOnly, withDelay)
 	sc.Computed = comp
 	sc.Store.SubmitLatency, sc.Store.PollLateness = percentiles(submitLat), percentiles(pollLate)
+	sc.Store.SubmitRate = perSec(int64(len(submitLat)), lastSubmitted.Sub(firstCreated))
 
 	dls, err := tr.r.app.Store.ListDeadLetters(cctx, store.DeadLetterFilter{ProjectID: app.DefaultProjectID, Limit: len(tr.created) + 100})
 	if err != nil {
@@ -735,6 +752,17 @@ func (tr *taskRun) collect(ctx context.Context, sc *TaskScenario) error {
 		sc.Store.DeadLetters[d.Status]++
 	}
 	return nil
+}
+
+// loadAverage returns the 1-minute load average from /proc/loadavg, or 0.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _, _ := strings.Cut(string(b), " ")
+	v, _ := strconv.ParseFloat(f, 64)
+	return v
 }
 
 // ceilDiv is ceil(d/i) for i > 0 (0 or less for d <= 0).
@@ -842,6 +870,9 @@ func (rep *TaskReport) WriteText(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	row("lost pingbacks (simulator)", func(s TaskScenario) string { return fmt.Sprintf("%g%%", s.LostPingbacks*100) })
+	row("load average before / after", func(s TaskScenario) string {
+		return fmt.Sprintf("%.2f / %.2f", s.LoadBefore, s.LoadAfter)
+	})
 	row("tasks created (202)", func(s TaskScenario) string { return fmt.Sprintf("%d", s.Created) })
 	row("  create errors", func(s TaskScenario) string { return fmt.Sprintf("%d", s.CreateErrors) })
 	row("  achieved rate /s", func(s TaskScenario) string { return fmt.Sprintf("%.1f", s.AchievedRate) })
@@ -895,6 +926,7 @@ func (rep *TaskReport) WriteText(w io.Writer) error {
 	row("  create -> submitted p50 / p99 ms", func(s TaskScenario) string {
 		return fmt.Sprintf("%.0f / %.0f", s.Store.SubmitLatency.P50, s.Store.SubmitLatency.P99)
 	})
+	row("  submissions /s (first create to last)", func(s TaskScenario) string { return fmt.Sprintf("%.1f", s.Store.SubmitRate) })
 	row("  poller lateness p50 / p99 / max ms", func(s TaskScenario) string {
 		if s.Store.PollLateness.N == 0 {
 			return "-"

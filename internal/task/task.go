@@ -484,7 +484,11 @@ func (s *Service) deadLetter(ctx context.Context, t store.Task, raw RawCallback,
 	if s.metrics != nil {
 		s.metrics.DeadLetters.WithLabelValues(rej.reason).Inc()
 	}
-	s.log.Warn("callback dead-lettered", "task", t.ID, "reason", rej.reason, "message", rej.message)
+	level := slog.LevelWarn
+	if rej.reason == ReasonUnknownProviderID && t.ProviderID == "" {
+		level = slog.LevelInfo // a pingback that beat the submit answer: redriven once the answer is recorded
+	}
+	s.log.Log(ctx, level, "callback dead-lettered", "task", t.ID, "reason", rej.reason, "message", rej.message)
 	return nil
 }
 
