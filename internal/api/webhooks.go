@@ -572,21 +572,13 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request, k
 		f.State = st
 		filters["status"] = st
 	}
+	if f.From, f.To, err = timeRange(r); err != nil {
+		return err
+	}
 	for _, name := range []string{"from", "to"} {
-		v := q.Get(name)
-		if v == "" {
-			continue
+		if v := q.Get(name); v != "" {
+			filters[name] = v
 		}
-		t, err := parseTimeParam(v)
-		if err != nil {
-			return invalid(name, "must be an ISO 8601 date or time, such as 2026-01-27 or 2026-01-27T10:00:00Z")
-		}
-		if name == "from" {
-			f.From = &t
-		} else {
-			f.To = &t
-		}
-		filters[name] = v
 	}
 	ds, err := s.Store.ListDeliveries(r.Context(), f)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"carrier/internal/store"
@@ -52,34 +51,12 @@ func (s *Store) GetDeadLetter(ctx context.Context, projectID, id string) (store.
 // ListDeadLetters lists a project's dead letters matching f, newest first (at
 // most 100 when f.Limit is 0).
 func (s *Store) ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) ([]store.DeadLetter, error) {
-	where := []string{"project_id = $1"}
-	args := []any{f.ProjectID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if f.Status != "" {
-		add("status = $%d", f.Status)
-	}
-	if f.Reason != "" {
-		add("reason = $%d", f.Reason)
-	}
-	if f.TaskID != "" {
-		add("task_id = $%d", f.TaskID)
-	}
-	if f.From != nil {
-		add("created_at >= $%d", ms(*f.From))
-	}
-	if f.To != nil {
-		add("created_at <= $%d", ms(*f.To))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	args = append(args, limit, f.Offset)
-	q := fmt.Sprintf(`SELECT %s FROM dead_letters WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-		deadLetterColumns, strings.Join(where, " AND "), len(args)-1, len(args))
+	l := newListing(f.ProjectID)
+	l.eq("status", f.Status)
+	l.eq("reason", f.Reason)
+	l.eq("task_id", f.TaskID)
+	l.created(f.From, f.To)
+	q, args := l.query("dead_letters", deadLetterColumns, f.Limit, f.Offset)
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	out := []store.DeadLetter{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {

@@ -56,34 +56,12 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (store.De
 
 // ListDeliveries lists deliveries matching f, newest first.
 func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
-	where := []string{"project_id = $1"}
-	args := []any{f.ProjectID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if f.SubscriptionID != "" {
-		add("subscription_id = $%d", f.SubscriptionID)
-	}
-	if f.EventID != "" {
-		add("event_id = $%d", f.EventID)
-	}
-	if f.State != "" {
-		add("state = $%d", f.State)
-	}
-	if f.From != nil {
-		add("created_at >= $%d", ms(*f.From))
-	}
-	if f.To != nil {
-		add("created_at <= $%d", ms(*f.To))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	args = append(args, limit, f.Offset)
-	q := fmt.Sprintf(`SELECT %s FROM deliveries WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-		deliveryColumns, strings.Join(where, " AND "), len(args)-1, len(args))
+	l := newListing(f.ProjectID)
+	l.eq("subscription_id", f.SubscriptionID)
+	l.eq("event_id", f.EventID)
+	l.eq("state", f.State)
+	l.created(f.From, f.To)
+	q, args := l.query("deliveries", deliveryColumns, f.Limit, f.Offset)
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)

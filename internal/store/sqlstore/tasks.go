@@ -125,28 +125,10 @@ func (s *Store) TaskByTokenHash(ctx context.Context, hash string) (store.Task, e
 // ListTasks lists a project's tasks matching f, newest first (at most 100
 // when f.Limit is 0).
 func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]store.Task, error) {
-	where := []string{"project_id = $1"}
-	args := []any{f.ProjectID}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if f.Status != "" {
-		add("status = $%d", f.Status)
-	}
-	if f.From != nil {
-		add("created_at >= $%d", ms(*f.From))
-	}
-	if f.To != nil {
-		add("created_at <= $%d", ms(*f.To))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	args = append(args, limit, f.Offset)
-	q := fmt.Sprintf(`SELECT %s FROM tasks WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
-		taskColumns, strings.Join(where, " AND "), len(args)-1, len(args))
+	l := newListing(f.ProjectID)
+	l.eq("status", f.Status)
+	l.created(f.From, f.To)
+	q, args := l.query("tasks", taskColumns, f.Limit, f.Offset)
 	out, err := scanTasks(s.reader.QueryContext(ctx, q, args...))
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
