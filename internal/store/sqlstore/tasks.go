@@ -90,7 +90,7 @@ func (s *Store) CreateTask(ctx context.Context, t store.Task) error {
 		if err != nil {
 			return conflict(err)
 		}
-		return s.insertHistory(ctx, tx, []store.TaskEntry{{TaskID: t.ID, ProjectID: t.ProjectID, Kind: store.TaskCreated, At: t.CreatedAt}})
+		return s.insertHistory(ctx, tx, []store.TaskEntry{{TaskID: t.ID, ProjectID: t.ProjectID, Kind: store.TaskCreated, Message: "accepted by Carrier", At: t.CreatedAt}})
 	})
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)

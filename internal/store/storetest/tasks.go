@@ -139,7 +139,7 @@ func testTaskRoundTrip(t *testing.T, e Engine) {
 		t.Errorf("created entry has no id")
 	}
 	h[0].ID = ""
-	check(t, "created entry", h[0], store.TaskEntry{TaskID: full.ID, ProjectID: p.ID, Kind: store.TaskCreated, Detail: json.RawMessage("null"), At: full.CreatedAt})
+	check(t, "created entry", h[0], store.TaskEntry{TaskID: full.ID, ProjectID: p.ID, Kind: store.TaskCreated, Message: "accepted by Carrier", Detail: json.RawMessage("null"), At: full.CreatedAt})
 
 	// Nil params come back as an empty map, empty metadata as nil; unset times stay unset.
 	minimal := f.task(p.ID, func(t *store.Task) {
