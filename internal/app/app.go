@@ -155,7 +155,11 @@ func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
 		}
 	}
 	if cfg.ProviderURL != "" {
-		client := provider.New(cfg.ProviderURL, cfg.ProviderKey, &http.Client{Timeout: 30 * time.Second})
+		// Keep enough idle connections for concurrent submissions and polls, so
+		// most requests skip a new TCP (and TLS) handshake.
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 64
+		client := provider.New(cfg.ProviderURL, cfg.ProviderKey, &http.Client{Timeout: 30 * time.Second, Transport: transport})
 		tcfg := task.DefaultConfig()
 		tcfg.PublicURL, tcfg.CallbackTimeout, tcfg.PollInterval = cfg.PublicURL, cfg.CallbackTimeout, cfg.PollInterval
 		tcfg.MaxAge, tcfg.SubmitRetryBase, tcfg.PollBudget = cfg.TaskMaxAge, cfg.SubmitRetryBase, cfg.PollBudget

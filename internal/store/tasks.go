@@ -65,6 +65,11 @@ type Task struct {
 	ExpiresAt   time.Time  // after this an unsolved task expires
 }
 
+// TaskMark says that the event of a task's status was published.
+type TaskMark struct {
+	ProjectID, TaskID, Status string
+}
+
 // Task history kinds.
 const (
 	TaskCreated     = "created"
@@ -163,9 +168,11 @@ type TaskStore interface {
 	// TasksToPublish lists tasks whose status (submitted, solved, failed or
 	// expired) differs from PublishedStatus and that were updated before before.
 	TasksToPublish(ctx context.Context, before time.Time, limit int) ([]Task, error)
-	// MarkTaskPublished records that the event of status was published; it does
-	// not change Version.
-	MarkTaskPublished(ctx context.Context, projectID, id, status string) error
+	// MarkTasksPublished records, in one transaction, that the events of the
+	// marked statuses were published. A mark whose task has moved on to another
+	// status (or does not exist in that project) changes nothing. Version and
+	// UpdatedAt stay as they are.
+	MarkTasksPublished(ctx context.Context, marks []TaskMark) error
 	// NextTaskDueAt tells when the earliest pending task's submission is due
 	// (for a leased task: when its lease runs out).
 	NextTaskDueAt(ctx context.Context) (time.Time, bool, error)

@@ -94,6 +94,7 @@ type Service struct {
 	log      *slog.Logger
 	owner    string
 	wake     chan struct{}
+	marks    chan store.TaskMark // published events waiting to be recorded
 
 	budgetMu    sync.Mutex
 	budgetStart time.Time
@@ -127,7 +128,8 @@ func New(cfg Config, st store.Store, p *provider.Client, pub *ingest.Publisher, 
 	if cfg.SubmitConcurrency <= 0 {
 		cfg.SubmitConcurrency = d.SubmitConcurrency
 	}
-	return &Service{cfg: cfg, store: st, provider: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1)}
+	return &Service{cfg: cfg, store: st, provider: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1),
+		marks: make(chan store.TaskMark, 4096)}
 }
 
 // Provider is the upstream client the service submits to.
@@ -224,11 +226,45 @@ func (s *Service) Wake() {
 // sweeper until ctx is done.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.submitLoop(ctx) }()
 	go func() { defer wg.Done(); s.pollLoop(ctx) }()
 	go func() { defer wg.Done(); s.sweepLoop(ctx) }()
+	go func() { defer wg.Done(); s.markLoop(ctx) }()
 	wg.Wait()
+}
+
+// markLoop records published events in batches until ctx is done, then
+// records what is queued. Marks queued after that are left to the sweeper.
+func (s *Service) markLoop(ctx context.Context) {
+	batch := make([]store.TaskMark, 0, 512)
+	for {
+		var m store.TaskMark
+		select {
+		case m = <-s.marks:
+		case <-ctx.Done():
+			select {
+			case m = <-s.marks:
+			default:
+				return
+			}
+		}
+		batch = append(batch[:0], m)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case m := <-s.marks:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.store.MarkTasksPublished(ctx, batch); err != nil {
+			s.log.Warn("mark task events published; the sweeper will check them again", "tasks", len(batch), "err", err)
+		}
+		cancel()
+	}
 }
 
 // --- submission ---
@@ -324,11 +360,11 @@ func (s *Service) submit(ctx context.Context, t store.Task) error {
 		// and the poller or a new try sorts it out.
 		return fmt.Errorf("record submission result: %w", err)
 	}
-	if t.Status != store.TaskPending {
-		s.publish(ctx, t)
-	}
 	if t.Status == store.TaskSubmitted && !s.cfg.ManualRedrive {
 		s.redriveForTask(ctx, t)
+	}
+	if t.Status != store.TaskPending {
+		s.publish(ctx, t)
 	}
 	return nil
 }
@@ -392,8 +428,19 @@ func (s *Service) HandleCallback(ctx context.Context, token string, raw RawCallb
 		rej = &rejection{ReasonProcessingFailed, err.Error()}
 	}
 	if rej != nil {
-		if derr := s.deadLetter(ctx, t, raw, *rej); derr != nil {
+		d, derr := s.deadLetter(ctx, t, raw, *rej)
+		if derr != nil {
 			return "", fmt.Errorf("keep dead letter: %w (after: %s)", derr, rej.message)
+		}
+		if rej.reason == ReasonUnknownProviderID && t.ProviderID == "" && !s.cfg.ManualRedrive {
+			// The submitter records the provider id, then looks for dead letters;
+			// this side writes the dead letter, then looks at the task again. So
+			// one of the two always sees the other, and the pingback is not stranded.
+			if now, err := s.store.GetTask(ctx, t.ProjectID, t.ID); err == nil && now.ProviderID != "" {
+				if _, err := s.Redrive(ctx, t.ProjectID, d.ID); err == nil {
+					return OutcomeApplied, nil
+				}
+			}
 		}
 		return OutcomeDeadLettered, nil
 	}
@@ -474,12 +521,12 @@ func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *
 	return "", nil, errors.New("task kept changing under the result; giving up")
 }
 
-func (s *Service) deadLetter(ctx context.Context, t store.Task, raw RawCallback, rej rejection) error {
+func (s *Service) deadLetter(ctx context.Context, t store.Task, raw RawCallback, rej rejection) (store.DeadLetter, error) {
 	at := now()
 	d := store.DeadLetter{ID: newID(), ProjectID: t.ProjectID, TaskID: t.ID, Source: "callback", Reason: rej.reason, Message: rej.message,
 		Method: raw.Method, Query: raw.Query, Body: raw.Body, ContentType: raw.ContentType, Status: store.DeadLetterPending, CreatedAt: at, UpdatedAt: at}
 	if err := s.store.CreateDeadLetter(ctx, d); err != nil {
-		return fmt.Errorf("create dead letter: %w", err)
+		return d, fmt.Errorf("create dead letter: %w", err)
 	}
 	if s.metrics != nil {
 		s.metrics.DeadLetters.WithLabelValues(rej.reason).Inc()
@@ -489,7 +536,7 @@ func (s *Service) deadLetter(ctx context.Context, t store.Task, raw RawCallback,
 		level = slog.LevelInfo // a pingback that beat the submit answer: redriven once the answer is recorded
 	}
 	s.log.Log(ctx, level, "callback dead-lettered", "task", t.ID, "reason", rej.reason, "message", rej.message)
-	return nil
+	return d, nil
 }
 
 // RedriveError says why a dead letter still cannot be processed.
@@ -603,14 +650,16 @@ func (s *Service) PollDue(ctx context.Context) error {
 		if !s.takeBudget() {
 			return nil
 		}
-		// Tasks coming due shortly ride along, so overdue tasks share requests.
-		horizon := now().Add(min(s.cfg.PollInterval/2, s.cfg.CallbackTimeout/4))
+		// Tasks coming due shortly ride along with overdue ones, so they share
+		// requests; nothing is asked before at least one task is overdue.
+		at := now()
+		horizon := at.Add(min(s.cfg.PollInterval/2, s.cfg.CallbackTimeout/4))
 		tasks, err := s.store.TasksToPoll(ctx, horizon, provider.MaxBatch)
 		if err != nil {
 			s.returnBudget()
 			return err
 		}
-		if len(tasks) == 0 {
+		if len(tasks) == 0 || tasks[0].NextPollAt.After(at) {
 			s.returnBudget()
 			return nil
 		}
@@ -761,8 +810,14 @@ func (s *Service) publish(ctx context.Context, t store.Task) {
 		s.log.Warn("publish task event; the sweeper will retry", "task", t.ID, "status", t.Status, "err", err)
 		return
 	}
-	if err := s.store.MarkTaskPublished(ctx, t.ProjectID, t.ID, t.Status); err != nil {
-		s.log.Warn("mark task event published", "task", t.ID, "err", err)
+	// Marks are written in batches: a mark lost in a crash only makes the
+	// sweeper publish again, which the idempotency key turns into nothing.
+	select {
+	case s.marks <- store.TaskMark{ProjectID: t.ProjectID, TaskID: t.ID, Status: t.Status}:
+	default:
+		if err := s.store.MarkTasksPublished(ctx, []store.TaskMark{{ProjectID: t.ProjectID, TaskID: t.ID, Status: t.Status}}); err != nil {
+			s.log.Warn("mark task event published", "task", t.ID, "err", err)
+		}
 	}
 }
 

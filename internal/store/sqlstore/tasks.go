@@ -335,15 +335,23 @@ func (s *Store) TasksToPublish(ctx context.Context, before time.Time, limit int)
 	return out, nil
 }
 
-// MarkTaskPublished sets a project's task's PublishedStatus to status, leaving
-// its version and UpdatedAt alone.
-func (s *Store) MarkTaskPublished(ctx context.Context, projectID, id, status string) error {
-	res, err := s.writer.ExecContext(ctx, `UPDATE tasks SET published_status = $1 WHERE id = $2 AND project_id = $3`, status, id, projectID)
-	if err != nil {
-		return fmt.Errorf("mark task published: %w", err)
+// MarkTasksPublished sets PublishedStatus of each marked task whose status is
+// still the marked one, in one transaction, leaving version and UpdatedAt alone.
+func (s *Store) MarkTasksPublished(ctx context.Context, marks []store.TaskMark) error {
+	if len(marks) == 0 {
+		return nil
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("mark task published: %w", store.ErrNotFound)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, m := range marks {
+			if _, err := s.exec(ctx, tx, `UPDATE tasks SET published_status = $1 WHERE id = $2 AND project_id = $3 AND status = $1`,
+				m.Status, m.TaskID, m.ProjectID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark tasks published: %w", err)
 	}
 	return nil
 }

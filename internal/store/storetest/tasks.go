@@ -345,8 +345,7 @@ func testTaskProjectIsolation(t *testing.T, e Engine) {
 	moved.Status = store.TaskFailed
 	_, err = f.s.UpdateTask(f.ctx, moved, a.Version, []store.TaskEntry{{Kind: store.TaskFinished}})
 	wantErr(t, "UpdateTask(other project)", err, store.ErrNotFound)
-	wantErr(t, "MarkTaskPublished(other project)", f.s.MarkTaskPublished(f.ctx, p2.ID, a.ID, store.TaskFailed), store.ErrNotFound)
-	wantErr(t, "MarkTaskPublished(missing)", f.s.MarkTaskPublished(f.ctx, p1.ID, newID(), store.TaskFailed), store.ErrNotFound)
+	f.must(f.s.MarkTasksPublished(f.ctx, []store.TaskMark{{ProjectID: p2.ID, TaskID: a.ID, Status: a.Status}, {ProjectID: p1.ID, TaskID: newID(), Status: a.Status}}))
 	check(t, "task untouched", f.getTask(p1.ID, a.ID), a)
 	check(t, "history untouched", kinds(f.history(p1.ID, a.ID)), []string{store.TaskCreated})
 
@@ -595,14 +594,17 @@ func testTaskSelections(t *testing.T, e Engine) {
 	f.must(err)
 	check(t, "TasksToPublish with limit", taskIDs(got), []string{pubSubmitted.ID, pubSolved.ID})
 
-	// MarkTaskPublished changes only PublishedStatus.
-	f.must(f3.s.MarkTaskPublished(f.ctx, r.ID, pubSolved.ID, store.TaskSolved))
+	// MarkTasksPublished changes only PublishedStatus, and only where the status
+	// is still the marked one (a late mark of an earlier status is ignored).
+	f.must(f3.s.MarkTasksPublished(f.ctx, []store.TaskMark{{ProjectID: r.ID, TaskID: pubSolved.ID, Status: store.TaskSolved},
+		{ProjectID: r.ID, TaskID: pubFailed.ID, Status: store.TaskSubmitted}}))
 	want := pubSolved
 	want.PublishedStatus = store.TaskSolved
-	check(t, "task after MarkTaskPublished", f3.getTask(r.ID, pubSolved.ID), want)
+	check(t, "task after MarkTasksPublished", f3.getTask(r.ID, pubSolved.ID), want)
+	check(t, "stale mark ignored", f3.getTask(r.ID, pubFailed.ID), pubFailed)
 	got, err = f3.s.TasksToPublish(f.ctx, before, 10)
 	f.must(err)
-	check(t, "TasksToPublish after MarkTaskPublished", taskIDs(got), []string{pubSubmitted.ID, pubFailed.ID, pubExpired.ID})
+	check(t, "TasksToPublish after MarkTasksPublished", taskIDs(got), []string{pubSubmitted.ID, pubFailed.ID, pubExpired.ID})
 	// An update from the unchanged version still works.
 	upd := want
 	upd.UpdatedAt = f.base
