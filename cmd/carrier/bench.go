@@ -56,14 +56,13 @@ func bench(ctx context.Context, args []string) error {
 		o.DatabaseURL = ""
 	}
 	if *tasks {
-		if *cpuProfile != "" {
-			return errors.New("bench: --cpuprofile is not supported with --tasks")
+		if *perPhase {
+			return errors.New("bench: --profile-phases does not apply to --tasks (--cpuprofile profiles the whole run)")
 		}
 		to.Store, to.DatabaseURL, to.Timeout = o.Store, o.DatabaseURL, o.Timeout
 		if to.Lost, err = parseLost(*lost); err != nil {
 			return fmt.Errorf("bench: --lost: %w", err)
 		}
-		return benchTasks(ctx, to, *asJSON)
 	}
 
 	if *cpuProfile != "" {
@@ -100,6 +99,9 @@ func bench(ctx context.Context, args []string) error {
 		}
 	}
 
+	if *tasks {
+		return benchTasks(ctx, to, *asJSON)
+	}
 	rep, err := benchpkg.Run(ctx, o)
 	if rep != nil {
 		if *asJSON {

@@ -307,7 +307,10 @@ type TaskUpstream struct {
 	ResRequests   int64 `json:"res_requests"`
 	GetRequests   int64 `json:"get_requests"`
 	PingbacksSent int64 `json:"pingbacks_sent"`
-	PingbacksLost int64 `json:"pingbacks_lost"`
+	// PingbacksFailed counts pingbacks Carrier did not answer 2xx within the
+	// simulator's timeout (the simulator, like real providers, never retries).
+	PingbacksFailed int64 `json:"pingbacks_failed"`
+	PingbacksLost   int64 `json:"pingbacks_lost"`
 	// Requests is Submits + ResRequests: every request Carrier sent upstream.
 	Requests int64 `json:"requests"`
 	// PerSolved is Requests per solved task.
@@ -674,7 +677,7 @@ func (tr *taskRun) collect(ctx context.Context, sc *TaskScenario) error {
 	// What the simulator saw.
 	st := tr.sim.Stats()
 	up := TaskUpstream{Submits: st.Submits, ResRequests: st.ResRequests, GetRequests: st.GetRequests,
-		PingbacksSent: st.PingbacksSent, PingbacksLost: st.PingbacksLost, Requests: st.Submits + st.ResRequests}
+		PingbacksSent: st.PingbacksSent, PingbacksFailed: st.PingbacksFailed, PingbacksLost: st.PingbacksLost, Requests: st.Submits + st.ResRequests}
 	up.PerSolved = ratio(up.Requests, sc.Solved)
 	up.PerPolled = ratio(up.ResRequests, sc.ViaPoll)
 	sc.Upstream = up
@@ -892,8 +895,8 @@ func (rep *TaskReport) WriteText(w io.Writer) error {
 	row("  unknown tasks / other requests", func(s TaskScenario) string {
 		return fmt.Sprintf("%d / %d", s.Sink.UnknownTasks, s.Sink.Other)
 	})
-	row("pingbacks sent / lost", func(s TaskScenario) string {
-		return fmt.Sprintf("%d / %d", s.Upstream.PingbacksSent, s.Upstream.PingbacksLost)
+	row("pingbacks sent / failed / lost", func(s TaskScenario) string {
+		return fmt.Sprintf("%d / %d / %d", s.Upstream.PingbacksSent, s.Upstream.PingbacksFailed, s.Upstream.PingbacksLost)
 	})
 	row("upstream: submits", func(s TaskScenario) string { return fmt.Sprintf("%d", s.Upstream.Submits) })
 	row("  res.php requests (polls)", func(s TaskScenario) string { return fmt.Sprintf("%d", s.Upstream.ResRequests) })
