@@ -292,7 +292,9 @@ type Store interface {
 
 	// CountDeliveries counts deliveries by state across projects.
 	CountDeliveries(ctx context.Context) (Counts, error)
-	// Prune deletes events (with their deliveries and attempts) created before cutoff,
-	// at most limit events per call, and returns how many it deleted.
+	// Prune deletes, each created or finished before cutoff and at most limit of
+	// each per call: events (with their deliveries and attempts), completed
+	// tasks (with their history) and redriven dead letters. It returns the
+	// largest of the three counts, so a caller loops while it equals limit.
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
