@@ -155,11 +155,13 @@ type TaskStore interface {
 	UpdateTask(ctx context.Context, t Task, version int64, entries []TaskEntry) (Task, error)
 	// AppendTaskHistory adds entries without changing any task.
 	AppendTaskHistory(ctx context.Context, entries []TaskEntry) error
-	// ClaimTasksToSubmit leases pending tasks whose submission is due (and whose
-	// lease, if any, has run out) to owner until now+lease, oldest due first.
-	// Claiming bumps each task's Version: update a claimed task from the
-	// Version returned here.
-	ClaimTasksToSubmit(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]Task, error)
+	// ClaimTasksToSubmit leases up to len(tokenHashes) pending tasks whose
+	// submission is due (and whose lease, if any, has run out) to owner until
+	// now+lease, oldest due first, and starts a submission try on each in the
+	// same commit: the i-th claimed task gets CallbackTokenHash tokenHashes[i]
+	// and SubmitAttempts one higher. Claiming bumps each task's Version: update
+	// a claimed task from the Version returned here.
+	ClaimTasksToSubmit(ctx context.Context, owner string, tokenHashes []string, lease time.Duration, now time.Time) ([]Task, error)
 	// TasksToPoll lists submitted tasks whose next poll is due, most overdue first.
 	TasksToPoll(ctx context.Context, now time.Time, limit int) ([]Task, error)
 	// TasksToExpire lists pending or submitted tasks whose ExpiresAt has passed

@@ -60,7 +60,7 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{CallbackTimeout: 120 * time.Second, PollInterval: 30 * time.Second, MaxAge: 10 * time.Minute,
-		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 8}
+		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 16}
 }
 
 // Event types the service publishes.
@@ -276,9 +276,19 @@ func (s *Service) submitLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		free := s.cfg.SubmitConcurrency - len(sem)
 		var tasks []store.Task
+		tokens := map[string]string{} // hash -> token of this claim's tries
 		if free > 0 {
+			// A fresh token per try: only the provider that receives this
+			// submission learns it, and the claim makes its hash durable
+			// before the provider can call back.
+			hashes := make([]string, free)
+			for i := range hashes {
+				token := newToken()
+				hashes[i] = HashToken(token)
+				tokens[hashes[i]] = token
+			}
 			var err error
-			tasks, err = s.store.ClaimTasksToSubmit(ctx, s.owner, free, time.Minute, now())
+			tasks, err = s.store.ClaimTasksToSubmit(ctx, s.owner, hashes, time.Minute, now())
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim tasks to submit", "err", err)
 			}
@@ -288,7 +298,7 @@ func (s *Service) submitLoop(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := s.submit(ctx, t); err != nil && ctx.Err() == nil {
+				if err := s.submit(ctx, t, tokens[t.CallbackTokenHash]); err != nil && ctx.Err() == nil {
 					s.log.Warn("submit task", "task", t.ID, "err", err)
 				}
 			}()
@@ -312,18 +322,9 @@ func (s *Service) submitLoop(ctx context.Context) {
 	}
 }
 
-// submit sends one claimed task to the provider and records what it said.
-func (s *Service) submit(ctx context.Context, t store.Task) error {
-	// A fresh token per try: only the provider that receives this submission
-	// learns it, and its hash is durable before the provider can call back.
-	token := newToken()
-	t.CallbackTokenHash = HashToken(token)
-	t.SubmitAttempts++
-	t.UpdatedAt = now()
-	t, err := s.store.UpdateTask(ctx, t, t.Version, nil)
-	if err != nil {
-		return fmt.Errorf("record submission try: %w", err)
-	}
+// submit sends one claimed task to the provider, with the pingback token its
+// claim recorded, and records what the provider said.
+func (s *Service) submit(ctx context.Context, t store.Task, token string) error {
 	sub := provider.Submission{Method: t.Method, Params: t.Params}
 	if s.cfg.PublicURL != "" {
 		sub.Pingback = s.cfg.PublicURL + "/callbacks/" + token
@@ -354,7 +355,7 @@ func (s *Service) submit(ctx context.Context, t store.Task) error {
 		t.ErrorCode, t.ErrorMessage = codeOf(serr), serr.Error()
 		entry = entryOf(t, store.TaskSubmitError, "permanent error: "+serr.Error(), map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts})
 	}
-	t, err = s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entry})
+	t, err := s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entry})
 	if err != nil {
 		// Expired meanwhile (conflict), or the store failed: the lease runs out
 		// and the poller or a new try sorts it out.

@@ -261,13 +261,15 @@ func (s *Store) UpdateTask(ctx context.Context, t store.Task, version int64, ent
 	return out, nil
 }
 
-// ClaimTasksToSubmit leases up to limit pending tasks whose submission is due
-// and whose lease, if any, has run out, to owner until now+lease, oldest due
-// first. Each claim bumps the task's version; the tasks are returned as
-// stored, with the new version. PostgreSQL skips rows another claimer has
+// ClaimTasksToSubmit leases up to len(tokenHashes) pending tasks whose
+// submission is due and whose lease, if any, has run out, to owner until
+// now+lease, oldest due first; the i-th claimed task gets tokenHashes[i] and
+// one more submission try. Each claim bumps the task's version; the tasks are
+// returned as stored, with the new version. PostgreSQL skips rows another claimer has
 // locked; SQLite's single writer serialises claims.
-func (s *Store) ClaimTasksToSubmit(ctx context.Context, owner string, limit int, lease time.Duration, now time.Time) ([]store.Task, error) {
-	if limit <= 0 {
+func (s *Store) ClaimTasksToSubmit(ctx context.Context, owner string, tokenHashes []string, lease time.Duration, now time.Time) ([]store.Task, error) {
+	limit := len(tokenHashes)
+	if limit == 0 {
 		return []store.Task{}, nil
 	}
 	picked := `SELECT id FROM tasks WHERE status = 'pending' AND next_submit_at <= $3 AND lease_until < $3
@@ -283,18 +285,30 @@ func (s *Store) ClaimTasksToSubmit(ctx context.Context, owner string, limit int,
 	var out []store.Task
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = scanTasks(s.query(ctx, tx, claim, owner, ms(now.Add(lease)), ms(now), limit))
-		return err
+		if out, err = scanTasks(s.query(ctx, tx, claim, owner, ms(now.Add(lease)), ms(now), limit)); err != nil {
+			return err
+		}
+		slices.SortFunc(out, func(a, b store.Task) int {
+			if c := a.NextSubmitAt.Compare(b.NextSubmitAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		// The submission try starts here: its token and count are durable
+		// before the provider hears of it, in the claim's own commit.
+		for i := range out {
+			out[i].CallbackTokenHash = tokenHashes[i]
+			out[i].SubmitAttempts++
+			if _, err := s.exec(ctx, tx, `UPDATE tasks SET callback_token_hash = $1, submit_attempts = $2 WHERE id = $3`,
+				out[i].CallbackTokenHash, out[i].SubmitAttempts, out[i].ID); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks: %w", err)
 	}
-	slices.SortFunc(out, func(a, b store.Task) int {
-		if c := a.NextSubmitAt.Compare(b.NextSubmitAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 	return out, nil
 }
 

@@ -1172,12 +1172,12 @@ func testRescueLeases(t *testing.T, e Engine) {
 
 	// A dead owner's task leases are released too, so its submissions are retried at once.
 	tk := f.task(p.ID, func(t *store.Task) { t.NextSubmitAt = f.at(-time.Minute) })
-	claimed, err := f.s.ClaimTasksToSubmit(f.ctx, "dead", 10, time.Hour, f.base)
+	claimed, err := f.s.ClaimTasksToSubmit(f.ctx, "dead", tokenHashes(10), time.Hour, f.base)
 	f.must(err)
 	check(t, "task claimed by the dead owner", len(claimed), 1)
 	_, err = f.s.RescueLeases(f.ctx, "self", f.at(-30*time.Second))
 	f.must(err)
-	claimed, err = f.s.ClaimTasksToSubmit(f.ctx, "self", 10, time.Hour, f.base)
+	claimed, err = f.s.ClaimTasksToSubmit(f.ctx, "self", tokenHashes(10), time.Hour, f.base)
 	f.must(err)
 	if len(claimed) != 1 || claimed[0].ID != tk.ID {
 		t.Errorf("task lease of a dead owner not rescued: claimed %d tasks", len(claimed))

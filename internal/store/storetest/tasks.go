@@ -441,20 +441,26 @@ func testClaimTasks(t *testing.T, e Engine) {
 	// The leased task is due only when its lease runs out, so the earliest is due1.
 	check(t, "NextTaskDueAt (a live lease postpones)", next, due1.NextSubmitAt)
 
-	claimed, err := f.s.ClaimTasksToSubmit(f.ctx, "me", 3, time.Minute, f.base)
+	hashes := tokenHashes(3)
+	claimed, err := f.s.ClaimTasksToSubmit(f.ctx, "me", hashes, time.Minute, f.base)
 	f.must(err)
 	check(t, "first claim, oldest due first", taskIDs(claimed), []string{due1.ID, due2.ID, expiredLease.ID})
 	for i, c := range claimed {
 		want := f.getTask(p.ID, c.ID)
 		check(t, fmt.Sprintf("claimed task %d as stored", i), c, want)
+		check(t, "token hash of the try", c.CallbackTokenHash, hashes[i])
+		check(t, "submission tries", c.SubmitAttempts, 1)
+		if found, err := f.s.TaskByTokenHash(f.ctx, hashes[i]); err != nil || found.ID != c.ID {
+			t.Errorf("task %d not found by its new token hash: %v", i, err)
+		}
 		check(t, "lease owner", c.LeaseOwner, "me")
 		check(t, "lease until", c.LeaseUntil, f.at(time.Minute))
 		check(t, "version bumped", c.Version, int64(2))
 	}
-	claimed2, err := f.s.ClaimTasksToSubmit(f.ctx, "me2", 10, time.Minute, f.base)
+	claimed2, err := f.s.ClaimTasksToSubmit(f.ctx, "me2", tokenHashes(10), time.Minute, f.base)
 	f.must(err)
 	check(t, "second claim takes the rest that is due", taskIDs(claimed2), []string{due3.ID})
-	claimed3, err := f.s.ClaimTasksToSubmit(f.ctx, "me2", 10, time.Minute, f.at(500*time.Millisecond))
+	claimed3, err := f.s.ClaimTasksToSubmit(f.ctx, "me2", tokenHashes(10), time.Minute, f.at(500*time.Millisecond))
 	f.must(err)
 	check(t, "claim before leases run out", taskIDs(claimed3), []string{})
 
@@ -469,7 +475,7 @@ func testClaimTasks(t *testing.T, e Engine) {
 
 	// Once the leases run out the remaining tasks are claimable again, by anyone.
 	after := f.at(2 * time.Minute)
-	claimed4, err := f.s.ClaimTasksToSubmit(f.ctx, "you", 10, time.Minute, after)
+	claimed4, err := f.s.ClaimTasksToSubmit(f.ctx, "you", tokenHashes(10), time.Minute, after)
 	f.must(err)
 	check(t, "claim after leases ran out", taskIDs(claimed4), []string{leased.ID, due2.ID, expiredLease.ID, due3.ID, later.ID})
 	for _, c := range claimed4 {
@@ -478,7 +484,7 @@ func testClaimTasks(t *testing.T, e Engine) {
 		}
 	}
 	check(t, "version after second claim", f.getTask(p.ID, due2.ID).Version, int64(3))
-	none, err := f.s.ClaimTasksToSubmit(f.ctx, "you", 0, time.Minute, after)
+	none, err := f.s.ClaimTasksToSubmit(f.ctx, "you", tokenHashes(0), time.Minute, after)
 	f.must(err)
 	check(t, "claim with limit 0", len(none), 0)
 }
@@ -500,7 +506,7 @@ func testConcurrentTaskClaimers(t *testing.T, e Engine) {
 		wg.Go(func() {
 			owner := fmt.Sprintf("worker-%d", w)
 			for range total {
-				tasks, err := stores[w].ClaimTasksToSubmit(f.ctx, owner, 7, 10*time.Minute, f.base)
+				tasks, err := stores[w].ClaimTasksToSubmit(f.ctx, owner, tokenHashes(7), 10*time.Minute, f.base)
 				if err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w", owner, err))
@@ -852,4 +858,13 @@ func testPruneTasks(t *testing.T, e Engine) {
 		f.must(err)
 		check(t, "kept dead letter", got, d)
 	}
+}
+
+// tokenHashes returns n fresh, distinct callback token hashes for claims.
+func tokenHashes(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "hash-" + newID()
+	}
+	return out
 }
