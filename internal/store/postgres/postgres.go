@@ -20,8 +20,8 @@ func Open(url string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("open postgres: parse CARRIER_DATABASE_URL: %w", err)
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(16)
-	db.SetMaxIdleConns(16)
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
