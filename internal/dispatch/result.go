@@ -8,6 +8,10 @@ type Result struct {
 	Retryable    bool          // a failure worth retrying (timeouts, 408, 429, 5xx, network errors)
 	Disable      bool          // deactivate the subscription (HTTP 410 Gone)
 	RetryAfter   time.Duration // the endpoint asked for this pause (Retry-After)
+	// Throttled: the destination refused because of its rate limit (HTTP 429
+	// with a retry_after). The delivery waits RetryAfter without using up one
+	// of its retries.
+	Throttled bool
 	StatusCode   int
 	Duration     time.Duration
 	ErrorCode    string

@@ -52,8 +52,16 @@ type Subscription struct {
 	ProjectID   string
 	Name        string
 	Description string
-	Kind        string // destination kind: "webhook"
-	URL         string
+	Kind        string // destination kind: "webhook", "discord", "slack", "email" or "log"
+	URL         string // webhook: the endpoint
+	// Destination holds the settings of kinds other than webhook, as JSON
+	// (each kind's package parses and validates it).
+	Destination json.RawMessage
+	// FilterPolicy is an SNS-style filter policy (JSON); empty matches every event.
+	FilterPolicy json.RawMessage
+	// FilterScope says what the policy looks at: "attributes" (the event's
+	// attributes, the default) or "body" (its JSON data).
+	FilterScope string
 	EventTypes  []string
 	Scope       string   // "all" or "specific"
 	SubjectIDs  []string // with scope "specific": the event subjects (task ids) wanted
