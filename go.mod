@@ -3,15 +3,16 @@ module carrier
 go 1.26.8
 
 require (
+	github.com/2captcha/2captcha-go v1.1.10
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
+	github.com/wneessen/go-mail v0.7.2
 	modernc.org/sqlite v1.60.1
 )
 
 require (
-	github.com/2captcha/2captcha-go v1.1.10 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect

@@ -297,6 +297,10 @@ func (s *Server) subscriptionsChanged(r *http.Request) {
 
 func (s *Server) loadWebhook(r *http.Request, k store.APIKey) (store.Subscription, error) {
 	sub, err := s.Store.GetSubscription(r.Context(), k.ProjectID, r.PathValue("id"))
+	if err == nil && sub.Kind != "webhook" && strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
+		// Under /v1/webhooks only HTTP destinations exist; /v1/subscriptions shows every kind.
+		err = store.ErrNotFound
+	}
 	if err != nil {
 		if isNotFound(err) {
 			return sub, notFound("webhook")
@@ -352,6 +356,9 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, k store.A
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	if _, err := s.loadWebhook(r, k); err != nil {
+		return err
+	}
 	if err := s.Store.DeleteSubscription(r.Context(), k.ProjectID, r.PathValue("id")); err != nil {
 		if isNotFound(err) {
 			return notFound("webhook")
@@ -367,6 +374,9 @@ func (s *Server) setActive(w http.ResponseWriter, r *http.Request, k store.APIKe
 	reason := ""
 	if !active {
 		reason = "deactivated by API"
+	}
+	if _, err := s.loadWebhook(r, k); err != nil {
+		return err
 	}
 	if err := s.Store.SetSubscriptionActive(r.Context(), k.ProjectID, r.PathValue("id"), active, reason, now()); err != nil {
 		if isNotFound(err) {

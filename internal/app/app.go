@@ -16,6 +16,10 @@ import (
 
 	"carrier/internal/api"
 	"carrier/internal/config"
+	"carrier/internal/dest/discord"
+	"carrier/internal/dest/email"
+	"carrier/internal/dest/logfile"
+	"carrier/internal/dest/slack"
 	"carrier/internal/dest/webhook"
 	"carrier/internal/dispatch"
 	"carrier/internal/ingest"
@@ -56,6 +60,7 @@ type App struct {
 	listener net.Listener
 	server   *http.Server
 	spool    *spool.Spool
+	logs     *logfile.Sender
 }
 
 // Options are test and embedding hooks beyond the configuration.
@@ -121,7 +126,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Dispatch != nil {
 		opts.Dispatch(&dcfg)
 	}
-	sender := &webhook.Sender{Client: guard.Client(cfg.LaneConcurrency), RetryAfterCap: dcfg.RetryAfterCap}
+	client := guard.Client(cfg.LaneConcurrency)
+	logDir := cfg.LogDir
+	if logDir == "" {
+		logDir = filepath.Join(cfg.DataDir, "logs")
+	}
+	a.logs = &logfile.Sender{Dir: logDir}
+	sender := dispatch.Router{
+		"webhook": &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
+		"discord": &discord.Sender{Client: client},
+		"slack":   &slack.Sender{Client: client},
+		"email":   &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks},
+		"log":     a.logs,
+	}
 	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
 	a.Publisher.OnCommit = a.Engine.Wake
 
@@ -282,6 +299,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.Publisher.Close()
 	stopEngine()
 	wg.Wait()
+	a.logs.Close()
 	if a.Simulator != nil {
 		a.Simulator.Close()
 	}

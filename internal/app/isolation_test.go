@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"carrier/internal/app/apptest"
+	"carrier/internal/match"
 	"carrier/internal/store/storetest"
 )
 
@@ -76,7 +77,7 @@ func TestMultiNodeSharesWorkWithoutDoubleClaims(t *testing.T) {
 			a.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"job.done"}})
 			// b learns about the webhook through the subscriptions version (polled each second).
 			apptest.Eventually(t, 5*time.Second, "second node sees the webhook", func() bool {
-				return b.App.Matcher.Index().Match("default", "job.done", "") != nil
+				return b.App.Matcher.Index().Match("default", match.Event{Type: "job.done"}) != nil
 			})
 
 			const perNode = 300

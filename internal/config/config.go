@@ -39,6 +39,7 @@ type Config struct {
 	PollBudget      int
 	SubmitRetryBase time.Duration
 	SpoolDir        string
+	LogDir          string
 }
 
 // Setting describes one configuration value, for flags, environment and docs.
@@ -116,6 +117,10 @@ var Settings = []Setting{
 	{"submit-retry-base", "CARRIER_SUBMIT_RETRY_BASE", "5s", "backoff unit for retrying submissions after transient provider errors", durationSetter(func(c *Config) *time.Duration { return &c.SubmitRetryBase }, time.Millisecond)},
 	{"spool-dir", "CARRIER_SPOOL_DIR", "", "directory of the local spool that takes callbacks and publishes while the database is down (default <data-dir>/spool)", func(c *Config, v string) error {
 		c.SpoolDir = v
+		return nil
+	}},
+	{"log-dir", "CARRIER_LOG_DIR", "", "directory of the files that log destinations append to (default <data-dir>/logs); a subscription names only a file in it", func(c *Config, v string) error {
+		c.LogDir = v
 		return nil
 	}},
 	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {

@@ -76,6 +76,23 @@ type Sender interface {
 	Send(ctx context.Context, job store.Job, attemptAt time.Time) Result
 }
 
+// Router sends each job with the sender of its subscription's destination
+// kind ("webhook" when unset).
+type Router map[string]Sender
+
+// Send sends job with the sender of its kind; an unknown kind fails the attempt.
+func (r Router) Send(ctx context.Context, job store.Job, at time.Time) Result {
+	kind := job.Subscription.Kind
+	if kind == "" {
+		kind = "webhook"
+	}
+	s, ok := r[kind]
+	if !ok {
+		return Result{ErrorCode: "unknown_destination", ErrorMessage: "no sender for destination kind " + kind}
+	}
+	return s.Send(ctx, job, at)
+}
+
 // Engine runs deliveries for one process.
 type Engine struct {
 	cfg       Config
@@ -433,6 +450,10 @@ func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 	switch {
 	case res.Delivered:
 		o.State = store.StateDelivered
+	case res.Throttled:
+		// The destination's rate limit: wait as asked, and keep the retry.
+		o.State, o.SpareRetry = store.StateRetrying, true
+		o.NextAttemptAt = at.Add(res.Duration + max(min(res.RetryAfter, e.cfg.RetryAfterCap), time.Second))
 	case res.Retryable && d.Attempts-d.BudgetStart < sub.MaxRetries:
 		retry := d.Attempts - d.BudgetStart + 1
 		delay := backoff.Delay(retry, sub.BackoffMultiplier, e.cfg.RetryBase, rand.Float64())

@@ -4,14 +4,14 @@ import "time"
 
 // Result is what one attempt came to, as a destination reports it.
 type Result struct {
-	Delivered    bool
-	Retryable    bool          // a failure worth retrying (timeouts, 408, 429, 5xx, network errors)
-	Disable      bool          // deactivate the subscription (HTTP 410 Gone)
-	RetryAfter   time.Duration // the endpoint asked for this pause (Retry-After)
+	Delivered  bool
+	Retryable  bool          // a failure worth retrying (timeouts, 408, 429, 5xx, network errors)
+	Disable    bool          // deactivate the subscription (HTTP 410 Gone)
+	RetryAfter time.Duration // the endpoint asked for this pause (Retry-After)
 	// Throttled: the destination refused because of its rate limit (HTTP 429
 	// with a retry_after). The delivery waits RetryAfter without using up one
 	// of its retries.
-	Throttled bool
+	Throttled    bool
 	StatusCode   int
 	Duration     time.Duration
 	ErrorCode    string

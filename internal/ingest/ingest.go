@@ -198,7 +198,7 @@ func (p *Publisher) commit(batch []*request) {
 		if in.OnlySubscription != "" {
 			subs = []string{in.OnlySubscription}
 		} else {
-			subs = ix.Match(in.ProjectID, in.Type, in.Subject)
+			subs = ix.Match(in.ProjectID, match.Event{Type: in.Type, Subject: in.Subject, Attributes: in.Attributes, Data: in.Data})
 		}
 		ids := make([]string, len(subs))
 		for k := range subs {

@@ -5,11 +5,13 @@ package match
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"carrier/internal/filter"
 	"carrier/internal/store"
 )
 
@@ -31,21 +33,57 @@ type entry struct {
 	exact    map[string]bool
 	patterns []string
 	subjects map[string]bool // nil: scope all
+	policy   *filter.Policy  // nil: no filter policy
 }
 
-func (e *entry) wants(eventType, subject string) bool {
-	if e.subjects != nil && !e.subjects[subject] {
+func (e *entry) wants(ev Event, body *decodedBody) bool {
+	if e.subjects != nil && !e.subjects[ev.Subject] {
 		return false
 	}
-	if e.exact[eventType] {
-		return true
+	if !e.exact[ev.Type] && !e.matchesPattern(ev.Type) {
+		return false
 	}
+	switch {
+	case e.policy == nil:
+		return true
+	case e.policy.Scope() == filter.ScopeBody:
+		return e.policy.MatchBody(body.get(ev.Data))
+	default:
+		return e.policy.MatchAttributes(ev.Attributes)
+	}
+}
+
+// decodedBody decodes an event's data once, for every body-scope policy.
+type decodedBody struct {
+	done bool
+	v    any
+}
+
+func (b *decodedBody) get(data []byte) any {
+	if !b.done {
+		b.done = true
+		if json.Unmarshal(data, &b.v) != nil {
+			b.v = nil
+		}
+	}
+	return b.v
+}
+
+func (e *entry) matchesPattern(eventType string) bool {
 	for _, p := range e.patterns {
 		if TypeMatches(p, eventType) {
 			return true
 		}
 	}
 	return false
+}
+
+// Event is what matching looks at.
+type Event struct {
+	Type       string
+	Subject    string
+	Attributes map[string]string
+	Data       []byte // JSON, for filter policies with body scope
 }
 
 // Index is an immutable snapshot of the subscriptions by project.
@@ -68,6 +106,13 @@ func NewIndex(subs []store.Subscription) *Index {
 				e.exact[t] = true
 			}
 		}
+		if len(s.FilterPolicy) > 0 {
+			// Policies are validated when saved; one that no longer compiles
+			// filters nothing rather than dropping events.
+			if p, err := filter.Compile(s.FilterPolicy, s.FilterScope); err == nil {
+				e.policy = p
+			}
+		}
 		if s.Scope == "specific" {
 			e.subjects = map[string]bool{}
 			for _, id := range s.SubjectIDs {
@@ -79,11 +124,13 @@ func NewIndex(subs []store.Subscription) *Index {
 	return ix
 }
 
-// Match returns the ids of the subscriptions of a project that want an event.
-func (ix *Index) Match(projectID, eventType, subject string) []string {
+// Match returns the ids of the subscriptions of a project that want an event:
+// its type matches, its subject is in scope, and its filter policy (if any) matches.
+func (ix *Index) Match(projectID string, ev Event) []string {
 	var ids []string
+	var body decodedBody
 	for _, e := range ix.byProject[projectID] {
-		if e.wants(eventType, subject) {
+		if e.wants(ev, &body) {
 			ids = append(ids, e.id)
 		}
 	}

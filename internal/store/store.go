@@ -173,6 +173,9 @@ type Outcome struct {
 	State string
 	// NextAttemptAt is when to try again (State retrying).
 	NextAttemptAt time.Time
+	// SpareRetry records the attempt without using up one of the delivery's
+	// retries (a destination's rate limit refused it).
+	SpareRetry bool
 	// Disable deactivates the subscription whatever its failure count (HTTP 410).
 	Disable       bool
 	DisableReason string

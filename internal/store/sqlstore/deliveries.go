@@ -218,13 +218,13 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 // completeDeliveries moves deliveries to their new states where the outcome's
 // owner still holds the lease, and returns each one's attempt number.
 var completeDeliveries = &bulk{
-	name: "complete deliveries", cols: 11,
-	head: `WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered, updated) AS (VALUES `,
+	name: "complete deliveries", cols: 12,
+	head: `WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered, updated, spare) AS (VALUES `,
 	row: func(b *strings.Builder, n int) {
-		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT))",
-			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT), CAST($%d AS INTEGER))",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
 	},
-	tail: `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, next_attempt_at = v.next_at,
+	tail: `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, budget_start = deliveries.budget_start + v.spare, next_attempt_at = v.next_at,
 		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
 		last_duration_ms = v.dur, url = v.url, updated_at = v.updated, delivered_at = v.delivered
 		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> ''
@@ -239,7 +239,11 @@ func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []sto
 		if o.State == store.StateDelivered {
 			delivered = ms(a.CreatedAt)
 		}
-		rows = append(rows, []any{o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered, ms(now)})
+		spare := 0
+		if o.SpareRetry {
+			spare = 1
+		}
+		rows = append(rows, []any{o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered, ms(now), spare})
 	}
 	return s.run(ctx, tx, completeDeliveries, rows, func(r *sql.Rows) error {
 		var id string

@@ -12,7 +12,8 @@ import (
 
 const subscriptionColumns = `id, project_id, name, description, kind, url, event_types, scope, subject_ids, headers, tags, metadata,
 	timeout_seconds, max_retries, backoff_multiplier, secret, previous_secret, previous_secret_until, active, disabled_reason,
-	consecutive_failures, total_deliveries, successful_deliveries, failed_deliveries, last_success_at, last_failure_at, created_at, updated_at`
+	consecutive_failures, total_deliveries, successful_deliveries, failed_deliveries, last_success_at, last_failure_at, created_at, updated_at,
+	destination, filter_policy, filter_scope`
 
 // subscriptionColumnsAs is subscriptionColumns qualified with a table alias.
 func subscriptionColumnsAs(alias string) string {
@@ -25,6 +26,7 @@ type scanner interface{ Scan(dest ...any) error }
 type subscriptionRow struct {
 	sub                                               store.Subscription
 	eventTypes, subjectIDs, headers, tags, metadata   string
+	destination, filterPolicy                         string
 	prevUntil, lastSuccess, lastFailure, created, upd int64
 }
 
@@ -32,7 +34,8 @@ func (r *subscriptionRow) dest() []any {
 	sub := &r.sub
 	return []any{&sub.ID, &sub.ProjectID, &sub.Name, &sub.Description, &sub.Kind, &sub.URL, &r.eventTypes, &sub.Scope, &r.subjectIDs, &r.headers, &r.tags, &r.metadata,
 		&sub.TimeoutSeconds, &sub.MaxRetries, &sub.BackoffMultiplier, &sub.Secret, &sub.PreviousSecret, &r.prevUntil, &sub.Active, &sub.DisabledReason,
-		&sub.ConsecutiveFailures, &sub.TotalDeliveries, &sub.SuccessfulDeliveries, &sub.FailedDeliveries, &r.lastSuccess, &r.lastFailure, &r.created, &r.upd}
+		&sub.ConsecutiveFailures, &sub.TotalDeliveries, &sub.SuccessfulDeliveries, &sub.FailedDeliveries, &r.lastSuccess, &r.lastFailure, &r.created, &r.upd,
+		&r.destination, &r.filterPolicy, &sub.FilterScope}
 }
 
 func (r *subscriptionRow) finish() store.Subscription {
@@ -43,6 +46,12 @@ func (r *subscriptionRow) finish() store.Subscription {
 	json.Unmarshal([]byte(r.tags), &sub.Tags)
 	if r.metadata != "" && r.metadata != "null" {
 		sub.Metadata = json.RawMessage(r.metadata)
+	}
+	if r.destination != "" {
+		sub.Destination = json.RawMessage(r.destination)
+	}
+	if r.filterPolicy != "" {
+		sub.FilterPolicy = json.RawMessage(r.filterPolicy)
 	}
 	sub.PreviousSecretUntil = fromMSPtr(r.prevUntil)
 	sub.LastSuccessAt = fromMSPtr(r.lastSuccess)
@@ -90,12 +99,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)`,
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`,
 			sub.ID, sub.ProjectID, sub.Name, sub.Description, sub.Kind, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
 			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata),
 			sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier, sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), sub.Active, sub.DisabledReason,
 			sub.ConsecutiveFailures, sub.TotalDeliveries, sub.SuccessfulDeliveries, sub.FailedDeliveries, msPtr(sub.LastSuccessAt), msPtr(sub.LastFailureAt),
-			ms(sub.CreatedAt), ms(sub.UpdatedAt))
+			ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope))
 		if err != nil {
 			return err
 		}
@@ -105,6 +114,14 @@ func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) 
 		return fmt.Errorf("insert subscription: %w", err)
 	}
 	return nil
+}
+
+// filterScope stores an unset scope as the default, attributes.
+func filterScope(s string) string {
+	if s == "" {
+		return "attributes"
+	}
+	return s
 }
 
 func nonNilMap(m map[string]string) map[string]string {
@@ -161,11 +178,13 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub store.Subscription) 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET name = $1, description = $2, url = $3, event_types = $4, scope = $5, subject_ids = $6,
 			headers = $7, tags = $8, metadata = $9, timeout_seconds = $10, max_retries = $11, backoff_multiplier = $12,
-			secret = $13, previous_secret = $14, previous_secret_until = $15, updated_at = $16
+			secret = $13, previous_secret = $14, previous_secret_until = $15, updated_at = $16,
+			destination = $19, filter_policy = $20, filter_scope = $21
 			WHERE id = $17 AND project_id = $18`,
 			sub.Name, sub.Description, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
 			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata), sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier,
-			sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), ms(sub.UpdatedAt), sub.ID, sub.ProjectID)
+			sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), ms(sub.UpdatedAt), sub.ID, sub.ProjectID,
+			string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope))
 		if err != nil {
 			return err
 		}

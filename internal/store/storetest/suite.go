@@ -116,7 +116,7 @@ func (f *fixture) subscription(projectID string, mods ...func(*store.Subscriptio
 		ID: id, ProjectID: projectID, Name: "sub " + id, Kind: "webhook", URL: "https://example.com/hooks/" + id,
 		EventTypes: []string{"task.created"}, Scope: "all", SubjectIDs: []string{}, Headers: map[string]string{},
 		Tags: []string{}, TimeoutSeconds: 10, MaxRetries: 5, BackoffMultiplier: 2, Secret: "whsec_c2VjcmV0",
-		Active: true, CreatedAt: f.base, UpdatedAt: f.base,
+		FilterScope: "attributes", Active: true, CreatedAt: f.base, UpdatedAt: f.base,
 	}
 	for _, m := range mods {
 		m(&sub)
@@ -337,6 +337,10 @@ func testSubscriptionRoundTrip(t *testing.T, e Engine) {
 		s.Headers = map[string]string{"X-Team": "billing", "Authorization": "Bearer x"}
 		s.Tags = []string{"prod", "eu"}
 		s.Metadata = json.RawMessage(`{"owner": "ops", "n": 3}`)
+		s.Kind = "discord"
+		s.Destination = json.RawMessage(`{"webhook_url":"https://discord.com/api/webhooks/1/x","title":"{{.type}}"}`)
+		s.FilterPolicy = json.RawMessage(`{"status":["failed"],"price":[{"numeric":[">",0.5]}]}`)
+		s.FilterScope = "body"
 		s.TimeoutSeconds = 7
 		s.MaxRetries = 9
 		s.BackoffMultiplier = 2.5

@@ -1,0 +1,449 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"carrier/internal/dest"
+	"carrier/internal/dest/discord"
+	"carrier/internal/dest/email"
+	"carrier/internal/dest/logfile"
+	"carrier/internal/dest/slack"
+	"carrier/internal/filter"
+	"carrier/internal/netguard"
+	"carrier/internal/sign"
+	"carrier/internal/store"
+)
+
+// The general form behind /v1/webhooks: a subscription has event types, a
+// scope, an SNS-style filter policy, delivery settings and one destination of
+// any kind. A webhook is a subscription whose destination is "webhook"; it
+// appears in both APIs.
+
+// destinationKind validates and shows the settings of one destination kind.
+type destinationKind struct {
+	parse  func(json.RawMessage) error
+	redact func(json.RawMessage) json.RawMessage
+	// summary is what attempts record as the destination (no secrets).
+	summary func(json.RawMessage) string
+}
+
+var destinationKinds = map[string]destinationKind{
+	"discord": {
+		parse:   func(raw json.RawMessage) error { _, err := discord.ParseConfig(raw); return err },
+		redact:  discord.Redact,
+		summary: func(raw json.RawMessage) string { return "discord:" + redactedURL(discord.Redact(raw)) },
+	},
+	"slack": {
+		parse:   func(raw json.RawMessage) error { _, err := slack.ParseConfig(raw); return err },
+		redact:  slack.Redact,
+		summary: func(raw json.RawMessage) string { return "slack:" + redactedURL(slack.Redact(raw)) },
+	},
+	"email": {
+		parse:  func(raw json.RawMessage) error { _, err := email.ParseConfig(raw); return err },
+		redact: email.Redact,
+		summary: func(raw json.RawMessage) string {
+			var c struct {
+				Host string   `json:"host"`
+				To   []string `json:"to"`
+			}
+			json.Unmarshal(raw, &c)
+			return "smtp://" + c.Host + " to " + strings.Join(c.To, ",")
+		},
+	},
+	"log": {
+		parse:  func(raw json.RawMessage) error { _, err := logfile.ParseConfig(raw); return err },
+		redact: logfile.Redact,
+		summary: func(raw json.RawMessage) string {
+			var c struct {
+				File string `json:"file"`
+			}
+			json.Unmarshal(raw, &c)
+			return "log:" + c.File
+		},
+	},
+}
+
+func redactedURL(raw json.RawMessage) string {
+	var c struct {
+		URL string `json:"webhook_url"`
+	}
+	json.Unmarshal(raw, &c)
+	return c.URL
+}
+
+// subscriptionRequest is the body of POST and PUT /v1/subscriptions.
+type subscriptionRequest struct {
+	Name                   *string         `json:"name"`
+	Description            *string         `json:"description"`
+	EventTypes             *[]string       `json:"event_types"`
+	Scope                  *string         `json:"scope"`
+	SpecificTaskIDs        *[]string       `json:"specific_task_ids"`
+	FilterPolicy           json.RawMessage `json:"filter_policy"`
+	FilterPolicyScope      *string         `json:"filter_policy_scope"`
+	Destination            json.RawMessage `json:"destination"`
+	TimeoutSeconds         *float64        `json:"timeout_seconds"`
+	MaxRetries             *float64        `json:"max_retries"`
+	RetryBackoffMultiplier *float64        `json:"retry_backoff_multiplier"`
+	Tags                   *[]string       `json:"tags"`
+	Metadata               json.RawMessage `json:"metadata"`
+}
+
+// webhookDestination is the destination object of kind webhook.
+type webhookDestination struct {
+	Type          string             `json:"type"`
+	URL           *string            `json:"url"`
+	CustomHeaders *map[string]string `json:"custom_headers"`
+}
+
+type subscriptionJSON struct {
+	ID                     string          `json:"id"`
+	Name                   string          `json:"name"`
+	Description            string          `json:"description"`
+	EventTypes             []string        `json:"event_types"`
+	Scope                  string          `json:"scope"`
+	SpecificTaskIDs        []string        `json:"specific_task_ids"`
+	FilterPolicy           json.RawMessage `json:"filter_policy"`
+	FilterPolicyScope      string          `json:"filter_policy_scope"`
+	Destination            json.RawMessage `json:"destination"`
+	TimeoutSeconds         int             `json:"timeout_seconds"`
+	MaxRetries             int             `json:"max_retries"`
+	RetryBackoffMultiplier float64         `json:"retry_backoff_multiplier"`
+	Tags                   []string        `json:"tags"`
+	Metadata               json.RawMessage `json:"metadata"`
+	IsActive               bool            `json:"is_active"`
+	DisabledReason         string          `json:"disabled_reason,omitempty"`
+	ConsecutiveFailures    int             `json:"consecutive_failures"`
+	TotalDeliveries        int64           `json:"total_deliveries"`
+	SuccessfulDeliveries   int64           `json:"successful_deliveries"`
+	FailedDeliveries       int64           `json:"failed_deliveries"`
+	LastSuccessAt          *string         `json:"last_success_at"`
+	LastFailureAt          *string         `json:"last_failure_at"`
+	CreatedAt              string          `json:"created_at"`
+	UpdatedAt              string          `json:"updated_at"`
+}
+
+func subscriptionView(sub store.Subscription) subscriptionJSON {
+	w := webhookView(sub)
+	v := subscriptionJSON{ID: sub.ID, Name: w.Name, Description: w.Description, EventTypes: w.EventTypes, Scope: w.Scope,
+		SpecificTaskIDs: w.SpecificTaskIDs, FilterPolicy: sub.FilterPolicy, FilterPolicyScope: sub.FilterScope,
+		TimeoutSeconds: w.TimeoutSeconds, MaxRetries: w.MaxRetries, RetryBackoffMultiplier: w.RetryBackoffMultiplier,
+		Tags: w.Tags, Metadata: w.Metadata, IsActive: w.IsActive, DisabledReason: w.DisabledReason,
+		ConsecutiveFailures: w.ConsecutiveFailures, TotalDeliveries: w.TotalDeliveries, SuccessfulDeliveries: w.SuccessfulDeliveries,
+		FailedDeliveries: w.FailedDeliveries, LastSuccessAt: w.LastSuccessAt, LastFailureAt: w.LastFailureAt,
+		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+	if len(v.FilterPolicy) == 0 {
+		v.FilterPolicy = json.RawMessage("null")
+	}
+	if v.FilterPolicyScope == "" {
+		v.FilterPolicyScope = filter.ScopeAttributes
+	}
+	if sub.Kind == "webhook" || sub.Kind == "" {
+		v.Destination, _ = json.Marshal(map[string]any{"type": "webhook", "url": sub.URL, "custom_headers": w.CustomHeaders, "secret": hiddenSecret})
+		return v
+	}
+	settings := json.RawMessage("{}")
+	if k, ok := destinationKinds[sub.Kind]; ok && len(sub.Destination) > 0 {
+		settings = k.redact(sub.Destination)
+	}
+	var m map[string]any
+	json.Unmarshal(settings, &m)
+	if m == nil {
+		m = map[string]any{}
+	}
+	m["type"] = sub.Kind
+	v.Destination, _ = json.Marshal(m)
+	return v
+}
+
+// destinationType reads destination.type.
+func destinationType(raw json.RawMessage) (string, error) {
+	var d struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return "", invalid("destination", "must be an object with a type")
+	}
+	if d.Type == "" {
+		return "", invalid("destination.type", "is required: webhook, discord, slack, email or log")
+	}
+	if _, ok := destinationKinds[d.Type]; !ok && d.Type != "webhook" {
+		return "", invalid("destination.type", "must be webhook, discord, slack, email or log")
+	}
+	return d.Type, nil
+}
+
+// applySubscription validates req and writes it onto sub (all required fields
+// on create, only those sent on update).
+func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub *store.Subscription, create bool) error {
+	if create {
+		switch {
+		case req.Name == nil:
+			return invalid("name", "is required")
+		case req.EventTypes == nil:
+			return invalid("event_types", "is required")
+		case len(req.Destination) == 0 || string(req.Destination) == "null":
+			return invalid("destination", "is required (an object with a type: webhook, discord, slack, email or log)")
+		}
+	}
+	wreq := webhookRequest{Name: req.Name, Description: req.Description, EventTypes: req.EventTypes, Scope: req.Scope,
+		SpecificTaskIDs: req.SpecificTaskIDs, TimeoutSeconds: req.TimeoutSeconds, MaxRetries: req.MaxRetries,
+		RetryBackoffMultiplier: req.RetryBackoffMultiplier, Tags: req.Tags, Metadata: req.Metadata}
+	if len(req.Destination) > 0 && string(req.Destination) != "null" {
+		kind, err := destinationType(req.Destination)
+		if err != nil {
+			return err
+		}
+		if !create && kind != sub.Kind {
+			return invalid("destination.type", "cannot be changed from %s; create a new subscription", sub.Kind)
+		}
+		sub.Kind = kind
+		if kind == "webhook" {
+			var d webhookDestination
+			if err := strictDecode(req.Destination, &d); err != nil {
+				return err
+			}
+			if create && d.URL == nil {
+				return invalid("destination.url", "is required")
+			}
+			wreq.WebhookURL, wreq.CustomHeaders = d.URL, d.CustomHeaders
+		} else {
+			settings, err := s.destinationSettings(r, kind, keepHidden(req.Destination, sub.Destination))
+			if err != nil {
+				return err
+			}
+			sub.Destination = settings
+			sub.URL = destinationKinds[kind].summary(settings)
+		}
+	}
+	if err := s.apply(r, wreq, sub, false); err != nil {
+		var apiErr *Error
+		if errors.As(err, &apiErr) && (apiErr.Field == "webhook_url" || strings.HasPrefix(apiErr.Field, "custom_headers")) {
+			apiErr.Field = "destination." + strings.Replace(apiErr.Field, "webhook_url", "url", 1)
+		}
+		return err
+	}
+	if req.FilterPolicyScope != nil {
+		if *req.FilterPolicyScope != filter.ScopeAttributes && *req.FilterPolicyScope != filter.ScopeBody {
+			return invalid("filter_policy_scope", `must be "attributes" or "body"`)
+		}
+		sub.FilterScope = *req.FilterPolicyScope
+	}
+	if sub.FilterScope == "" {
+		sub.FilterScope = filter.ScopeAttributes
+	}
+	if req.FilterPolicy != nil {
+		if string(req.FilterPolicy) == "null" {
+			sub.FilterPolicy = nil
+		} else {
+			sub.FilterPolicy = compactJSON(req.FilterPolicy)
+		}
+	}
+	if len(sub.FilterPolicy) > 0 {
+		if _, err := filter.Compile(sub.FilterPolicy, sub.FilterScope); err != nil {
+			var ferr *filter.Error
+			if errors.As(err, &ferr) {
+				return invalid("filter_policy."+ferr.Key, "%s", ferr.Message)
+			}
+			return invalid("filter_policy", "%v", err)
+		}
+	}
+	return nil
+}
+
+// destinationSettings validates a non-webhook destination object and returns
+// its settings (without "type"), with any URL in it checked against SSRF rules.
+func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawMessage) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, invalid("destination", "must be an object")
+	}
+	delete(m, "type")
+	settings, _ := json.Marshal(m)
+	if err := destinationKinds[kind].parse(settings); err != nil {
+		var ferr *dest.FieldError
+		if errors.As(err, &ferr) {
+			return nil, invalid("destination."+ferr.Field, "%s", ferr.Message)
+		}
+		return nil, invalid("destination", "%v", err)
+	}
+	var u struct {
+		URL string `json:"webhook_url"`
+	}
+	json.Unmarshal(settings, &u)
+	if u.URL != "" {
+		if err := s.Guard.CheckURL(r.Context(), u.URL); err != nil {
+			if errors.Is(err, netguard.ErrBlocked) {
+				return nil, &Error{Status: http.StatusBadRequest, Code: CodeURLNotAllowed, Field: "destination.webhook_url",
+					Message: "destination.webhook_url is not allowed: " + err.Error()}
+			}
+			return nil, invalid("destination.webhook_url", "is not a valid destination: %v", err)
+		}
+	}
+	return settings, nil
+}
+
+// keepHidden puts the stored value back for every top-level setting sent as
+// "***hidden***" (what the API shows for a secret), so settings read from the
+// API can be sent back without knowing the secret.
+func keepHidden(sent, stored json.RawMessage) json.RawMessage {
+	var in, old map[string]json.RawMessage
+	if json.Unmarshal(sent, &in) != nil || json.Unmarshal(stored, &old) != nil {
+		return sent
+	}
+	changed := false
+	for k, v := range in {
+		if string(v) == `"`+hiddenSecret+`"` {
+			if prev, ok := old[k]; ok {
+				in[k], changed = prev, true
+			}
+		}
+	}
+	if !changed {
+		return sent
+	}
+	out, _ := json.Marshal(in)
+	return out
+}
+
+// strictDecode decodes raw into v, refusing unknown fields by name.
+func strictDecode(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var apiErr *Error
+		if errors.As(decodeError(err), &apiErr) && apiErr.Field != "" {
+			apiErr.Field = "destination." + apiErr.Field
+			apiErr.Message = strings.Replace(apiErr.Message, "unknown field", "unknown destination setting", 1)
+			return apiErr
+		}
+		return invalid("destination", "%v", err)
+	}
+	return nil
+}
+
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	var req subscriptionRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	t := now()
+	sub := store.Subscription{
+		ID: newID(), ProjectID: k.ProjectID, Scope: "all", FilterScope: filter.ScopeAttributes,
+		TimeoutSeconds: defaultTimeout, MaxRetries: defaultRetries, BackoffMultiplier: defaultMultiplier,
+		Active: true, CreatedAt: t, UpdatedAt: t,
+	}
+	if err := s.applySubscription(r, req, &sub, true); err != nil {
+		return err
+	}
+	out := map[string]any{"subscription_id": sub.ID}
+	if sub.Kind == "webhook" {
+		secret, err := sign.NewSecret()
+		if err != nil {
+			return err
+		}
+		sub.Secret = secret
+		out["secret"] = secret
+	}
+	if err := s.Store.CreateSubscription(r.Context(), sub); err != nil {
+		return err
+	}
+	s.subscriptionsChanged(r)
+	out["subscription"] = subscriptionView(sub)
+	ok(w, http.StatusCreated, out, "message", fmt.Sprintf("Subscription created (destination: %s).", sub.Kind))
+	return nil
+}
+
+func (s *Server) loadSubscription(r *http.Request, k store.APIKey) (store.Subscription, error) {
+	sub, err := s.Store.GetSubscription(r.Context(), k.ProjectID, r.PathValue("id"))
+	if err != nil {
+		if isNotFound(err) {
+			return sub, notFound("subscription")
+		}
+		return sub, err
+	}
+	return sub, nil
+}
+
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	subs, err := s.Store.ListSubscriptions(r.Context(), k.ProjectID)
+	if err != nil {
+		return err
+	}
+	out := make([]subscriptionJSON, len(subs))
+	for i, sub := range subs {
+		out[i] = subscriptionView(sub)
+	}
+	ok(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	sub, err := s.loadSubscription(r, k)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusOK, subscriptionView(sub))
+	return nil
+}
+
+func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	var req subscriptionRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	sub, err := s.loadSubscription(r, k)
+	if err != nil {
+		return err
+	}
+	if err := s.applySubscription(r, req, &sub, false); err != nil {
+		return err
+	}
+	sub.UpdatedAt = now()
+	if err := s.Store.UpdateSubscription(r.Context(), sub); err != nil {
+		return err
+	}
+	s.subscriptionsChanged(r)
+	ok(w, http.StatusOK, subscriptionView(sub), "message", "Subscription updated")
+	return nil
+}
+
+func (s *Server) setSubscriptionActive(w http.ResponseWriter, r *http.Request, k store.APIKey, active bool) error {
+	if _, err := s.loadSubscription(r, k); err != nil {
+		return err
+	}
+	reason := ""
+	if !active {
+		reason = "deactivated by API"
+	}
+	if err := s.Store.SetSubscriptionActive(r.Context(), k.ProjectID, r.PathValue("id"), active, reason, now()); err != nil {
+		return err
+	}
+	s.subscriptionsChanged(r)
+	sub, err := s.loadSubscription(r, k)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusOK, subscriptionView(sub))
+	return nil
+}
+
+func (s *Server) activateSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	return s.setSubscriptionActive(w, r, k, true)
+}
+
+func (s *Server) deactivateSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	return s.setSubscriptionActive(w, r, k, false)
+}

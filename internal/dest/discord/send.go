@@ -1,0 +1,334 @@
+package discord
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"carrier/internal/backoff"
+	"carrier/internal/dispatch"
+	"carrier/internal/netguard"
+	"carrier/internal/store"
+)
+
+// ResponseLimit is how much of a response body an attempt records.
+const ResponseLimit = 4 << 10
+
+// UserAgent identifies Carrier to Discord.
+const UserAgent = "Carrier-Webhooks/1.0"
+
+// DefaultTimeout is the attempt timeout when the subscription sets none.
+const DefaultTimeout = 10 * time.Second
+
+// MaxRetryAfter caps the pause a 429 may ask for.
+const MaxRetryAfter = time.Hour
+
+// DefaultRetryAfter is the pause after a 429 that names none.
+const DefaultRetryAfter = 5 * time.Second
+
+// Sender delivers to Discord webhooks. Client should be Carrier's SSRF-guarded
+// client (netguard), which does not follow redirects.
+type Sender struct {
+	Client *http.Client
+}
+
+// configCache keeps parsed settings by their JSON, so templates are not
+// compiled again for every attempt. It is emptied when it grows past
+// cacheSize.
+var configCache struct {
+	sync.Mutex
+	m map[string]Config
+}
+
+const cacheSize = 512
+
+func cachedConfig(raw json.RawMessage) (Config, error) {
+	key := string(raw)
+	configCache.Lock()
+	cfg, ok := configCache.m[key]
+	configCache.Unlock()
+	if ok {
+		return cfg, nil
+	}
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		return cfg, err
+	}
+	configCache.Lock()
+	if configCache.m == nil || len(configCache.m) >= cacheSize {
+		configCache.m = make(map[string]Config)
+	}
+	configCache.m[key] = cfg
+	configCache.Unlock()
+	return cfg, nil
+}
+
+// Send makes one attempt: it renders the event (Render) and posts it to the
+// subscription's webhook URL, then classifies Discord's answer.
+func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
+	sub := job.Subscription
+	cfg, err := cachedConfig(sub.Destination)
+	if err != nil {
+		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: "discord destination: " + err.Error()}
+	}
+	cfg.Subscription = sub.Name
+	body := Render(cfg, job.Event, job.Delivery.ID)
+	token := tokenOf(cfg.WebhookURL)
+
+	timeout := time.Duration(sub.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSpace(cfg.WebhookURL), bytes.NewReader(body))
+	if err != nil {
+		return dispatch.Result{ErrorCode: "invalid_url", ErrorMessage: hide(err.Error(), token)}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
+
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		res := classifyError(err)
+		res.ErrorMessage = hide(res.ErrorMessage, token)
+		res.Duration = time.Since(start)
+		return res
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, ResponseLimit))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	res := classify(resp, head, at)
+	res.Duration = time.Since(start)
+	res.ResponseBody = recordable(head)
+	res.ErrorMessage = hide(recordable([]byte(res.ErrorMessage)), token)
+	return res
+}
+
+// hide removes the webhook token from a message.
+func hide(msg, token string) string {
+	if token == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, token, "***")
+}
+
+// apiError is Discord's error body.
+type apiError struct {
+	Message    string          `json:"message"`
+	Code       int             `json:"code"`
+	Errors     json.RawMessage `json:"errors"`
+	RetryAfter *float64        `json:"retry_after"`
+	Global     bool            `json:"global"`
+}
+
+func classify(resp *http.Response, body []byte, now time.Time) dispatch.Result {
+	code := resp.StatusCode
+	res := dispatch.Result{StatusCode: code}
+	var ae apiError
+	_ = json.Unmarshal(body, &ae)
+	switch {
+	case code >= 200 && code < 300:
+		res.Delivered = true
+		return res
+	case code == http.StatusTooManyRequests:
+		res.Retryable = true
+		res.Throttled = true
+		res.RetryAfter = rateLimitWait(resp.Header, ae.RetryAfter, now)
+		res.ErrorCode = "rate_limited"
+		scope := "rate limited"
+		if ae.Global || strings.EqualFold(resp.Header.Get("X-RateLimit-Global"), "true") {
+			scope = "globally rate limited"
+		}
+		res.ErrorMessage = fmt.Sprintf("discord %s; retry after %s", scope, res.RetryAfter)
+		return res
+	case code == http.StatusNotFound:
+		res.Disable = true
+		res.ErrorCode = "webhook_deleted"
+		res.ErrorMessage = "discord answered 404" + describe(ae) + "; the webhook was deleted, so the subscription is deactivated"
+		return res
+	case code == http.StatusGone:
+		res.Disable = true
+		res.ErrorCode = "endpoint_gone"
+		res.ErrorMessage = "discord answered 410 Gone; the subscription is deactivated"
+		return res
+	case code == http.StatusRequestTimeout || code >= 500:
+		res.Retryable = true
+		if d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), now, MaxRetryAfter); ok {
+			res.RetryAfter = d
+		}
+	case code >= 300 && code < 400:
+		res.ErrorCode = "redirect_not_followed"
+		res.ErrorMessage = fmt.Sprintf("discord answered %d redirect; redirects are not followed", code)
+		return res
+	}
+	res.ErrorCode = "http_" + strconv.Itoa(code)
+	res.ErrorMessage = "discord answered " + resp.Status + describe(ae)
+	return res
+}
+
+// describe renders Discord's error body: message, code and each invalid
+// field, such as ": Invalid Form Body (50035): embeds.0.description: Must
+// be 4096 or fewer in length.".
+func describe(ae apiError) string {
+	if ae.Message == "" {
+		return ""
+	}
+	s := ": " + ae.Message
+	if ae.Code != 0 {
+		s += " (" + strconv.Itoa(ae.Code) + ")"
+	}
+	var problems []string
+	flattenErrors("", ae.Errors, &problems)
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		s += ": " + strings.Join(problems, "; ")
+	}
+	return s
+}
+
+// flattenErrors walks Discord's nested {"errors": {"embeds": {"0": {"title":
+// {"_errors": [{"code", "message"}]}}}}} into "embeds.0.title: message".
+func flattenErrors(path string, raw json.RawMessage, out *[]string) {
+	if len(raw) == 0 || len(*out) >= 20 {
+		return
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return
+	}
+	for k, v := range obj {
+		if k == "_errors" {
+			var errs []struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			}
+			if json.Unmarshal(v, &errs) == nil {
+				for _, e := range errs {
+					p := path
+					if p == "" {
+						p = "body"
+					}
+					*out = append(*out, p+": "+e.Message)
+				}
+			}
+			continue
+		}
+		p := k
+		if path != "" {
+			p = path + "." + k
+		}
+		flattenErrors(p, v, out)
+	}
+}
+
+// rateLimitWait is the pause a 429 asks for: the larger of the Retry-After
+// and X-RateLimit-Reset-After headers (both seconds, possibly fractional),
+// else the body's retry_after (seconds in API v8 and later), else
+// DefaultRetryAfter; capped at MaxRetryAfter. The headers win over the body
+// because unversioned (v6) endpoints answered retry_after in milliseconds.
+func rateLimitWait(h http.Header, bodySeconds *float64, now time.Time) time.Duration {
+	var d time.Duration
+	found := false
+	for _, name := range []string{"Retry-After", "X-RateLimit-Reset-After"} {
+		v := strings.TrimSpace(h.Get(name))
+		if v == "" {
+			continue
+		}
+		if secs, ok := seconds(v); ok {
+			d, found = max(d, secs), true
+		} else if name == "Retry-After" {
+			if hd, ok := backoff.RetryAfter(v, now, MaxRetryAfter); ok {
+				d, found = max(d, hd), true
+			}
+		}
+	}
+	if !found && bodySeconds != nil {
+		if secs, ok := seconds(strconv.FormatFloat(*bodySeconds, 'f', -1, 64)); ok {
+			d, found = secs, true
+		}
+	}
+	if !found {
+		d = DefaultRetryAfter
+	}
+	return min(d, MaxRetryAfter)
+}
+
+// seconds parses a non-negative number of seconds, rounding up to the
+// millisecond.
+func seconds(v string) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsNaN(f) {
+		return 0, false
+	}
+	if math.IsInf(f, 1) || f > MaxRetryAfter.Seconds() {
+		return MaxRetryAfter, true
+	}
+	return time.Duration(math.Ceil(f*1000)) * time.Millisecond, true
+}
+
+func classifyError(err error) dispatch.Result {
+	var dnsErr *net.DNSError
+	switch {
+	case netguard.IsBlocked(err):
+		return dispatch.Result{ErrorCode: "ssrf_blocked", ErrorMessage: trimURLError(err)}
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return dispatch.Result{Retryable: true, ErrorCode: "timeout", ErrorMessage: "no answer within the timeout"}
+	case errors.As(err, &dnsErr):
+		return dispatch.Result{Retryable: true, ErrorCode: "dns_error", ErrorMessage: trimURLError(err)}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return dispatch.Result{Retryable: true, ErrorCode: "connection_refused", ErrorMessage: trimURLError(err)}
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return dispatch.Result{Retryable: true, ErrorCode: "connection_reset", ErrorMessage: trimURLError(err)}
+	case errors.Is(err, context.Canceled):
+		return dispatch.Result{Retryable: true, ErrorCode: "cancelled", ErrorMessage: "attempt cancelled"}
+	default:
+		return dispatch.Result{Retryable: true, ErrorCode: "network_error", ErrorMessage: trimURLError(err)}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// trimURLError drops the method and URL that *url.Error repeats (the URL
+// holds the webhook token), keeping the cause.
+func trimURLError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "\": "); i >= 0 && strings.HasPrefix(msg, "Post \"") {
+		return msg[i+3:]
+	}
+	return msg
+}
+
+// recordable makes a response text both stores can hold: valid UTF-8
+// without NUL bytes, at most ResponseLimit bytes.
+func recordable(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	for len(s) > ResponseLimit {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}

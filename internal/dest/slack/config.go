@@ -1,0 +1,358 @@
+// Package slack delivers events to Slack channels through incoming webhooks
+// (https://api.slack.com/messaging/webhooks) as a Block Kit message: a
+// header (the event type by default), a section with the templated mrkdwn
+// text and the fields, more sections when there are more than ten fields,
+// and a context line with the event time and the subscription. The
+// top-level "text" carries the same text as the notification fallback.
+//
+// Slack's block limits (at most 50 blocks, header text 150 characters,
+// section text 3000, ten fields per section of 2000 each, context text 3000)
+// are met by visible truncation ("…" and, where there is room,
+// "(truncated)") and a note for fields that do not fit; an event is never
+// refused for its size. Lengths are counted in UTF-16 code units, which is
+// never less than the code-point count, so the limits hold either way Slack
+// counts. Values taken from the event are escaped for mrkdwn (&, < and >),
+// so event data cannot inject mentions or links; the templates' own text is
+// not, so a template may contain <!here> or <https://…|links>.
+//
+// Answers: 2xx ("ok") is delivered; 429 is a throttle that waits its
+// Retry-After; 404 and 410 (no_service, channel_not_found,
+// channel_is_archived, team_disabled) and an invalid or revoked token
+// disable the subscription; 408, 5xx, timeouts and network errors are
+// retried; other 4xx (invalid_payload, invalid_blocks, action_prohibited…)
+// fail with Slack's answer recorded.
+package slack
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"text/template"
+
+	"carrier/internal/dest"
+)
+
+// Kind is the destination kind this package sends.
+const Kind = "slack"
+
+// MaxConfiguredFields bounds the "fields" setting.
+const MaxConfiguredFields = 100
+
+// DefaultTitle is the header template when none is set.
+const DefaultTitle = "{{.type}}"
+
+// DefaultText is the text template when none is set.
+const DefaultText = "*{{.type}}* {{.subject}}"
+
+// Config is the settings of a Slack destination: the subscription's
+// "destination" object. Templates are Go text/template over the event:
+// {{.type}}, {{.subject}}, {{.id}}, {{.time}} (RFC 3339, UTC), {{.data}} (the
+// event's JSON data, so {{.data.balance}}), {{.attributes}} and
+// {{.delivery_id}}; functions json, upper, lower, trim, join and default
+// ({{.data.x | default "n/a"}}) are available. A missing key renders as
+// nothing.
+type Config struct {
+	// WebhookURL is the incoming webhook URL,
+	// https://hooks.slack.com/services/T…/B…/{secret} (any host, so
+	// hooks.slack-gov.com works too). It must be https, except that http is
+	// accepted for loopback hosts (local stand-ins). The path shape is
+	// required: it makes the secret identifiable (Redact hides it) and
+	// catches pasted workflow or non-Slack URLs, which expect other payloads.
+	WebhookURL string `json:"webhook_url"`
+	// Title is the header block's template (plain text, up to 150
+	// characters); empty means DefaultTitle.
+	Title string `json:"title,omitempty"`
+	// Text is the mrkdwn template of the main section, also the message's
+	// notification text; empty means DefaultText.
+	Text string `json:"text,omitempty"`
+	// Fields are the section fields (name in bold above the value); none
+	// means up to 10 top-level data keys, in the order they appear.
+	Fields []Field `json:"fields,omitempty"`
+
+	// Subscription is the subscription's name, shown in the context line.
+	// It is not a setting: Send fills it in from the job.
+	Subscription string `json:"-"`
+
+	title, text *template.Template
+	fields      []compiledField
+	compiled    bool
+}
+
+// Field is one configured field. Name and Value are mrkdwn templates; a
+// field whose value renders empty is left out of that message.
+type Field struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// Inline is accepted for settings shared with Discord; Slack always
+	// shows section fields in two columns.
+	Inline bool `json:"inline,omitempty"`
+}
+
+type compiledField struct {
+	name, value *template.Template
+}
+
+var (
+	topLevelSettings = []string{"webhook_url", "title", "text", "fields"}
+	fieldSettings    = []string{"name", "value", "inline"}
+)
+
+// ParseConfig decodes and validates a Slack destination. Unknown settings
+// are refused by name, templates are compiled (a template error names its
+// setting, such as "fields[2].value"), and every error is a
+// *dest.FieldError. A "type" key equal to "slack" is tolerated, so the whole
+// destination object may be passed.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var cfg Config
+	obj, err := decodeObject(raw, "", topLevelSettings)
+	if err != nil {
+		return cfg, err
+	}
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"webhook_url", &cfg.WebhookURL}, {"title", &cfg.Title}, {"text", &cfg.Text}} {
+		if v, ok := obj[s.key]; ok && string(v) != "null" {
+			if json.Unmarshal(v, s.dst) != nil {
+				return cfg, &dest.FieldError{Field: s.key, Message: "must be a string"}
+			}
+		}
+	}
+	if strings.TrimSpace(cfg.WebhookURL) == "" {
+		return cfg, &dest.FieldError{Field: "webhook_url", Message: "is required"}
+	}
+	if _, _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
+		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
+	}
+	if v, ok := obj["fields"]; ok && string(v) != "null" {
+		var items []json.RawMessage
+		if err := json.Unmarshal(v, &items); err != nil {
+			return cfg, &dest.FieldError{Field: "fields", Message: "must be a list of {name, value} objects"}
+		}
+		if len(items) > MaxConfiguredFields {
+			return cfg, &dest.FieldError{Field: "fields", Message: fmt.Sprintf("must have at most %d entries (has %d)", MaxConfiguredFields, len(items))}
+		}
+		for i, item := range items {
+			path := fmt.Sprintf("fields[%d]", i)
+			fo, err := decodeObject(item, path, fieldSettings)
+			if err != nil {
+				return cfg, err
+			}
+			var f Field
+			for _, s := range []struct {
+				key string
+				dst *string
+			}{{"name", &f.Name}, {"value", &f.Value}} {
+				if v, ok := fo[s.key]; ok && string(v) != "null" {
+					if json.Unmarshal(v, s.dst) != nil {
+						return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "must be a string"}
+					}
+				}
+				if strings.TrimSpace(*s.dst) == "" {
+					return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "is required"}
+				}
+			}
+			if v, ok := fo["inline"]; ok && string(v) != "null" {
+				if json.Unmarshal(v, &f.Inline) != nil {
+					return cfg, &dest.FieldError{Field: path + ".inline", Message: "must be true or false"}
+				}
+			}
+			cfg.Fields = append(cfg.Fields, f)
+		}
+	}
+	if err := cfg.compile(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// compile parses the templates; it is idempotent.
+func (c *Config) compile() error {
+	if c.compiled {
+		return nil
+	}
+	var err error
+	title := c.Title
+	if strings.TrimSpace(title) == "" {
+		title = DefaultTitle
+	}
+	if c.title, err = parseTemplate("title", title); err != nil {
+		return err
+	}
+	text := c.Text
+	if strings.TrimSpace(text) == "" {
+		text = DefaultText
+	}
+	if c.text, err = parseTemplate("text", text); err != nil {
+		return err
+	}
+	c.fields = nil
+	for i, f := range c.Fields {
+		path := fmt.Sprintf("fields[%d]", i)
+		name, err := parseTemplate(path+".name", f.Name)
+		if err != nil {
+			return err
+		}
+		value, err := parseTemplate(path+".value", f.Value)
+		if err != nil {
+			return err
+		}
+		c.fields = append(c.fields, compiledField{name: name, value: value})
+	}
+	c.compiled = true
+	return nil
+}
+
+func parseTemplate(field, src string) (*template.Template, error) {
+	t, err := template.New(field).Funcs(templateFuncs).Parse(src)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "template: ")
+		return nil, &dest.FieldError{Field: field, Message: "is not a valid template: " + msg}
+	}
+	return t, nil
+}
+
+// decodeObject decodes a JSON object into its members, refusing members not
+// in known by name, with path as the prefix.
+func decodeObject(raw json.RawMessage, path string, known []string) (map[string]json.RawMessage, error) {
+	field := path
+	if field == "" {
+		field = "destination"
+	}
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, &dest.FieldError{Field: field, Message: "must be an object"}
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &obj); err != nil {
+		return nil, &dest.FieldError{Field: field, Message: "must be a valid JSON object"}
+	}
+	if path == "" {
+		if t, ok := obj["type"]; ok {
+			var s string
+			if json.Unmarshal(t, &s) != nil || s != Kind {
+				return nil, &dest.FieldError{Field: "type", Message: `must be "` + Kind + `"`}
+			}
+			delete(obj, "type")
+		}
+	}
+	var unknown []string
+	for k := range obj {
+		found := false
+		for _, kk := range known {
+			if k == kk {
+				found = true
+				break
+			}
+		}
+		if !found {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		name := unknown[0]
+		if path != "" {
+			name = path + "." + name
+		}
+		return nil, &dest.FieldError{Field: name, Message: "is not a known setting (known: " + strings.Join(known, ", ") + ")"}
+	}
+	return obj, nil
+}
+
+var idSegment = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,200}$`)
+
+// checkWebhookURL validates a Slack incoming webhook URL and returns it
+// parsed with its path segments (services, team, bot, secret).
+func checkWebhookURL(raw string) (*url.URL, []string, error) {
+	const shape = "must be a Slack incoming webhook URL, https://hooks.slack.com/services/T…/B…/{secret}"
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return nil, nil, fmt.Errorf("%s", shape)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return nil, nil, fmt.Errorf("must use https (http is accepted only for loopback hosts)")
+		}
+	default:
+		return nil, nil, fmt.Errorf("%s", shape)
+	}
+	if u.User != nil {
+		return nil, nil, fmt.Errorf("must not contain credentials before the host")
+	}
+	if u.Fragment != "" {
+		return nil, nil, fmt.Errorf("must not have a #fragment")
+	}
+	segs := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+	if len(segs) != 4 || segs[0] != "services" {
+		return nil, nil, fmt.Errorf("%s", shape)
+	}
+	for _, s := range segs[1:] {
+		if !idSegment.MatchString(s) {
+			return nil, nil, fmt.Errorf("%s", shape)
+		}
+	}
+	return u, segs, nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// secretOf returns the secret part of a webhook URL, or "".
+func secretOf(raw string) string {
+	_, segs, err := checkWebhookURL(raw)
+	if err != nil {
+		return ""
+	}
+	return segs[3]
+}
+
+// redactURL replaces a webhook URL's secret by "***"; a URL that is not a
+// webhook URL keeps only its scheme and host.
+func redactURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "***"
+	}
+	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(segs) < 4 || segs[0] != "services" {
+		return u.Scheme + "://" + u.Host + "/***"
+	}
+	return u.Scheme + "://" + u.Host + "/services/" + segs[1] + "/" + segs[2] + "/***"
+}
+
+// Redact returns the settings as the API shows them: the same object with
+// the webhook URL's secret replaced by "***", such as
+// https://hooks.slack.com/services/T000/B000/***. Settings that are not a
+// JSON object come back as {}.
+func Redact(raw json.RawMessage) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return json.RawMessage(`{}`)
+	}
+	if v, ok := obj["webhook_url"]; ok {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			obj["webhook_url"], _ = json.Marshal(redactURL(s))
+		} else {
+			obj["webhook_url"] = json.RawMessage(`"***"`)
+		}
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return out
+}
