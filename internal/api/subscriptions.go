@@ -419,31 +419,3 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, k st
 	ok(w, http.StatusOK, subscriptionView(sub), "message", "Subscription updated")
 	return nil
 }
-
-func (s *Server) setSubscriptionActive(w http.ResponseWriter, r *http.Request, k store.APIKey, active bool) error {
-	if _, err := s.loadSubscription(r, k); err != nil {
-		return err
-	}
-	reason := ""
-	if !active {
-		reason = "deactivated by API"
-	}
-	if err := s.Store.SetSubscriptionActive(r.Context(), k.ProjectID, r.PathValue("id"), active, reason, now()); err != nil {
-		return err
-	}
-	s.subscriptionsChanged(r)
-	sub, err := s.loadSubscription(r, k)
-	if err != nil {
-		return err
-	}
-	ok(w, http.StatusOK, subscriptionView(sub))
-	return nil
-}
-
-func (s *Server) activateSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	return s.setSubscriptionActive(w, r, k, true)
-}
-
-func (s *Server) deactivateSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	return s.setSubscriptionActive(w, r, k, false)
-}

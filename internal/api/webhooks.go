@@ -389,11 +389,15 @@ func (s *Server) setActive(w http.ResponseWriter, r *http.Request, k store.APIKe
 	if err != nil {
 		return err
 	}
-	msg := "Webhook activated successfully"
+	what, state := "Webhook", "activated"
 	if !active {
-		msg = "Webhook deactivated successfully"
+		state = "deactivated"
 	}
-	ok(w, http.StatusOK, webhookView(sub), "message", msg)
+	var view any = webhookView(sub)
+	if strings.HasPrefix(r.URL.Path, "/v1/subscriptions/") {
+		what, view = "Subscription", subscriptionView(sub)
+	}
+	ok(w, http.StatusOK, view, "message", what+" "+state+" successfully")
 	return nil
 }
 
