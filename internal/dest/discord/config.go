@@ -20,13 +20,10 @@
 package discord
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"text/template"
@@ -129,22 +126,13 @@ type Config struct {
 	Subscription string `json:"-"`
 
 	title, description *template.Template
-	fields             []compiledField
+	fields             []dest.CompiledField
 	compiled           bool
 }
 
 // Field is one configured embed field. Name and Value are templates; a field
 // whose value renders empty is left out of that message.
-type Field struct {
-	Name   string `json:"name"`
-	Value  string `json:"value"`
-	Inline bool   `json:"inline,omitempty"`
-}
-
-type compiledField struct {
-	name, value *template.Template
-	inline      bool
-}
+type Field = dest.Field
 
 // Color is a 24-bit RGB color. In JSON it is an integer or a "#RRGGBB" (or
 // "0xRRGGBB") string.
@@ -174,10 +162,7 @@ func (c *Color) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-var (
-	topLevelSettings = []string{"webhook_url", "username", "avatar_url", "title", "description", "fields", "colors", "severity_attribute", "mention", "mention_on"}
-	fieldSettings    = []string{"name", "value", "inline"}
-)
+var topLevelSettings = []string{"webhook_url", "username", "avatar_url", "title", "description", "fields", "colors", "severity_attribute", "mention", "mention_on"}
 
 // ParseConfig decodes and validates a Discord destination. Unknown settings
 // are refused by name, templates are compiled (a template error names its
@@ -186,29 +171,20 @@ var (
 // whole destination object may be passed.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var cfg Config
-	obj, err := decodeObject(raw, "", topLevelSettings)
+	obj, err := dest.DecodeObject(raw, "", topLevelSettings, Kind)
 	if err != nil {
 		return cfg, err
 	}
-	str := func(key string, dst *string) error {
-		if v, ok := obj[key]; ok && string(v) != "null" {
-			if err := json.Unmarshal(v, dst); err != nil {
-				return &dest.FieldError{Field: key, Message: "must be a string"}
-			}
-		}
-		return nil
-	}
-	for _, s := range []struct {
-		key string
-		dst *string
-	}{
-		{"webhook_url", &cfg.WebhookURL}, {"username", &cfg.Username}, {"avatar_url", &cfg.AvatarURL},
-		{"title", &cfg.Title}, {"description", &cfg.Description}, {"severity_attribute", &cfg.SeverityAttribute},
-		{"mention", &cfg.Mention},
-	} {
-		if err := str(s.key, s.dst); err != nil {
-			return cfg, err
-		}
+	if err := dest.DecodeStrings(obj,
+		dest.StringSetting{Key: "webhook_url", Dst: &cfg.WebhookURL},
+		dest.StringSetting{Key: "username", Dst: &cfg.Username},
+		dest.StringSetting{Key: "avatar_url", Dst: &cfg.AvatarURL},
+		dest.StringSetting{Key: "title", Dst: &cfg.Title},
+		dest.StringSetting{Key: "description", Dst: &cfg.Description},
+		dest.StringSetting{Key: "severity_attribute", Dst: &cfg.SeverityAttribute},
+		dest.StringSetting{Key: "mention", Dst: &cfg.Mention},
+	); err != nil {
+		return cfg, err
 	}
 
 	if strings.TrimSpace(cfg.WebhookURL) == "" {
@@ -254,7 +230,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 
 	if v, ok := obj["colors"]; ok && string(v) != "null" {
-		colors, err := decodeObject(v, "colors", nil)
+		colors, err := dest.DecodeObject(v, "colors", nil, "")
 		if err != nil {
 			return cfg, err
 		}
@@ -272,39 +248,8 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 
 	if v, ok := obj["fields"]; ok && string(v) != "null" {
-		var items []json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			return cfg, &dest.FieldError{Field: "fields", Message: "must be a list of {name, value, inline} objects"}
-		}
-		if len(items) > MaxConfiguredFields {
-			return cfg, &dest.FieldError{Field: "fields", Message: fmt.Sprintf("must have at most %d entries (has %d)", MaxConfiguredFields, len(items))}
-		}
-		for i, item := range items {
-			path := fmt.Sprintf("fields[%d]", i)
-			fo, err := decodeObject(item, path, fieldSettings)
-			if err != nil {
-				return cfg, err
-			}
-			var f Field
-			for _, s := range []struct {
-				key string
-				dst *string
-			}{{"name", &f.Name}, {"value", &f.Value}} {
-				if v, ok := fo[s.key]; ok && string(v) != "null" {
-					if json.Unmarshal(v, s.dst) != nil {
-						return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "must be a string"}
-					}
-				}
-				if strings.TrimSpace(*s.dst) == "" {
-					return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "is required"}
-				}
-			}
-			if v, ok := fo["inline"]; ok && string(v) != "null" {
-				if json.Unmarshal(v, &f.Inline) != nil {
-					return cfg, &dest.FieldError{Field: path + ".inline", Message: "must be true or false"}
-				}
-			}
-			cfg.Fields = append(cfg.Fields, f)
+		if cfg.Fields, err = dest.ParseFields(v, MaxConfiguredFields, "{name, value, inline}"); err != nil {
+			return cfg, err
 		}
 	}
 
@@ -324,91 +269,20 @@ func (c *Config) compile() error {
 	if strings.TrimSpace(title) == "" {
 		title = DefaultTitle
 	}
-	if c.title, err = parseTemplate("title", title); err != nil {
+	if c.title, err = dest.ParseTemplate("title", title); err != nil {
 		return err
 	}
 	c.description = nil
 	if strings.TrimSpace(c.Description) != "" {
-		if c.description, err = parseTemplate("description", c.Description); err != nil {
+		if c.description, err = dest.ParseTemplate("description", c.Description); err != nil {
 			return err
 		}
 	}
-	c.fields = nil
-	for i, f := range c.Fields {
-		path := fmt.Sprintf("fields[%d]", i)
-		name, err := parseTemplate(path+".name", f.Name)
-		if err != nil {
-			return err
-		}
-		value, err := parseTemplate(path+".value", f.Value)
-		if err != nil {
-			return err
-		}
-		c.fields = append(c.fields, compiledField{name: name, value: value, inline: f.Inline})
+	if c.fields, err = dest.CompileFields(c.Fields); err != nil {
+		return err
 	}
 	c.compiled = true
 	return nil
-}
-
-func parseTemplate(field, src string) (*template.Template, error) {
-	t, err := template.New(field).Funcs(templateFuncs).Parse(src)
-	if err != nil {
-		msg := err.Error()
-		msg = strings.TrimPrefix(msg, "template: ")
-		return nil, &dest.FieldError{Field: field, Message: "is not a valid template: " + msg}
-	}
-	return t, nil
-}
-
-// decodeObject decodes a JSON object into its members, refusing members not
-// in known (when known is not nil) by name, with path as the prefix.
-func decodeObject(raw json.RawMessage, path string, known []string) (map[string]json.RawMessage, error) {
-	field := path
-	if field == "" {
-		field = "destination"
-	}
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, &dest.FieldError{Field: field, Message: "must be an object"}
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
-		return nil, &dest.FieldError{Field: field, Message: "must be a valid JSON object"}
-	}
-	if known == nil {
-		return obj, nil
-	}
-	if path == "" {
-		if t, ok := obj["type"]; ok {
-			var s string
-			if json.Unmarshal(t, &s) != nil || s != Kind {
-				return nil, &dest.FieldError{Field: "type", Message: `must be "` + Kind + `"`}
-			}
-			delete(obj, "type")
-		}
-	}
-	var unknown []string
-	for k := range obj {
-		found := false
-		for _, kk := range known {
-			if k == kk {
-				found = true
-				break
-			}
-		}
-		if !found {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		name := unknown[0]
-		if path != "" {
-			name = path + "." + name
-		}
-		return nil, &dest.FieldError{Field: name, Message: "is not a known setting (known: " + strings.Join(known, ", ") + ")"}
-	}
-	return obj, nil
 }
 
 var (
@@ -421,26 +295,10 @@ var (
 // the index of the token segment within its path segments.
 func checkWebhookURL(raw string) (*url.URL, []string, error) {
 	const shape = "must be a Discord webhook URL, https://discord.com/api/webhooks/{id}/{token}"
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return nil, nil, fmt.Errorf("%s", shape)
+	u, segs, err := dest.CheckWebhookURL(raw, shape)
+	if err != nil {
+		return nil, nil, err
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, nil, fmt.Errorf("must use https (http is accepted only for loopback hosts)")
-		}
-	default:
-		return nil, nil, fmt.Errorf("%s", shape)
-	}
-	if u.User != nil {
-		return nil, nil, fmt.Errorf("must not contain credentials before the host")
-	}
-	if u.Fragment != "" {
-		return nil, nil, fmt.Errorf("must not have a #fragment")
-	}
-	segs := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
 	if len(segs) == 5 && segs[0] == "api" && apiVer.MatchString(segs[1]) {
 		segs = append(segs[:1], segs[2:]...)
 	}
@@ -454,14 +312,6 @@ func checkWebhookURL(raw string) (*url.URL, []string, error) {
 		return nil, nil, fmt.Errorf("%s: the token is missing or malformed", shape)
 	}
 	return u, segs, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // tokenOf returns the secret token of a webhook URL, or "" when it has none.
@@ -507,21 +357,5 @@ func redactURL(raw string) string {
 // https://discord.com/api/webhooks/123/***. Settings that are not a JSON
 // object come back as {}.
 func Redact(raw json.RawMessage) json.RawMessage {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return json.RawMessage(`{}`)
-	}
-	if v, ok := obj["webhook_url"]; ok {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			obj["webhook_url"], _ = json.Marshal(redactURL(s))
-		} else {
-			obj["webhook_url"] = json.RawMessage(`"***"`)
-		}
-	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return json.RawMessage(`{}`)
-	}
-	return out
+	return dest.RedactSetting(raw, "webhook_url", redactURL)
 }

@@ -3,14 +3,13 @@ package discord
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"text/template"
-	"time"
 	"unicode/utf8"
 
+	"carrier/internal/dest"
 	"carrier/internal/store"
 )
 
@@ -39,11 +38,6 @@ const DefaultFieldCount = 10
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 const (
-	ellipsis = "…"
-	noteTail = "… (truncated)"
-	// templateOutputLimit bounds what one template may produce (bytes)
-	// before it is cut; it is far above every Discord limit.
-	templateOutputLimit = 64 << 10
 	// descriptionFloor is how much of a long description survives when the
 	// embed has to shrink to its total limit (the rest is taken from fields).
 	descriptionFloor = 256
@@ -97,15 +91,12 @@ type AllowedMentions struct {
 // hand is compiled here; a template that does not compile renders as an
 // error text).
 func Render(cfg Config, e store.Event, deliveryID string) []byte {
-	m := BuildMessage(cfg, e, deliveryID)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	b, err := dest.EncodeJSON(BuildMessage(cfg, e, deliveryID))
+	if err != nil {
 		// Only invalid UTF-8 could fail here, and strings are made valid.
 		return []byte(`{"content":"(Carrier could not encode this event)"}`)
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n")
+	return b
 }
 
 // BuildMessage is Render before encoding.
@@ -116,26 +107,18 @@ func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
 	if strings.TrimSpace(severityAttr) == "" {
 		severityAttr = DefaultSeverityAttribute
 	}
-	data := decodeData(e.Data)
+	data := dest.DecodeData(e.Data)
 	severity := severityOf(e, data, severityAttr)
 	keys := matchKeys(severity, e.Type)
-	ctx := map[string]any{
-		"type":        e.Type,
-		"subject":     e.Subject,
-		"id":          e.ID,
-		"time":        e.CreatedAt.UTC().Format(time.RFC3339),
-		"data":        data,
-		"attributes":  copyAttrs(e.Attributes),
-		"delivery_id": deliveryID,
-		"severity":    severity,
-	}
+	ctx := dest.TemplateData(e, deliveryID, data)
+	ctx["severity"] = severity
 
 	var emb Embed
 	if compileErr != nil {
 		emb.Title = e.Type
 		emb.Description = "(template error: " + compileErr.Error() + ")"
 	} else {
-		emb.Title = oneLine(execute(cfg.title, ctx))
+		emb.Title = dest.OneLine(execute(cfg.title, ctx))
 		if cfg.description != nil {
 			emb.Description = strings.TrimSpace(execute(cfg.description, ctx))
 		}
@@ -143,11 +126,11 @@ func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
 	var fields []EmbedField
 	if compileErr == nil && len(cfg.fields) > 0 {
 		for _, f := range cfg.fields {
-			v := strings.TrimSpace(execute(f.value, ctx))
+			v := strings.TrimSpace(execute(f.Value, ctx))
 			if v == "" {
 				continue
 			}
-			fields = append(fields, EmbedField{Name: fieldName(execute(f.name, ctx)), Value: v, Inline: f.inline})
+			fields = append(fields, EmbedField{Name: fieldName(execute(f.Name, ctx)), Value: v, Inline: f.Inline})
 		}
 		if cfg.description == nil {
 			emb.Description = defaultDescription(e, data, 0)
@@ -164,11 +147,11 @@ func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
 		emb.Timestamp = e.CreatedAt.UTC().Format(TimeFormat)
 	}
 	footer := "Carrier"
-	if s := oneLine(cfg.Subscription); s != "" {
+	if s := dest.OneLine(cfg.Subscription); s != "" {
 		footer += " · " + s
 	}
 	if e.Type != "" {
-		footer += " · " + oneLine(e.Type)
+		footer += " · " + dest.OneLine(e.Type)
 	}
 	emb.Footer = &EmbedFooter{Text: footer}
 	emb.Fields = fields
@@ -316,136 +299,23 @@ func n(s string) int { return utf8.RuneCountInString(s) }
 // truncate cuts s to at most limit code points, visibly: the kept text ends
 // in "… (truncated)" when the limit leaves room for it, else in "…".
 func truncate(s string, limit int) string {
-	if n(s) <= limit {
-		return s
-	}
-	if limit <= 0 {
-		return ""
-	}
-	tail := noteTail
-	if limit < 4*n(noteTail) {
-		tail = ellipsis
-	}
-	keep := limit - n(tail)
-	if keep < 0 {
-		return string([]rune(ellipsis)[:limit])
-	}
-	cut := 0
-	for i := range s {
-		if keep == 0 {
-			cut = i
-			break
-		}
-		keep--
-	}
-	return strings.TrimRight(s[:cut], " \t\n") + tail
-}
-
-func oneLine(s string) string {
-	return strings.TrimSpace(strings.Join(strings.Fields(s), " "))
+	return dest.Truncate(s, limit, dest.CodePoint, nil)
 }
 
 func fieldName(s string) string {
-	s = oneLine(s)
+	s = dest.OneLine(s)
 	if s == "" {
 		return "\u2014"
 	}
 	return s
 }
 
-// --- templates ---
-
-var templateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
-	"trim":  strings.TrimSpace,
-	"join": func(sep string, v any) string {
-		switch l := v.(type) {
-		case []string:
-			return strings.Join(l, sep)
-		case []any:
-			parts := make([]string, len(l))
-			for i, x := range l {
-				parts[i] = fmt.Sprint(x)
-			}
-			return strings.Join(parts, sep)
-		case nil:
-			return ""
-		default:
-			return fmt.Sprint(v)
-		}
-	},
-	"default": func(def, v any) any {
-		switch x := v.(type) {
-		case nil:
-			return def
-		case string:
-			if x == "" {
-				return def
-			}
-		}
-		return v
-	},
-}
-
-var errOutputLimit = errors.New("output limit reached")
-
-type limitWriter struct {
-	buf   bytes.Buffer
-	limit int
-}
-
-// Write keeps what fits under the limit and reports errOutputLimit past it.
-func (w *limitWriter) Write(p []byte) (int, error) {
-	if room := w.limit - w.buf.Len(); len(p) > room {
-		w.buf.Write(p[:max(room, 0)])
-		return max(room, 0), errOutputLimit
-	}
-	return w.buf.Write(p)
-}
-
 // execute runs a template; a run-time error becomes visible text.
 func execute(t *template.Template, ctx map[string]any) string {
-	if t == nil {
-		return ""
-	}
-	w := &limitWriter{limit: templateOutputLimit}
-	err := t.Execute(w, ctx)
-	out := strings.ToValidUTF8(w.buf.String(), "\uFFFD")
-	out = strings.ReplaceAll(out, "<no value>", "")
-	if err != nil && !errors.Is(err, errOutputLimit) {
-		msg := strings.TrimPrefix(err.Error(), "template: ")
-		return strings.TrimSpace(out + " (template error: " + msg + ")")
-	}
-	return out
+	return dest.ExecuteTemplate(t, ctx, nil)
 }
 
 // --- the event ---
-
-func decodeData(raw json.RawMessage) any {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return string(raw)
-	}
-	return v
-}
-
-func copyAttrs(a map[string]string) map[string]string {
-	out := make(map[string]string, len(a))
-	for k, v := range a {
-		out[k] = v
-	}
-	return out
-}
 
 func severityOf(e store.Event, data any, attr string) string {
 	if v, ok := e.Attributes[attr]; ok && strings.TrimSpace(v) != "" {
@@ -549,57 +419,17 @@ func allowedFor(content string) AllowedMentions {
 	return am
 }
 
-// topLevel returns an object's members in document order (a repeated key
-// keeps its first position and last value, as decoding would).
-func topLevel(raw json.RawMessage) (keys []string, vals map[string]json.RawMessage, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, nil, false
-	}
-	vals = map[string]json.RawMessage{}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, nil, false
-		}
-		k, _ := kt.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, false
-		}
-		if _, dup := vals[k]; !dup {
-			keys = append(keys, k)
-		}
-		vals[k] = v
-	}
-	return keys, vals, true
-}
-
-// valueText shows a JSON value: a string as itself, anything else compact.
-func valueText(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, v) == nil {
-		return buf.String()
-	}
-	return string(v)
-}
-
 // defaultFields turns the first DefaultFieldCount top-level data keys into
 // fields and says how many more there were.
 func defaultFields(raw json.RawMessage) ([]EmbedField, int) {
-	keys, vals, ok := topLevel(raw)
+	keys, vals, ok := dest.ObjectMembers(raw)
 	if !ok {
 		return nil, 0
 	}
 	var fs []EmbedField
 	more := 0
 	for _, k := range keys {
-		v := strings.TrimSpace(valueText(vals[k]))
+		v := strings.TrimSpace(dest.ValueText(vals[k]))
 		if v == "" {
 			v = `""`
 		}
@@ -619,7 +449,7 @@ var summaryKeys = []string{"message", "summary", "description", "error", "reason
 // were left out of the fields.
 func defaultDescription(e store.Event, data any, moreKeys int) string {
 	var lines []string
-	if s := oneLine(e.Subject); s != "" {
+	if s := dest.OneLine(e.Subject); s != "" {
 		lines = append(lines, "Subject: "+s)
 	}
 	switch d := data.(type) {

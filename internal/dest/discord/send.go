@@ -1,37 +1,30 @@
 package discord
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"carrier/internal/backoff"
+	"carrier/internal/dest"
 	"carrier/internal/dispatch"
-	"carrier/internal/netguard"
 	"carrier/internal/store"
 )
 
 // ResponseLimit is how much of a response body an attempt records.
-const ResponseLimit = 4 << 10
+const ResponseLimit = dest.ResponseLimit
 
 // UserAgent identifies Carrier to Discord.
-const UserAgent = "Carrier-Webhooks/1.0"
+const UserAgent = dest.UserAgent
 
 // DefaultTimeout is the attempt timeout when the subscription sets none.
-const DefaultTimeout = 10 * time.Second
+const DefaultTimeout = dest.DefaultTimeout
 
 // MaxRetryAfter caps the pause a 429 may ask for.
 const MaxRetryAfter = time.Hour
@@ -45,91 +38,38 @@ type Sender struct {
 	Client *http.Client
 }
 
-// configCache keeps parsed settings by their JSON, so templates are not
-// compiled again for every attempt. It is emptied when it grows past
-// cacheSize.
-var configCache struct {
-	sync.Mutex
-	m map[string]Config
-}
+// configCache keeps parsed settings, so templates are not compiled again
+// for every attempt.
+var configCache = dest.NewConfigCache(cacheSize, ParseConfig)
 
 const cacheSize = 512
-
-func cachedConfig(raw json.RawMessage) (Config, error) {
-	key := string(raw)
-	configCache.Lock()
-	cfg, ok := configCache.m[key]
-	configCache.Unlock()
-	if ok {
-		return cfg, nil
-	}
-	cfg, err := ParseConfig(raw)
-	if err != nil {
-		return cfg, err
-	}
-	configCache.Lock()
-	if configCache.m == nil || len(configCache.m) >= cacheSize {
-		configCache.m = make(map[string]Config)
-	}
-	configCache.m[key] = cfg
-	configCache.Unlock()
-	return cfg, nil
-}
 
 // Send makes one attempt: it renders the event (Render) and posts it to the
 // subscription's webhook URL, then classifies Discord's answer.
 func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
 	sub := job.Subscription
-	cfg, err := cachedConfig(sub.Destination)
+	cfg, err := configCache.Get(sub.Destination)
 	if err != nil {
 		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: "discord destination: " + err.Error()}
 	}
 	cfg.Subscription = sub.Name
-	body := Render(cfg, job.Event, job.Delivery.ID)
-	token := tokenOf(cfg.WebhookURL)
-
-	timeout := time.Duration(sub.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSpace(cfg.WebhookURL), bytes.NewReader(body))
-	if err != nil {
-		return dispatch.Result{ErrorCode: "invalid_url", ErrorMessage: hide(err.Error(), token)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
-
+	header := http.Header{}
+	header.Set("Content-Type", "application/json")
+	header.Set("User-Agent", UserAgent)
+	header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
 	client := s.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		res := classifyError(err)
-		res.ErrorMessage = hide(res.ErrorMessage, token)
-		res.Duration = time.Since(start)
-		return res
-	}
-	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, ResponseLimit))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	res := classify(resp, head, at)
-	res.Duration = time.Since(start)
-	res.ResponseBody = recordable(head)
-	res.ErrorMessage = hide(recordable([]byte(res.ErrorMessage)), token)
-	return res
-}
-
-// hide removes the webhook token from a message.
-func hide(msg, token string) string {
-	if token == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, token, "***")
+	return dest.Attempt(ctx, client, dest.Post{
+		URL:     strings.TrimSpace(cfg.WebhookURL),
+		Body:    Render(cfg, job.Event, job.Delivery.ID),
+		Header:  header,
+		Timeout: time.Duration(sub.TimeoutSeconds) * time.Second,
+		Secret:  tokenOf(cfg.WebhookURL),
+	}, func(resp *http.Response, head []byte) dispatch.Result {
+		return classify(resp, head, at)
+	})
 }
 
 // apiError is Discord's error body.
@@ -284,51 +224,4 @@ func seconds(v string) (time.Duration, bool) {
 		return MaxRetryAfter, true
 	}
 	return time.Duration(math.Ceil(f*1000)) * time.Millisecond, true
-}
-
-func classifyError(err error) dispatch.Result {
-	var dnsErr *net.DNSError
-	switch {
-	case netguard.IsBlocked(err):
-		return dispatch.Result{ErrorCode: "ssrf_blocked", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return dispatch.Result{Retryable: true, ErrorCode: "timeout", ErrorMessage: "no answer within the timeout"}
-	case errors.As(err, &dnsErr):
-		return dispatch.Result{Retryable: true, ErrorCode: "dns_error", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return dispatch.Result{Retryable: true, ErrorCode: "connection_refused", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return dispatch.Result{Retryable: true, ErrorCode: "connection_reset", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, context.Canceled):
-		return dispatch.Result{Retryable: true, ErrorCode: "cancelled", ErrorMessage: "attempt cancelled"}
-	default:
-		return dispatch.Result{Retryable: true, ErrorCode: "network_error", ErrorMessage: trimURLError(err)}
-	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// trimURLError drops the method and URL that *url.Error repeats (the URL
-// holds the webhook token), keeping the cause.
-func trimURLError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "\": "); i >= 0 && strings.HasPrefix(msg, "Post \"") {
-		return msg[i+3:]
-	}
-	return msg
-}
-
-// recordable makes a response text both stores can hold: valid UTF-8
-// without NUL bytes, at most ResponseLimit bytes.
-func recordable(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	for len(s) > ResponseLimit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }

@@ -45,6 +45,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
+	"carrier/internal/dest"
 	"carrier/internal/dispatch"
 	"carrier/internal/netguard"
 	"carrier/internal/store"
@@ -58,7 +59,7 @@ const DefaultTimeout = 30 * time.Second
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // ResponseLimit is how much of a server reply an attempt records.
-const ResponseLimit = 4 << 10
+const ResponseLimit = dest.ResponseLimit
 
 // maxSubject is the longest rendered subject, in runes.
 const maxSubject = 250
@@ -80,8 +81,8 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	start := time.Now()
 	res := s.send(ctx, job, at)
 	res.Duration = time.Since(start)
-	res.ErrorMessage = recordable(res.ErrorMessage)
-	res.ResponseBody = recordable(res.ResponseBody)
+	res.ErrorMessage = dest.Recordable(res.ErrorMessage)
+	res.ResponseBody = dest.Recordable(res.ResponseBody)
 	return res
 }
 
@@ -338,18 +339,6 @@ func isAuthUnavailable(err error) bool {
 		}
 	}
 	return strings.Contains(err.Error(), "does not support SMTP AUTH")
-}
-
-// recordable makes text safe to store: valid UTF-8, no NUL, at most
-// ResponseLimit bytes.
-func recordable(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	for len(s) > ResponseLimit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }
 
 // Message composes the email for a job: headers (From, To, Subject, Date,

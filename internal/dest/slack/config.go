@@ -24,13 +24,10 @@
 package slack
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 	"text/template"
 
@@ -79,28 +76,17 @@ type Config struct {
 	Subscription string `json:"-"`
 
 	title, text *template.Template
-	fields      []compiledField
+	fields      []dest.CompiledField
 	compiled    bool
 }
 
 // Field is one configured field. Name and Value are mrkdwn templates; a
-// field whose value renders empty is left out of that message.
-type Field struct {
-	Name  string `json:"name"`
-	Value string `json:"value"`
-	// Inline is accepted for settings shared with Discord; Slack always
-	// shows section fields in two columns.
-	Inline bool `json:"inline,omitempty"`
-}
+// field whose value renders empty is left out of that message. Inline is
+// accepted for settings shared with Discord; Slack always shows section
+// fields in two columns.
+type Field = dest.Field
 
-type compiledField struct {
-	name, value *template.Template
-}
-
-var (
-	topLevelSettings = []string{"webhook_url", "title", "text", "fields"}
-	fieldSettings    = []string{"name", "value", "inline"}
-)
+var topLevelSettings = []string{"webhook_url", "title", "text", "fields"}
 
 // ParseConfig decodes and validates a Slack destination. Unknown settings
 // are refused by name, templates are compiled (a template error names its
@@ -109,19 +95,16 @@ var (
 // destination object may be passed.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var cfg Config
-	obj, err := decodeObject(raw, "", topLevelSettings)
+	obj, err := dest.DecodeObject(raw, "", topLevelSettings, Kind)
 	if err != nil {
 		return cfg, err
 	}
-	for _, s := range []struct {
-		key string
-		dst *string
-	}{{"webhook_url", &cfg.WebhookURL}, {"title", &cfg.Title}, {"text", &cfg.Text}} {
-		if v, ok := obj[s.key]; ok && string(v) != "null" {
-			if json.Unmarshal(v, s.dst) != nil {
-				return cfg, &dest.FieldError{Field: s.key, Message: "must be a string"}
-			}
-		}
+	if err := dest.DecodeStrings(obj,
+		dest.StringSetting{Key: "webhook_url", Dst: &cfg.WebhookURL},
+		dest.StringSetting{Key: "title", Dst: &cfg.Title},
+		dest.StringSetting{Key: "text", Dst: &cfg.Text},
+	); err != nil {
+		return cfg, err
 	}
 	if strings.TrimSpace(cfg.WebhookURL) == "" {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: "is required"}
@@ -130,39 +113,8 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
 	}
 	if v, ok := obj["fields"]; ok && string(v) != "null" {
-		var items []json.RawMessage
-		if err := json.Unmarshal(v, &items); err != nil {
-			return cfg, &dest.FieldError{Field: "fields", Message: "must be a list of {name, value} objects"}
-		}
-		if len(items) > MaxConfiguredFields {
-			return cfg, &dest.FieldError{Field: "fields", Message: fmt.Sprintf("must have at most %d entries (has %d)", MaxConfiguredFields, len(items))}
-		}
-		for i, item := range items {
-			path := fmt.Sprintf("fields[%d]", i)
-			fo, err := decodeObject(item, path, fieldSettings)
-			if err != nil {
-				return cfg, err
-			}
-			var f Field
-			for _, s := range []struct {
-				key string
-				dst *string
-			}{{"name", &f.Name}, {"value", &f.Value}} {
-				if v, ok := fo[s.key]; ok && string(v) != "null" {
-					if json.Unmarshal(v, s.dst) != nil {
-						return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "must be a string"}
-					}
-				}
-				if strings.TrimSpace(*s.dst) == "" {
-					return cfg, &dest.FieldError{Field: path + "." + s.key, Message: "is required"}
-				}
-			}
-			if v, ok := fo["inline"]; ok && string(v) != "null" {
-				if json.Unmarshal(v, &f.Inline) != nil {
-					return cfg, &dest.FieldError{Field: path + ".inline", Message: "must be true or false"}
-				}
-			}
-			cfg.Fields = append(cfg.Fields, f)
+		if cfg.Fields, err = dest.ParseFields(v, MaxConfiguredFields, "{name, value}"); err != nil {
+			return cfg, err
 		}
 	}
 	if err := cfg.compile(); err != nil {
@@ -181,88 +133,21 @@ func (c *Config) compile() error {
 	if strings.TrimSpace(title) == "" {
 		title = DefaultTitle
 	}
-	if c.title, err = parseTemplate("title", title); err != nil {
+	if c.title, err = dest.ParseTemplate("title", title); err != nil {
 		return err
 	}
 	text := c.Text
 	if strings.TrimSpace(text) == "" {
 		text = DefaultText
 	}
-	if c.text, err = parseTemplate("text", text); err != nil {
+	if c.text, err = dest.ParseTemplate("text", text); err != nil {
 		return err
 	}
-	c.fields = nil
-	for i, f := range c.Fields {
-		path := fmt.Sprintf("fields[%d]", i)
-		name, err := parseTemplate(path+".name", f.Name)
-		if err != nil {
-			return err
-		}
-		value, err := parseTemplate(path+".value", f.Value)
-		if err != nil {
-			return err
-		}
-		c.fields = append(c.fields, compiledField{name: name, value: value})
+	if c.fields, err = dest.CompileFields(c.Fields); err != nil {
+		return err
 	}
 	c.compiled = true
 	return nil
-}
-
-func parseTemplate(field, src string) (*template.Template, error) {
-	t, err := template.New(field).Funcs(templateFuncs).Parse(src)
-	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "template: ")
-		return nil, &dest.FieldError{Field: field, Message: "is not a valid template: " + msg}
-	}
-	return t, nil
-}
-
-// decodeObject decodes a JSON object into its members, refusing members not
-// in known by name, with path as the prefix.
-func decodeObject(raw json.RawMessage, path string, known []string) (map[string]json.RawMessage, error) {
-	field := path
-	if field == "" {
-		field = "destination"
-	}
-	trimmed := bytes.TrimSpace(raw)
-	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, &dest.FieldError{Field: field, Message: "must be an object"}
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &obj); err != nil {
-		return nil, &dest.FieldError{Field: field, Message: "must be a valid JSON object"}
-	}
-	if path == "" {
-		if t, ok := obj["type"]; ok {
-			var s string
-			if json.Unmarshal(t, &s) != nil || s != Kind {
-				return nil, &dest.FieldError{Field: "type", Message: `must be "` + Kind + `"`}
-			}
-			delete(obj, "type")
-		}
-	}
-	var unknown []string
-	for k := range obj {
-		found := false
-		for _, kk := range known {
-			if k == kk {
-				found = true
-				break
-			}
-		}
-		if !found {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		name := unknown[0]
-		if path != "" {
-			name = path + "." + name
-		}
-		return nil, &dest.FieldError{Field: name, Message: "is not a known setting (known: " + strings.Join(known, ", ") + ")"}
-	}
-	return obj, nil
 }
 
 var idSegment = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,200}$`)
@@ -271,26 +156,10 @@ var idSegment = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,200}$`)
 // parsed with its path segments (services, team, bot, secret).
 func checkWebhookURL(raw string) (*url.URL, []string, error) {
 	const shape = "must be a Slack incoming webhook URL, https://hooks.slack.com/services/T…/B…/{secret}"
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return nil, nil, fmt.Errorf("%s", shape)
+	u, segs, err := dest.CheckWebhookURL(raw, shape)
+	if err != nil {
+		return nil, nil, err
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return nil, nil, fmt.Errorf("must use https (http is accepted only for loopback hosts)")
-		}
-	default:
-		return nil, nil, fmt.Errorf("%s", shape)
-	}
-	if u.User != nil {
-		return nil, nil, fmt.Errorf("must not contain credentials before the host")
-	}
-	if u.Fragment != "" {
-		return nil, nil, fmt.Errorf("must not have a #fragment")
-	}
-	segs := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
 	if len(segs) != 4 || segs[0] != "services" {
 		return nil, nil, fmt.Errorf("%s", shape)
 	}
@@ -300,14 +169,6 @@ func checkWebhookURL(raw string) (*url.URL, []string, error) {
 		}
 	}
 	return u, segs, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // secretOf returns the secret part of a webhook URL, or "".
@@ -338,21 +199,5 @@ func redactURL(raw string) string {
 // https://hooks.slack.com/services/T000/B000/***. Settings that are not a
 // JSON object come back as {}.
 func Redact(raw json.RawMessage) json.RawMessage {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return json.RawMessage(`{}`)
-	}
-	if v, ok := obj["webhook_url"]; ok {
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			obj["webhook_url"], _ = json.Marshal(redactURL(s))
-		} else {
-			obj["webhook_url"] = json.RawMessage(`"***"`)
-		}
-	}
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return json.RawMessage(`{}`)
-	}
-	return out
+	return dest.RedactSetting(raw, "webhook_url", redactURL)
 }

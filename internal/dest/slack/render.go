@@ -1,14 +1,13 @@
 package slack
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"text/template"
 	"time"
 
+	"carrier/internal/dest"
 	"carrier/internal/store"
 )
 
@@ -32,11 +31,8 @@ const (
 const DefaultFieldCount = 10
 
 const (
-	ellipsis            = "…"
-	noteTail            = "… (truncated)"
-	templateOutputLimit = 64 << 10
-	maxFieldName        = 200 // of a field's text, before its value
-	maxContextName      = 300 // of the subscription name in the context line
+	maxFieldName   = 200 // of a field's text, before its value
+	maxContextName = 300 // of the subscription name in the context line
 )
 
 // Message is the JSON body posted to an incoming webhook.
@@ -66,29 +62,23 @@ type TextObject struct {
 // truncation. cfg should come from ParseConfig (a Config built by hand is
 // compiled here).
 func Render(cfg Config, e store.Event, deliveryID string) []byte {
-	m := BuildMessage(cfg, e, deliveryID)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	b, err := dest.EncodeJSON(BuildMessage(cfg, e, deliveryID))
+	if err != nil {
 		return []byte(`{"text":"(Carrier could not encode this event)"}`)
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n")
+	return b
 }
 
 // BuildMessage is Render before encoding.
 func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
 	compileErr := cfg.compile()
-	data := decodeData(e.Data)
-	raw := map[string]any{
-		"type":        e.Type,
-		"subject":     e.Subject,
-		"id":          e.ID,
-		"time":        e.CreatedAt.UTC().Format(time.RFC3339),
-		"data":        data,
-		"attributes":  copyAttrs(e.Attributes),
-		"delivery_id": deliveryID,
+	data := dest.DecodeData(e.Data)
+	if s, ok := data.(string); ok {
+		// Data that is not JSON is shown as its text, which must be valid
+		// UTF-8 in the message.
+		data = strings.ToValidUTF8(s, "\uFFFD")
 	}
+	raw := dest.TemplateData(e, deliveryID, data)
 	esc := escapeAll(raw).(map[string]any)
 
 	var title, text string
@@ -97,15 +87,15 @@ func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
 		title = e.Type
 		text = escape(e.Type) + " (template error: " + escape(compileErr.Error()) + ")"
 	} else {
-		title = oneLine(execute(cfg.title, raw))
+		title = dest.OneLine(execute(cfg.title, raw))
 		text = strings.TrimSpace(execute(cfg.text, esc))
 		if len(cfg.fields) > 0 {
 			for _, f := range cfg.fields {
-				v := strings.TrimSpace(execute(f.value, esc))
+				v := strings.TrimSpace(execute(f.Value, esc))
 				if v == "" {
 					continue
 				}
-				fields = append(fields, fieldText(execute(f.name, esc), v))
+				fields = append(fields, fieldText(execute(f.Name, esc), v))
 			}
 		} else {
 			fields = defaultFields(e.Data)
@@ -160,7 +150,7 @@ func contextLine(e store.Event, subscription string) string {
 		parts = append(parts, fmt.Sprintf("<!date^%d^{date_short_pretty} {time_secs}|%s>", utc.Unix(), utc.Format(time.RFC3339)))
 	}
 	src := "Carrier"
-	if s := oneLine(subscription); s != "" {
+	if s := dest.OneLine(subscription); s != "" {
 		src += " · " + truncate(escape(s), maxContextName)
 	}
 	parts = append(parts, src)
@@ -170,7 +160,7 @@ func contextLine(e store.Event, subscription string) string {
 // fieldText is a field as Slack shows it: the name in bold over the value,
 // within MaxFieldText.
 func fieldText(name, value string) TextObject {
-	name = oneLine(name)
+	name = dest.OneLine(name)
 	if name == "" {
 		name = "—"
 	}
@@ -180,59 +170,25 @@ func fieldText(name, value string) TextObject {
 
 // units counts UTF-16 code units: code points, plus one for each outside
 // the Basic Multilingual Plane.
-func units(s string) int {
-	k := 0
-	for _, r := range s {
-		k++
-		if r > 0xFFFF {
-			k++
-		}
-	}
-	return k
-}
+func units(s string) int { return dest.TextLen(s, dest.UTF16Unit) }
 
 // truncate cuts s to at most limit UTF-16 units, visibly ("… (truncated)"
 // when the limit leaves room, else "…"), without splitting an &entity; or
 // a <link|mention>.
 func truncate(s string, limit int) string {
-	if units(s) <= limit {
-		return s
-	}
-	if limit <= 0 {
-		return ""
-	}
-	tail := noteTail
-	if limit < 4*units(noteTail) {
-		tail = ellipsis
-	}
-	keep := limit - units(tail)
-	if keep < 0 {
-		return ""
-	}
-	cut, used := 0, 0
-	for i, r := range s {
-		w := 1
-		if r > 0xFFFF {
-			w = 2
-		}
-		if used+w > keep {
-			cut = i
-			break
-		}
-		used += w
-	}
-	kept := s[:cut]
+	return dest.Truncate(s, limit, dest.UTF16Unit, wholeMarkup)
+}
+
+// wholeMarkup drops an &entity; or a <link|mention> that cut text ends
+// inside of.
+func wholeMarkup(kept string) string {
 	if amp := strings.LastIndexByte(kept, '&'); amp >= 0 && !strings.Contains(kept[amp:], ";") {
 		kept = kept[:amp]
 	}
 	if lt := strings.LastIndexByte(kept, '<'); lt >= 0 && !strings.Contains(kept[lt:], ">") {
 		kept = kept[:lt]
 	}
-	return strings.TrimRight(kept, " \t\n") + tail
-}
-
-func oneLine(s string) string {
-	return strings.TrimSpace(strings.Join(strings.Fields(s), " "))
+	return kept
 }
 
 // escape makes text literal in mrkdwn.
@@ -270,142 +226,15 @@ func escapeAll(v any) any {
 	}
 }
 
-// --- templates ---
-
-var templateFuncs = template.FuncMap{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-	"upper": strings.ToUpper,
-	"lower": strings.ToLower,
-	"trim":  strings.TrimSpace,
-	"join": func(sep string, v any) string {
-		switch l := v.(type) {
-		case []string:
-			return strings.Join(l, sep)
-		case []any:
-			parts := make([]string, len(l))
-			for i, x := range l {
-				parts[i] = fmt.Sprint(x)
-			}
-			return strings.Join(parts, sep)
-		case nil:
-			return ""
-		default:
-			return fmt.Sprint(v)
-		}
-	},
-	"default": func(def, v any) any {
-		switch x := v.(type) {
-		case nil:
-			return def
-		case string:
-			if x == "" {
-				return def
-			}
-		}
-		return v
-	},
-}
-
-var errOutputLimit = errors.New("output limit reached")
-
-type limitWriter struct {
-	buf   bytes.Buffer
-	limit int
-}
-
-// Write keeps what fits under the limit and reports errOutputLimit past it.
-func (w *limitWriter) Write(p []byte) (int, error) {
-	if room := w.limit - w.buf.Len(); len(p) > room {
-		w.buf.Write(p[:max(room, 0)])
-		return max(room, 0), errOutputLimit
-	}
-	return w.buf.Write(p)
-}
-
-// execute runs a template; a run-time error becomes visible text.
+// execute runs a template; a run-time error becomes visible (escaped) text.
 func execute(t *template.Template, ctx map[string]any) string {
-	if t == nil {
-		return ""
-	}
-	w := &limitWriter{limit: templateOutputLimit}
-	err := t.Execute(w, ctx)
-	out := strings.ToValidUTF8(w.buf.String(), "\uFFFD")
-	out = strings.ReplaceAll(out, "<no value>", "")
-	if err != nil && !errors.Is(err, errOutputLimit) {
-		msg := strings.TrimPrefix(err.Error(), "template: ")
-		return strings.TrimSpace(out + " (template error: " + escape(msg) + ")")
-	}
-	return out
-}
-
-// --- the event ---
-
-func decodeData(raw json.RawMessage) any {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return strings.ToValidUTF8(string(raw), "\uFFFD")
-	}
-	return v
-}
-
-func copyAttrs(a map[string]string) map[string]string {
-	out := make(map[string]string, len(a))
-	for k, v := range a {
-		out[k] = v
-	}
-	return out
-}
-
-// topLevel returns an object's members in document order.
-func topLevel(raw json.RawMessage) (keys []string, vals map[string]json.RawMessage, ok bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, nil, false
-	}
-	vals = map[string]json.RawMessage{}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, nil, false
-		}
-		k, _ := kt.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, nil, false
-		}
-		if _, dup := vals[k]; !dup {
-			keys = append(keys, k)
-		}
-		vals[k] = v
-	}
-	return keys, vals, true
-}
-
-func valueText(v json.RawMessage) string {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s
-	}
-	var buf bytes.Buffer
-	if json.Compact(&buf, v) == nil {
-		return buf.String()
-	}
-	return string(v)
+	return dest.ExecuteTemplate(t, ctx, escape)
 }
 
 // defaultFields turns the first DefaultFieldCount top-level data keys into
 // fields; when there are more, the last one says how many were left out.
 func defaultFields(raw json.RawMessage) []TextObject {
-	keys, vals, ok := topLevel(raw)
+	keys, vals, ok := dest.ObjectMembers(raw)
 	if !ok {
 		return nil
 	}
@@ -415,7 +244,7 @@ func defaultFields(raw json.RawMessage) []TextObject {
 			fs = append(fs, TextObject{Type: "mrkdwn", Text: fmt.Sprintf("*(truncated)*\n%d more data key(s) not shown", len(keys)-i)})
 			break
 		}
-		v := strings.TrimSpace(valueText(vals[k]))
+		v := strings.TrimSpace(dest.ValueText(vals[k]))
 		if v == "" {
 			v = `""`
 		}

@@ -4,35 +4,28 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"carrier/internal/backoff"
+	"carrier/internal/dest"
 	"carrier/internal/dispatch"
-	"carrier/internal/netguard"
 	"carrier/internal/sign"
 	"carrier/internal/store"
 )
 
 // ResponseLimit is how much of a response body an attempt records.
-const ResponseLimit = 4 << 10
+const ResponseLimit = dest.ResponseLimit
 
 // TimeFormat is the format of times in payloads and X-Webhook-Timestamp.
 const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // UserAgent identifies Carrier to endpoints.
-const UserAgent = "Carrier-Webhooks/1.0"
+const UserAgent = dest.UserAgent
 
 // Reserved are the headers Carrier sets itself; custom headers cannot use them.
 var Reserved = []string{
@@ -100,58 +93,32 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	if err != nil {
 		return dispatch.Result{ErrorCode: "secret_error", ErrorMessage: err.Error()}
 	}
-	timeout := time.Duration(sub.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
-	if err != nil {
-		return dispatch.Result{ErrorCode: "invalid_url", ErrorMessage: err.Error()}
-	}
+	header := http.Header{}
 	for k, v := range sub.Headers {
 		if !IsReserved(k) {
-			req.Header.Set(k, v)
+			header.Set(k, v)
 		}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
-	sign.Apply(req.Header, job.Delivery.ID, at, body, keys...)
-	req.Header.Set("X-Webhook-Event", job.Event.Type)
-	req.Header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
-	req.Header.Set("X-Webhook-Timestamp", at.UTC().Format(TimeFormat))
+	header.Set("Content-Type", "application/json")
+	header.Set("User-Agent", UserAgent)
+	sign.Apply(header, job.Delivery.ID, at, body, keys...)
+	header.Set("X-Webhook-Event", job.Event.Type)
+	header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
+	header.Set("X-Webhook-Timestamp", at.UTC().Format(TimeFormat))
 
-	start := time.Now()
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		res := classifyError(err)
-		res.Duration = time.Since(start)
-		return res
+	res := dest.Attempt(ctx, s.Client, dest.Post{
+		URL:     sub.URL,
+		Body:    body,
+		Header:  header,
+		Timeout: time.Duration(sub.TimeoutSeconds) * time.Second,
+	}, func(resp *http.Response, _ []byte) dispatch.Result {
+		return classifyStatus(resp, at, s.RetryAfterCap)
+	})
+	if res.ErrorCode == dest.CodeCancelled {
+		// Only shutdown cancels the worker's context.
+		res.ErrorMessage = "attempt cancelled by shutdown"
 	}
-	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, ResponseLimit))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-	res := classifyStatus(resp, at, s.RetryAfterCap)
-	res.Duration = time.Since(start)
-	res.ResponseBody = recordable(head)
-	res.ErrorMessage = recordable([]byte(res.ErrorMessage))
 	return res
-}
-
-// recordable turns what an endpoint sent into text both stores can hold:
-// valid UTF-8 without NUL bytes (PostgreSQL text rejects both, and one bad
-// attempt would fail the whole batch it is recorded in). Invalid bytes (such
-// as a rune cut by ResponseLimit) and NULs become U+FFFD, and the result is
-// trimmed back to at most ResponseLimit bytes.
-func recordable(b []byte) string {
-	s := strings.ToValidUTF8(string(b), "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	for len(s) > ResponseLimit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }
 
 func classifyStatus(resp *http.Response, now time.Time, retryAfterCap time.Duration) dispatch.Result {
@@ -179,38 +146,4 @@ func classifyStatus(resp *http.Response, now time.Time, retryAfterCap time.Durat
 	res.ErrorCode = "http_" + strconv.Itoa(code)
 	res.ErrorMessage = "endpoint answered " + resp.Status
 	return res
-}
-
-func classifyError(err error) dispatch.Result {
-	var dnsErr *net.DNSError
-	switch {
-	case netguard.IsBlocked(err):
-		return dispatch.Result{ErrorCode: "ssrf_blocked", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return dispatch.Result{Retryable: true, ErrorCode: "timeout", ErrorMessage: "no answer within the timeout"}
-	case errors.As(err, &dnsErr):
-		return dispatch.Result{Retryable: true, ErrorCode: "dns_error", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return dispatch.Result{Retryable: true, ErrorCode: "connection_refused", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return dispatch.Result{Retryable: true, ErrorCode: "connection_reset", ErrorMessage: trimURLError(err)}
-	case errors.Is(err, context.Canceled):
-		return dispatch.Result{Retryable: true, ErrorCode: "cancelled", ErrorMessage: "attempt cancelled by shutdown"}
-	default:
-		return dispatch.Result{Retryable: true, ErrorCode: "network_error", ErrorMessage: trimURLError(err)}
-	}
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// trimURLError drops the method and URL that *url.Error repeats, keeping the cause.
-func trimURLError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "\": "); i >= 0 && strings.HasPrefix(msg, "Post \"") {
-		return msg[i+3:]
-	}
-	return msg
 }
