@@ -187,10 +187,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		return cfg, err
 	}
 
-	if strings.TrimSpace(cfg.WebhookURL) == "" {
-		return cfg, &dest.FieldError{Field: "webhook_url", Message: "is required"}
-	}
-	if _, _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
+	if _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
 	}
 	if cfg.Username != "" {
@@ -247,10 +244,8 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		}
 	}
 
-	if v, ok := obj["fields"]; ok && string(v) != "null" {
-		if cfg.Fields, err = dest.ParseFields(v, MaxConfiguredFields, "{name, value, inline}"); err != nil {
-			return cfg, err
-		}
+	if cfg.Fields, err = dest.ParseFields(obj, MaxConfiguredFields, "{name, value, inline}"); err != nil {
+		return cfg, err
 	}
 
 	if err := cfg.compile(); err != nil {
@@ -265,11 +260,7 @@ func (c *Config) compile() error {
 		return nil
 	}
 	var err error
-	title := c.Title
-	if strings.TrimSpace(title) == "" {
-		title = DefaultTitle
-	}
-	if c.title, err = dest.ParseTemplate("title", title); err != nil {
+	if c.title, err = dest.ParseTemplateOr("title", c.Title, DefaultTitle); err != nil {
 		return err
 	}
 	c.description = nil
@@ -291,45 +282,32 @@ var (
 	apiVer    = regexp.MustCompile(`^v[0-9]{1,2}$`)
 )
 
-// checkWebhookURL validates a Discord webhook URL and returns it parsed and
-// the index of the token segment within its path segments.
-func checkWebhookURL(raw string) (*url.URL, []string, error) {
+// checkWebhookURL validates a Discord webhook URL and returns its secret
+// token.
+func checkWebhookURL(raw string) (token string, err error) {
 	const shape = "must be a Discord webhook URL, https://discord.com/api/webhooks/{id}/{token}"
-	u, segs, err := dest.CheckWebhookURL(raw, shape)
+	_, segs, err := dest.CheckWebhookURL(raw, shape)
 	if err != nil {
-		return nil, nil, err
+		return "", err
 	}
 	if len(segs) == 5 && segs[0] == "api" && apiVer.MatchString(segs[1]) {
 		segs = append(segs[:1], segs[2:]...)
 	}
 	if len(segs) != 4 || segs[0] != "api" || segs[1] != "webhooks" {
-		return nil, nil, fmt.Errorf("%s", shape)
+		return "", fmt.Errorf("%s", shape)
 	}
 	if !snowflake.MatchString(segs[2]) {
-		return nil, nil, fmt.Errorf("%s: the id must be a number", shape)
+		return "", fmt.Errorf("%s: the id must be a number", shape)
 	}
 	if !tokenRe.MatchString(segs[3]) {
-		return nil, nil, fmt.Errorf("%s: the token is missing or malformed", shape)
+		return "", fmt.Errorf("%s: the token is missing or malformed", shape)
 	}
-	return u, segs, nil
-}
-
-// tokenOf returns the secret token of a webhook URL, or "" when it has none.
-func tokenOf(raw string) string {
-	_, segs, err := checkWebhookURL(raw)
-	if err != nil {
-		return ""
-	}
-	return segs[3]
+	return segs[3], nil
 }
 
 // redactURL replaces a webhook URL's token by "***"; a URL that is not a
-// webhook URL is hidden entirely.
-func redactURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return "***"
-	}
+// webhook URL keeps only where it points.
+func redactURL(u *url.URL) string {
 	u.User = nil
 	u.Fragment = ""
 	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
@@ -357,5 +335,5 @@ func redactURL(raw string) string {
 // https://discord.com/api/webhooks/123/***. Settings that are not a JSON
 // object come back as {}.
 func Redact(raw json.RawMessage) json.RawMessage {
-	return dest.RedactSetting(raw, "webhook_url", redactURL)
+	return dest.RedactURLSetting(raw, "webhook_url", redactURL)
 }

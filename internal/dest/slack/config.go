@@ -106,16 +106,11 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	); err != nil {
 		return cfg, err
 	}
-	if strings.TrimSpace(cfg.WebhookURL) == "" {
-		return cfg, &dest.FieldError{Field: "webhook_url", Message: "is required"}
-	}
-	if _, _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
+	if _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
 	}
-	if v, ok := obj["fields"]; ok && string(v) != "null" {
-		if cfg.Fields, err = dest.ParseFields(v, MaxConfiguredFields, "{name, value}"); err != nil {
-			return cfg, err
-		}
+	if cfg.Fields, err = dest.ParseFields(obj, MaxConfiguredFields, "{name, value}"); err != nil {
+		return cfg, err
 	}
 	if err := cfg.compile(); err != nil {
 		return cfg, err
@@ -129,18 +124,10 @@ func (c *Config) compile() error {
 		return nil
 	}
 	var err error
-	title := c.Title
-	if strings.TrimSpace(title) == "" {
-		title = DefaultTitle
-	}
-	if c.title, err = dest.ParseTemplate("title", title); err != nil {
+	if c.title, err = dest.ParseTemplateOr("title", c.Title, DefaultTitle); err != nil {
 		return err
 	}
-	text := c.Text
-	if strings.TrimSpace(text) == "" {
-		text = DefaultText
-	}
-	if c.text, err = dest.ParseTemplate("text", text); err != nil {
+	if c.text, err = dest.ParseTemplateOr("text", c.Text, DefaultText); err != nil {
 		return err
 	}
 	if c.fields, err = dest.CompileFields(c.Fields); err != nil {
@@ -152,41 +139,28 @@ func (c *Config) compile() error {
 
 var idSegment = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,200}$`)
 
-// checkWebhookURL validates a Slack incoming webhook URL and returns it
-// parsed with its path segments (services, team, bot, secret).
-func checkWebhookURL(raw string) (*url.URL, []string, error) {
+// checkWebhookURL validates a Slack incoming webhook URL and returns its
+// secret (the last of its path segments: services, team, bot, secret).
+func checkWebhookURL(raw string) (secret string, err error) {
 	const shape = "must be a Slack incoming webhook URL, https://hooks.slack.com/services/T…/B…/{secret}"
-	u, segs, err := dest.CheckWebhookURL(raw, shape)
+	_, segs, err := dest.CheckWebhookURL(raw, shape)
 	if err != nil {
-		return nil, nil, err
+		return "", err
 	}
 	if len(segs) != 4 || segs[0] != "services" {
-		return nil, nil, fmt.Errorf("%s", shape)
+		return "", fmt.Errorf("%s", shape)
 	}
 	for _, s := range segs[1:] {
 		if !idSegment.MatchString(s) {
-			return nil, nil, fmt.Errorf("%s", shape)
+			return "", fmt.Errorf("%s", shape)
 		}
 	}
-	return u, segs, nil
-}
-
-// secretOf returns the secret part of a webhook URL, or "".
-func secretOf(raw string) string {
-	_, segs, err := checkWebhookURL(raw)
-	if err != nil {
-		return ""
-	}
-	return segs[3]
+	return segs[3], nil
 }
 
 // redactURL replaces a webhook URL's secret by "***"; a URL that is not a
 // webhook URL keeps only its scheme and host.
-func redactURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return "***"
-	}
+func redactURL(u *url.URL) string {
 	segs := strings.Split(strings.Trim(u.Path, "/"), "/")
 	if len(segs) < 4 || segs[0] != "services" {
 		return u.Scheme + "://" + u.Host + "/***"
@@ -199,5 +173,5 @@ func redactURL(raw string) string {
 // https://hooks.slack.com/services/T000/B000/***. Settings that are not a
 // JSON object come back as {}.
 func Redact(raw json.RawMessage) json.RawMessage {
-	return dest.RedactSetting(raw, "webhook_url", redactURL)
+	return dest.RedactURLSetting(raw, "webhook_url", redactURL)
 }

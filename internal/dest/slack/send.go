@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"carrier/internal/backoff"
@@ -15,15 +13,6 @@ import (
 	"carrier/internal/dispatch"
 	"carrier/internal/store"
 )
-
-// ResponseLimit is how much of a response body an attempt records.
-const ResponseLimit = dest.ResponseLimit
-
-// UserAgent identifies Carrier to Slack.
-const UserAgent = dest.UserAgent
-
-// DefaultTimeout is the attempt timeout when the subscription sets none.
-const DefaultTimeout = dest.DefaultTimeout
 
 // MaxRetryAfter caps the pause a 429 may ask for.
 const MaxRetryAfter = time.Hour
@@ -52,38 +41,29 @@ type Sender struct {
 	Client *http.Client
 }
 
-// configCache keeps parsed settings, so templates are not compiled again
-// for every attempt.
-var configCache = dest.NewConfigCache(cacheSize, ParseConfig)
-
+// cacheSize is how many parsed settings service keeps.
 const cacheSize = 512
+
+// service is how Send talks to Slack.
+var service = &dest.ChatService[Config]{
+	Name:        Kind,
+	ContentType: "application/json; charset=utf-8",
+	Configs:     dest.NewConfigCache(cacheSize, ParseConfig),
+	Prepare:     prepare,
+	Classify:    classify,
+}
 
 // Send makes one attempt: it renders the event (Render) and posts it to the
 // subscription's webhook URL, then classifies Slack's answer.
 func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
-	sub := job.Subscription
-	cfg, err := configCache.Get(sub.Destination)
-	if err != nil {
-		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: "slack destination: " + err.Error()}
-	}
-	cfg.Subscription = sub.Name
-	header := http.Header{}
-	header.Set("Content-Type", "application/json; charset=utf-8")
-	header.Set("User-Agent", UserAgent)
-	header.Set("X-Webhook-Delivery-Id", job.Delivery.ID)
-	client := s.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	return dest.Attempt(ctx, client, dest.Post{
-		URL:     strings.TrimSpace(cfg.WebhookURL),
-		Body:    Render(cfg, job.Event, job.Delivery.ID),
-		Header:  header,
-		Timeout: time.Duration(sub.TimeoutSeconds) * time.Second,
-		Secret:  secretOf(cfg.WebhookURL),
-	}, func(resp *http.Response, head []byte) dispatch.Result {
-		return classify(resp, head, at)
-	})
+	return service.Send(ctx, s.Client, job, at)
+}
+
+// prepare renders job's event for the webhook URL of cfg.
+func prepare(cfg Config, job store.Job) (url, secret string, body []byte) {
+	cfg.Subscription = job.Subscription.Name
+	secret, _ = checkWebhookURL(cfg.WebhookURL)
+	return cfg.WebhookURL, secret, Render(cfg, job.Event, job.Delivery.ID)
 }
 
 // slackError is the error string Slack answers with (plain text, or
@@ -111,9 +91,6 @@ func classify(resp *http.Response, body []byte, now time.Time) dispatch.Result {
 		said = ": " + serr
 	}
 	switch {
-	case code >= 200 && code < 300:
-		res.Delivered = true
-		return res
 	case code == http.StatusTooManyRequests:
 		res.Retryable = true
 		res.Throttled = true
@@ -132,17 +109,6 @@ func classify(resp *http.Response, body []byte, now time.Time) dispatch.Result {
 		}
 		res.ErrorMessage = "slack answered " + resp.Status + said + "; the webhook no longer works, so the subscription is deactivated"
 		return res
-	case code == http.StatusRequestTimeout || code >= 500:
-		res.Retryable = true
-		if d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), now, MaxRetryAfter); ok {
-			res.RetryAfter = d
-		}
-	case code >= 300 && code < 400:
-		res.ErrorCode = "redirect_not_followed"
-		res.ErrorMessage = fmt.Sprintf("slack answered %d redirect; redirects are not followed", code)
-		return res
 	}
-	res.ErrorCode = "http_" + strconv.Itoa(code)
-	res.ErrorMessage = "slack answered " + resp.Status + said
-	return res
+	return dest.ClassifyAnswer(resp, now, Kind, said, MaxRetryAfter)
 }

@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
-	"carrier/internal/backoff"
 	"carrier/internal/dest"
 	"carrier/internal/dispatch"
 	"carrier/internal/sign"
@@ -115,7 +113,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 		return classifyStatus(resp, at, s.RetryAfterCap)
 	})
 	if res.ErrorCode == dest.CodeCancelled {
-		// Only shutdown cancels the worker's context.
+		// A webhook attempt is cancelled only when Carrier shuts down.
 		res.ErrorMessage = "attempt cancelled by shutdown"
 	}
 	return res
@@ -125,25 +123,15 @@ func classifyStatus(resp *http.Response, now time.Time, retryAfterCap time.Durat
 	code := resp.StatusCode
 	res := dispatch.Result{StatusCode: code}
 	switch {
-	case code >= 200 && code < 300:
-		res.Delivered = true
-		return res
 	case code == http.StatusGone:
 		res.Disable = true
 		res.ErrorCode = "endpoint_gone"
 		res.ErrorMessage = "endpoint answered 410 Gone; the webhook is deactivated"
 		return res
-	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		res.Retryable = true
-		if d, ok := backoff.RetryAfter(resp.Header.Get("Retry-After"), now, retryAfterCap); ok {
-			res.RetryAfter = d
-		}
 	case code >= 300 && code < 400:
 		res.ErrorCode = "redirect_not_followed"
 		res.ErrorMessage = fmt.Sprintf("endpoint answered %d redirect to %q; redirects are not followed", code, resp.Header.Get("Location"))
 		return res
 	}
-	res.ErrorCode = "http_" + strconv.Itoa(code)
-	res.ErrorMessage = "endpoint answered " + resp.Status
-	return res
+	return dest.ClassifyAnswer(resp, now, "endpoint", "", retryAfterCap)
 }
