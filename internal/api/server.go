@@ -22,6 +22,7 @@ import (
 	"carrier/internal/match"
 	"carrier/internal/metrics"
 	"carrier/internal/netguard"
+	"carrier/internal/queue"
 	"carrier/internal/store"
 	"carrier/internal/task"
 )
@@ -44,6 +45,8 @@ type Deps struct {
 	Tasks *task.Service
 	// Spool keeps callbacks and publishes on local disk while the store is down.
 	Spool Spooler
+	// Queues runs the pull queues; nil turns /v1/queues off.
+	Queues *queue.Service
 }
 
 // Spooler keeps writes durably on local disk while the store cannot take them,
@@ -167,6 +170,17 @@ func (s *Server) routes() {
 	s.handle("POST /v1/tasks", s.createTask)
 	s.handle("GET /v1/tasks", s.listTasks)
 	s.handle("GET /v1/tasks/{id}", s.getTask)
+
+	s.handle("POST /v1/queues", s.createQueue)
+	s.handle("GET /v1/queues", s.listQueues)
+	s.handle("GET /v1/queues/{id}", s.getQueue)
+	s.handle("DELETE /v1/queues/{id}", s.deleteQueue)
+	s.handle("POST /v1/queues/{id}/messages", s.sendMessages)
+	s.handle("DELETE /v1/queues/{id}/messages/{receiptHandle}", s.deleteMessage)
+	s.handle("POST /v1/queues/{id}/receive", s.receiveMessages)
+	s.handle("POST /v1/queues/{id}/visibility", s.changeVisibility)
+	s.handle("POST /v1/queues/{id}/purge", s.purgeQueue)
+	s.handle("POST /v1/queues/{id}/redrive", s.redriveQueue)
 	s.mux.HandleFunc("GET /callbacks/{token}", s.callback)
 	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
 	s.mux.HandleFunc("POST /in.php", s.compatIn)

@@ -12,6 +12,7 @@ import (
 	"carrier/internal/dest/discord"
 	"carrier/internal/dest/email"
 	"carrier/internal/dest/logfile"
+	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
 	"carrier/internal/filter"
 	"carrier/internal/netguard"
@@ -64,6 +65,14 @@ var destinationKinds = map[string]destinationKind{
 			}
 			json.Unmarshal(raw, &c)
 			return "log:" + c.File
+		},
+	},
+	"queue": {
+		parse:  func(raw json.RawMessage) error { _, err := destqueue.ParseConfig(raw); return err },
+		redact: destqueue.Redact,
+		summary: func(raw json.RawMessage) string {
+			c, _ := destqueue.ParseConfig(raw)
+			return "queue:" + c.Queue
 		},
 	},
 }
@@ -169,10 +178,10 @@ func destinationType(raw json.RawMessage) (string, error) {
 		return "", invalid("destination", "must be an object with a type")
 	}
 	if d.Type == "" {
-		return "", invalid("destination.type", "is required: webhook, discord, slack, email or log")
+		return "", invalid("destination.type", "is required: webhook, discord, slack, email, log or queue")
 	}
 	if _, ok := destinationKinds[d.Type]; !ok && d.Type != "webhook" {
-		return "", invalid("destination.type", "must be webhook, discord, slack, email or log")
+		return "", invalid("destination.type", "must be webhook, discord, slack, email, log or queue")
 	}
 	return d.Type, nil
 }
@@ -187,7 +196,7 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 		case req.EventTypes == nil:
 			return invalid("event_types", "is required")
 		case len(req.Destination) == 0 || string(req.Destination) == "null":
-			return invalid("destination", "is required (an object with a type: webhook, discord, slack, email or log)")
+			return invalid("destination", "is required (an object with a type: webhook, discord, slack, email, log or queue)")
 		}
 	}
 	wreq := webhookRequest{Name: req.Name, Description: req.Description, EventTypes: req.EventTypes, Scope: req.Scope,
@@ -215,6 +224,11 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 			settings, err := s.destinationSettings(r, kind, keepHidden(req.Destination, sub.Destination))
 			if err != nil {
 				return err
+			}
+			if kind == "queue" {
+				if err := s.checkQueueDestination(r, sub.ProjectID, settings); err != nil {
+					return err
+				}
 			}
 			sub.Destination = settings
 			sub.URL = destinationKinds[kind].summary(settings)
@@ -417,5 +431,24 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, k st
 	}
 	s.subscriptionsChanged(r)
 	ok(w, http.StatusOK, subscriptionView(sub), "message", "Subscription updated")
+	return nil
+}
+
+// checkQueueDestination makes sure a queue destination names a queue of the
+// subscription's project.
+func (s *Server) checkQueueDestination(r *http.Request, projectID string, settings json.RawMessage) error {
+	c, err := destqueue.ParseConfig(settings)
+	if err != nil {
+		return invalid("destination.queue", "%v", err)
+	}
+	if s.Queues == nil {
+		return invalid("destination.type", "queue destinations need pull queues, which are not configured")
+	}
+	if _, err := s.Queues.Resolve(r.Context(), projectID, c.Queue); err != nil {
+		if isNotFound(err) {
+			return invalid("destination.queue", "names no queue of this project (create it with POST /v1/queues)")
+		}
+		return err
+	}
 	return nil
 }

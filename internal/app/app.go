@@ -19,6 +19,7 @@ import (
 	"carrier/internal/dest/discord"
 	"carrier/internal/dest/email"
 	"carrier/internal/dest/logfile"
+	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
 	"carrier/internal/dest/webhook"
 	"carrier/internal/dispatch"
@@ -29,6 +30,7 @@ import (
 	"carrier/internal/outage"
 	"carrier/internal/provider"
 	"carrier/internal/provider/simulator"
+	"carrier/internal/queue"
 	"carrier/internal/spool"
 	"carrier/internal/store"
 	"carrier/internal/store/postgres"
@@ -49,6 +51,8 @@ type App struct {
 	API       *api.Server
 	// Tasks runs async tasks; nil when no provider is configured.
 	Tasks *task.Service
+	// Queues runs the pull queues.
+	Queues *queue.Service
 	// Spooler takes callbacks and publishes while the store is down.
 	Spooler *outage.Spooler
 	// Simulator is the in-process provider simulator (--simulate), or nil.
@@ -132,12 +136,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		logDir = filepath.Join(cfg.DataDir, "logs")
 	}
 	a.logs = &logfile.Sender{Dir: logDir}
+	a.Queues = queue.New(st)
 	sender := dispatch.Router{
 		"webhook": &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
 		"discord": &discord.Sender{Client: client},
 		"slack":   &slack.Sender{Client: client},
 		"email":   &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks},
 		"log":     a.logs,
+		"queue":   &destqueue.Sender{Queues: a.Queues},
 	}
 	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
 	a.Publisher.OnCommit = a.Engine.Wake
@@ -148,7 +154,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
-		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks,
+		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
 	}
 	if a.Spooler != nil {
 		deps.Spool = a.Spooler
@@ -272,9 +278,10 @@ func (a *App) Run(ctx context.Context) error {
 		a.Engine.Run(engineCtx)
 	}()
 	bgCtx, stopBackground := context.WithCancel(context.Background())
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); a.refreshMatcher(bgCtx) }()
 	go func() { defer wg.Done(); a.prune(bgCtx) }()
+	go func() { defer wg.Done(); a.pruneQueues(bgCtx) }()
 	go func() { defer wg.Done(); a.Spooler.Run(bgCtx, time.Second) }()
 	if a.Tasks != nil {
 		wg.Add(1)
@@ -283,6 +290,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	a.server = &http.Server{Handler: a.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug)}
+	a.server.RegisterOnShutdown(a.Queues.Close) // long polls end at once instead of holding up the shutdown
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 
@@ -350,6 +358,22 @@ func (a *App) prune(ctx context.Context) {
 			if n < 500 {
 				break
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneQueues deletes queue messages past their queue's retention period.
+func (a *App) pruneQueues(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := a.Queues.Prune(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Error("prune queue messages", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -226,6 +226,7 @@ type Counts map[string]int64
 // confines itself to that project: another project's ids behave as missing.
 type Store interface {
 	TaskStore
+	QueueStore
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
 	Migrate(ctx context.Context) error

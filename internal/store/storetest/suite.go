@@ -57,6 +57,12 @@ var cases = []testCase{
 	{name: "TryLock", run: testTryLock},
 	{name: "DeadLetters", run: testDeadLetters},
 	{name: "PruneTasks", run: testPruneTasks},
+	{name: "QueueCRUD", run: testQueueCRUD},
+	{name: "QueueSendReceive", run: testQueueSendReceive},
+	{name: "QueueDedup", run: testQueueDedup},
+	{name: "QueueDeadLetter", run: testQueueDeadLetter},
+	{name: "QueueConcurrentReceivers", run: testQueueConcurrentReceivers},
+	{name: "QueuePrune", run: testQueuePrune},
 }
 
 // --- fixture and helpers ---

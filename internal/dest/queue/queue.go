@@ -1,0 +1,178 @@
+// Package queue is the pull-queue destination: every delivery enqueues the
+// event into one of the project's queues, either as the raw event JSON or
+// (the default) wrapped in the SNS notification envelope that SQS consumers
+// subscribed to a topic expect (json.loads(body)["Message"]).
+//
+// The delivery id is the message's deduplication id, so a retried or replayed
+// attempt of a delivery whose message is still in the queue does not enqueue
+// a second copy.
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"carrier/internal/dest"
+	"carrier/internal/dispatch"
+	"carrier/internal/store"
+)
+
+// TimeFormat is the format of timestamps in messages.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// MaxBodyBytes is the largest message a queue takes.
+const MaxBodyBytes = 256 << 10
+
+// Config is the settings of a queue destination.
+type Config struct {
+	// Queue is the id or name of a queue of the subscription's project.
+	Queue string `json:"queue"`
+	// Raw sends the event JSON itself instead of the SNS envelope.
+	Raw bool `json:"raw,omitempty"`
+}
+
+// ParseConfig reads and validates a queue destination's settings. Errors are
+// *dest.FieldError. Whether the queue exists is for the caller to check.
+func ParseConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	fields := map[string]json.RawMessage{}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && string(t) != "null" {
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return c, &dest.FieldError{Field: "destination", Message: "must be a JSON object"}
+		}
+	}
+	for name, v := range fields {
+		switch name {
+		case "queue":
+			if err := json.Unmarshal(v, &c.Queue); err != nil {
+				return c, &dest.FieldError{Field: "queue", Message: "must be a string"}
+			}
+		case "raw":
+			if err := json.Unmarshal(v, &c.Raw); err != nil {
+				return c, &dest.FieldError{Field: "raw", Message: "must be a boolean"}
+			}
+		default:
+			return c, &dest.FieldError{Field: name, Message: "is not a setting of queue destinations (known: queue, raw)"}
+		}
+	}
+	if c.Queue == "" {
+		return c, &dest.FieldError{Field: "queue", Message: "is required: the id or name of a queue of this project"}
+	}
+	if len(c.Queue) > 128 {
+		return c, &dest.FieldError{Field: "queue", Message: "must be at most 128 characters"}
+	}
+	return c, nil
+}
+
+// Redact returns the settings as the API shows them: a queue destination holds no secrets.
+func Redact(raw json.RawMessage) json.RawMessage {
+	return append(json.RawMessage(nil), raw...)
+}
+
+// Event is the raw event JSON.
+type Event struct {
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	Timestamp  string            `json:"timestamp"`
+	Subject    string            `json:"subject"`
+	Data       json.RawMessage   `json:"data"`
+	Attributes map[string]string `json:"attributes"`
+}
+
+// Attribute is one SNS message attribute.
+type Attribute struct {
+	Type  string `json:"Type"`
+	Value string `json:"Value"`
+}
+
+// Notification is the SNS notification envelope.
+type Notification struct {
+	Type              string               `json:"Type"`
+	MessageID         string               `json:"MessageId"`
+	TopicArn          string               `json:"TopicArn"`
+	Subject           string               `json:"Subject"`
+	Message           string               `json:"Message"`
+	Timestamp         string               `json:"Timestamp"`
+	MessageAttributes map[string]Attribute `json:"MessageAttributes"`
+}
+
+// Render returns the message body for a job; at stands in for the event's
+// time when it has none.
+func Render(job store.Job, raw bool, at time.Time) (string, error) {
+	ev := job.Event
+	t := ev.CreatedAt
+	if t.IsZero() {
+		t = at
+	}
+	attrs := ev.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	data := ev.Data
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = json.RawMessage("null")
+	}
+	body, err := json.Marshal(Event{ID: ev.ID, Type: ev.Type, Timestamp: t.UTC().Format(TimeFormat), Subject: ev.Subject, Data: data, Attributes: attrs})
+	if err != nil {
+		return "", err
+	}
+	if raw {
+		return string(body), nil
+	}
+	projectID := job.Subscription.ProjectID
+	if projectID == "" {
+		projectID = ev.ProjectID
+	}
+	ma := make(map[string]Attribute, len(attrs))
+	for k, v := range attrs {
+		ma[k] = Attribute{Type: "String", Value: v}
+	}
+	env, err := json.Marshal(Notification{Type: "Notification", MessageID: job.Delivery.ID, TopicArn: "arn:carrier:" + projectID + ":" + ev.Type,
+		Subject: ev.Type, Message: string(body), Timestamp: t.UTC().Format(TimeFormat), MessageAttributes: ma})
+	return string(env), err
+}
+
+// Enqueuer puts one message into a project's queue named by id or name; a
+// message with the same dedupID already in the queue is not added again. A
+// missing queue is store.ErrNotFound.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, projectID, queueRef, body string, attrs map[string]string, dedupID string) (store.QueueMessage, error)
+}
+
+// Sender delivers jobs into queues.
+type Sender struct {
+	Queues Enqueuer
+}
+
+// Send enqueues the job's event.
+func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
+	start := time.Now()
+	c, err := ParseConfig(job.Subscription.Destination)
+	if err != nil {
+		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: err.Error()}
+	}
+	body, err := Render(job, c.Raw, at)
+	if err != nil {
+		return dispatch.Result{ErrorCode: "render_failed", ErrorMessage: err.Error()}
+	}
+	if len(body) > MaxBodyBytes {
+		return dispatch.Result{ErrorCode: "message_too_large", ErrorMessage: "the message exceeds the queue limit of 256 KiB", Duration: time.Since(start)}
+	}
+	attrs := make(map[string]string, len(job.Event.Attributes))
+	for k, v := range job.Event.Attributes {
+		attrs[k] = v
+	}
+	m, err := s.Queues.Enqueue(ctx, job.Subscription.ProjectID, c.Queue, body, attrs, job.Delivery.ID)
+	d := time.Since(start)
+	if errors.Is(err, store.ErrNotFound) {
+		// Retrying is still worth it: the queue may be (re)created.
+		return dispatch.Result{Retryable: true, ErrorCode: "queue_not_found", ErrorMessage: "queue " + c.Queue + " does not exist in the project", Duration: d}
+	}
+	if err != nil {
+		return dispatch.Result{Retryable: true, ErrorCode: "enqueue_failed", ErrorMessage: err.Error(), Duration: d}
+	}
+	return dispatch.Result{Delivered: true, Duration: d, ResponseBody: `{"message_id":"` + m.ID + `"}`}
+}

@@ -1,0 +1,335 @@
+// Package queue runs pull queues with SQS semantics on top of the store:
+// validation, long polling (a receive waits until a send to the queue in this
+// process wakes it, or a short poll finds a message sent by another process),
+// dead-letter redrive, and enqueueing for the queue destination.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"carrier/internal/ingest"
+	"carrier/internal/store"
+)
+
+// Limits and defaults (those of SQS).
+const (
+	MaxNameLength      = 80
+	DefaultVisibility  = 30 * time.Second
+	MaxVisibility      = 12 * time.Hour
+	DefaultRetention   = 4 * 24 * time.Hour
+	MinRetention       = 60 * time.Second
+	MaxRetention       = 14 * 24 * time.Hour
+	MaxDelay           = 15 * time.Minute
+	MaxBodyBytes       = 256 << 10
+	MaxBatch           = 10
+	MaxWait            = 20 * time.Second
+	MaxReceiveCountCap = 1000
+	// DefaultPollInterval is how often a long poll looks at the store for
+	// messages sent by other processes.
+	DefaultPollInterval = 250 * time.Millisecond
+)
+
+// Service is the pull-queue service of one process.
+type Service struct {
+	store store.Store
+	// PollInterval bounds how long a waiting receiver misses a message sent by another process.
+	PollInterval time.Duration
+	now          func() time.Time
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // queue id -> closed (and replaced) on the next send
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: waiting receives return at once
+}
+
+// New returns a Service on st.
+func New(st store.Store) *Service {
+	return &Service{store: st, PollInterval: DefaultPollInterval, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		waiters: map[string]chan struct{}{}, closing: make(chan struct{})}
+}
+
+// Close ends every long poll in progress (they answer with what they have,
+// nothing) and makes later ones return without waiting: for a graceful
+// shutdown that need not wait out 20 s polls.
+func (s *Service) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+func invalid(field, format string, args ...any) error {
+	return &ingest.ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// NewQueue is what CreateQueue takes; nil fields take their defaults.
+type NewQueue struct {
+	Name              string
+	VisibilityTimeout *time.Duration
+	MaxReceiveCount   int
+	DeadLetterQueue   string // id or name of a queue of the same project
+	Retention         *time.Duration
+	Delay             *time.Duration
+}
+
+// CheckName reports whether name is a valid queue name.
+func CheckName(name string) error {
+	if l := len(name); l < 1 || l > MaxNameLength {
+		return invalid("name", "must be 1-%d characters", MaxNameLength)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return invalid("name", "may contain only letters, digits, '-' and '_'")
+		}
+	}
+	return nil
+}
+
+// CreateQueue validates and creates a queue.
+func (s *Service) CreateQueue(ctx context.Context, projectID string, in NewQueue) (store.Queue, error) {
+	if err := CheckName(in.Name); err != nil {
+		return store.Queue{}, err
+	}
+	q := store.Queue{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID, Name: in.Name,
+		VisibilityTimeout: DefaultVisibility, Retention: DefaultRetention, CreatedAt: s.now()}
+	if in.VisibilityTimeout != nil {
+		if *in.VisibilityTimeout < 0 || *in.VisibilityTimeout > MaxVisibility {
+			return q, invalid("visibility_timeout_seconds", "must be 0-%d", int(MaxVisibility.Seconds()))
+		}
+		q.VisibilityTimeout = *in.VisibilityTimeout
+	}
+	if in.Retention != nil {
+		if *in.Retention < MinRetention || *in.Retention > MaxRetention {
+			return q, invalid("retention_seconds", "must be %d-%d", int(MinRetention.Seconds()), int(MaxRetention.Seconds()))
+		}
+		q.Retention = *in.Retention
+	}
+	if in.Delay != nil {
+		if *in.Delay < 0 || *in.Delay > MaxDelay {
+			return q, invalid("delay_seconds", "must be 0-%d", int(MaxDelay.Seconds()))
+		}
+		q.Delay = *in.Delay
+	}
+	if in.MaxReceiveCount < 0 || in.MaxReceiveCount > MaxReceiveCountCap {
+		return q, invalid("max_receive_count", "must be 0-%d (0: no dead-letter queue)", MaxReceiveCountCap)
+	}
+	switch {
+	case in.MaxReceiveCount > 0 && in.DeadLetterQueue == "":
+		return q, invalid("dead_letter_queue", "is required with max_receive_count")
+	case in.MaxReceiveCount == 0 && in.DeadLetterQueue != "":
+		return q, invalid("max_receive_count", "must be at least 1 with a dead_letter_queue")
+	case in.DeadLetterQueue != "":
+		dlq, err := s.Resolve(ctx, projectID, in.DeadLetterQueue)
+		if errors.Is(err, store.ErrNotFound) {
+			return q, invalid("dead_letter_queue", "names no queue of this project")
+		}
+		if err != nil {
+			return q, err
+		}
+		q.MaxReceiveCount, q.DeadLetterQueueID = in.MaxReceiveCount, dlq.ID
+	}
+	if err := s.store.CreateQueue(ctx, q); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return q, fmt.Errorf("%w: a queue named %q already exists", store.ErrConflict, in.Name)
+		}
+		return q, err
+	}
+	return q, nil
+}
+
+// Resolve finds a project's queue by id or, failing that, by name.
+func (s *Service) Resolve(ctx context.Context, projectID, ref string) (store.Queue, error) {
+	q, err := s.store.GetQueue(ctx, projectID, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.store.QueueByName(ctx, projectID, ref)
+	}
+	return q, err
+}
+
+// Message is a message to send.
+type Message struct {
+	Body       string
+	Attributes map[string]string
+	// DedupID makes a second send with the same id a no-op.
+	DedupID string
+}
+
+// Send validates and enqueues up to MaxBatch messages in one transaction and
+// wakes receivers waiting on the queue. The queue's delay applies.
+func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Message) ([]store.QueueMessage, error) {
+	if len(msgs) == 0 || len(msgs) > MaxBatch {
+		return nil, invalid("messages", "must hold 1-%d messages", MaxBatch)
+	}
+	q, err := s.store.GetQueue(ctx, projectID, queueID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	in := make([]store.QueueMessage, len(msgs))
+	for i, m := range msgs {
+		field := "body"
+		if len(msgs) > 1 {
+			field = fmt.Sprintf("messages[%d].body", i)
+		}
+		if m.Body == "" {
+			return nil, invalid(field, "is required")
+		}
+		if len(m.Body) > MaxBodyBytes {
+			return nil, invalid(field, "must be at most %d bytes", MaxBodyBytes)
+		}
+		if !utf8.ValidString(m.Body) {
+			return nil, invalid(field, "must be valid UTF-8")
+		}
+		in[i] = store.QueueMessage{ID: uuid.Must(uuid.NewV7()).String(), Body: m.Body, Attributes: m.Attributes,
+			SentAt: now, VisibleAt: now.Add(q.Delay), DedupID: m.DedupID}
+	}
+	out, err := s.store.SendMessages(ctx, projectID, q.ID, in)
+	if err != nil {
+		return nil, err
+	}
+	s.notify(q.ID)
+	return out, nil
+}
+
+// Enqueue sends one message to the queue named by ref (id or name), with
+// dedupID guarding against a second copy. It is what the queue destination uses.
+func (s *Service) Enqueue(ctx context.Context, projectID, ref, body string, attrs map[string]string, dedupID string) (store.QueueMessage, error) {
+	q, err := s.Resolve(ctx, projectID, ref)
+	if err != nil {
+		return store.QueueMessage{}, err
+	}
+	out, err := s.Send(ctx, projectID, q.ID, []Message{{Body: body, Attributes: attrs, DedupID: dedupID}})
+	if err != nil {
+		return store.QueueMessage{}, err
+	}
+	return out[0], nil
+}
+
+// ReceiveOptions are a receive's settings.
+type ReceiveOptions struct {
+	Max        int            // 1-10
+	Visibility *time.Duration // nil: the queue's visibility timeout
+	Wait       time.Duration  // 0-20 s: how long to wait for a message
+}
+
+// Receive leases up to opts.Max messages. When none is visible it waits up to
+// opts.Wait for one: a send in this process wakes it at once, and a poll
+// every PollInterval picks up sends from other processes.
+func (s *Service) Receive(ctx context.Context, projectID, queueID string, opts ReceiveOptions) ([]store.QueueMessage, error) {
+	if opts.Max < 1 || opts.Max > MaxBatch {
+		return nil, invalid("max_messages", "must be 1-%d", MaxBatch)
+	}
+	if opts.Wait < 0 || opts.Wait > MaxWait {
+		return nil, invalid("wait_time_seconds", "must be 0-%d", int(MaxWait.Seconds()))
+	}
+	q, err := s.store.GetQueue(ctx, projectID, queueID)
+	if err != nil {
+		return nil, err
+	}
+	vis := q.VisibilityTimeout
+	if opts.Visibility != nil {
+		if *opts.Visibility < 0 || *opts.Visibility > MaxVisibility {
+			return nil, invalid("visibility_timeout_seconds", "must be 0-%d", int(MaxVisibility.Seconds()))
+		}
+		vis = *opts.Visibility
+	}
+	deadline := time.Now().Add(opts.Wait)
+	for {
+		// Take the wake-up channel before looking, so a send between the look
+		// and the wait is not missed.
+		wake := s.waiter(q.ID)
+		got, err := s.store.ReceiveMessages(ctx, projectID, q.ID, opts.Max, vis, s.now())
+		if err != nil || len(got) > 0 {
+			return got, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got, nil
+		}
+		timer := time.NewTimer(min(left, s.PollInterval))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return []store.QueueMessage{}, nil
+		case <-s.closing:
+			timer.Stop()
+			return []store.QueueMessage{}, nil
+		case <-wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func (s *Service) waiter(queueID string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[queueID]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[queueID] = ch
+	}
+	return ch
+}
+
+// notify wakes every receiver waiting on the queue.
+func (s *Service) notify(queueID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.waiters[queueID]; ok {
+		close(ch)
+		delete(s.waiters, queueID)
+	}
+}
+
+// ChangeVisibility makes the message with the receipt handle visible again
+// after timeout (0: at once).
+func (s *Service) ChangeVisibility(ctx context.Context, projectID, queueID, handle string, timeout time.Duration) error {
+	if handle == "" {
+		return invalid("receipt_handle", "is required")
+	}
+	if timeout < 0 || timeout > MaxVisibility {
+		return invalid("visibility_timeout_seconds", "must be 0-%d", int(MaxVisibility.Seconds()))
+	}
+	if err := s.store.ChangeVisibility(ctx, projectID, queueID, handle, s.now().Add(timeout)); err != nil {
+		return err
+	}
+	if timeout == 0 {
+		s.notify(queueID)
+	}
+	return nil
+}
+
+// Redrive moves up to max visible messages of a dead-letter queue back to
+// their source queues and returns how many it moved.
+func (s *Service) Redrive(ctx context.Context, projectID, dlqID string, max int) (int, error) {
+	moved, err := s.store.RedriveDeadLetters(ctx, projectID, dlqID, max, s.now())
+	if err != nil {
+		return 0, err
+	}
+	done := map[string]bool{}
+	for _, id := range moved {
+		if !done[id] {
+			done[id] = true
+			s.notify(id)
+		}
+	}
+	return len(moved), nil
+}
+
+// Prune deletes messages past their queue's retention, in batches, and
+// returns how many it deleted.
+func (s *Service) Prune(ctx context.Context) (int, error) {
+	total := 0
+	for i := 0; i < 100; i++ {
+		n, err := s.store.PruneQueueMessages(ctx, s.now(), 500)
+		total += n
+		if err != nil || n < 500 {
+			return total, err
+		}
+	}
+	return total, nil
+}
