@@ -357,7 +357,9 @@ func TestRetryMaxRetries(t *testing.T) {
 func TestRetryBackoffTiming(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
-			c := apptest.Start(t, e, apptest.Options{}) // RetryBase 50ms
+			// A base of 250ms keeps scheduling noise under the race detector on a
+			// busy machine (tens of milliseconds) small next to the gaps compared.
+			c := apptest.Start(t, e, apptest.Options{RetryBase: 250 * time.Millisecond})
 			t.Run("multiplier", func(t *testing.T) {
 				ep := apptest.NewEndpoint(t, rtAnswer(500))
 				id, _ := c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"backoff.x"},
@@ -367,8 +369,8 @@ func TestRetryBackoffTiming(t *testing.T) {
 				rtWaitState(t, c, id, reqs[0].Header.Get("X-Webhook-Delivery-Id"), "failed")
 				gap1, gap2 := reqs[1].At.Sub(reqs[0].At), reqs[2].At.Sub(reqs[1].At)
 				t.Logf("gaps: %v, %v", gap1, gap2)
-				if gap1 < 40*time.Millisecond {
-					t.Errorf("first gap %v, want at least 40ms (50ms base less jitter)", gap1)
+				if gap1 < 225*time.Millisecond {
+					t.Errorf("first gap %v, want at least 225ms (250ms base less jitter)", gap1)
 				}
 				if float64(gap2) <= float64(gap1)*1.3 {
 					t.Errorf("second gap %v is not clearly larger than the first %v (multiplier 2)", gap2, gap1)
