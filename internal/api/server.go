@@ -47,6 +47,8 @@ type Deps struct {
 	Spool Spooler
 	// Queues runs the pull queues; nil turns /v1/queues off.
 	Queues *queue.Service
+	// SQS answers the SQS protocol (POST / with X-Amz-Target: AmazonSQS.*); nil turns it off.
+	SQS http.Handler
 }
 
 // Spooler keeps writes durably on local disk while the store cannot take them,
@@ -93,6 +95,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"})
 		}
 	}()
+	if s.SQS != nil && r.Method == http.MethodPost && r.URL.Path == "/" && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
+		s.SQS.ServeHTTP(w, r)
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// No route: let the mux decide between 404 and 405, then answer in the error shape.
@@ -181,6 +187,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/queues/{id}/visibility", s.changeVisibility)
 	s.handle("POST /v1/queues/{id}/purge", s.purgeQueue)
 	s.handle("POST /v1/queues/{id}/redrive", s.redriveQueue)
+	s.handle("POST /v1/sqs-credentials", s.createSQSCredential)
+	s.handle("GET /v1/sqs-credentials", s.listSQSCredentials)
+	s.handle("DELETE /v1/sqs-credentials/{id}", s.revokeSQSCredential)
 	s.mux.HandleFunc("GET /callbacks/{token}", s.callback)
 	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
 	s.mux.HandleFunc("POST /in.php", s.compatIn)

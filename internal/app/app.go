@@ -32,6 +32,7 @@ import (
 	"carrier/internal/provider/simulator"
 	"carrier/internal/queue"
 	"carrier/internal/spool"
+	"carrier/internal/sqs"
 	"carrier/internal/store"
 	"carrier/internal/store/postgres"
 	"carrier/internal/store/sqlite"
@@ -159,6 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Spooler != nil {
 		deps.Spool = a.Spooler
 	}
+	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	a.API = api.New(deps)
 	return a, nil
 }

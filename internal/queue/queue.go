@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -155,6 +156,8 @@ type Message struct {
 	Attributes map[string]string
 	// DedupID makes a second send with the same id a no-op.
 	DedupID string
+	// Delay, when set, replaces the queue's delay for this message (0-MaxDelay).
+	Delay *time.Duration
 }
 
 // Send validates and enqueues up to MaxBatch messages in one transaction and
@@ -183,8 +186,15 @@ func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Me
 		if !utf8.ValidString(m.Body) {
 			return nil, invalid(field, "must be valid UTF-8")
 		}
+		delay := q.Delay
+		if m.Delay != nil {
+			if *m.Delay < 0 || *m.Delay > MaxDelay {
+				return nil, invalid(strings.TrimSuffix(field, "body")+"delay_seconds", "must be 0-%d", int(MaxDelay.Seconds()))
+			}
+			delay = *m.Delay
+		}
 		in[i] = store.QueueMessage{ID: uuid.Must(uuid.NewV7()).String(), Body: m.Body, Attributes: m.Attributes,
-			SentAt: now, VisibleAt: now.Add(q.Delay), DedupID: m.DedupID}
+			SentAt: now, VisibleAt: now.Add(delay), DedupID: m.DedupID}
 	}
 	out, err := s.store.SendMessages(ctx, projectID, q.ID, in)
 	if err != nil {

@@ -227,6 +227,7 @@ type Counts map[string]int64
 type Store interface {
 	TaskStore
 	QueueStore
+	CredentialStore
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
 	Migrate(ctx context.Context) error

@@ -63,6 +63,7 @@ var cases = []testCase{
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},
 	{name: "QueueConcurrentReceivers", run: testQueueConcurrentReceivers},
 	{name: "QueuePrune", run: testQueuePrune},
+	{name: "SQSCredentials", run: testSQSCredentials},
 }
 
 // --- fixture and helpers ---
