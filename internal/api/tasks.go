@@ -188,7 +188,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 	raw := task.RawCallback{Method: r.Method, Query: r.URL.RawQuery, Body: string(body), ContentType: r.Header.Get("Content-Type")}
 	// A database that hangs instead of failing must not hold the provider's
 	// request: after a few seconds the callback goes to the spool instead.
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	// Once started, recording goes on even if the provider hangs up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	out, err := s.Tasks.HandleCallback(ctx, token, raw)
 	cancel()
 	switch {

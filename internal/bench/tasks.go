@@ -425,7 +425,10 @@ func runTaskScenario(ctx context.Context, o TaskOptions, lost float64, rep *Task
 func (tr *taskRun) start(ctx context.Context) error {
 	o, r := tr.o, &tr.r
 	tr.sim = simulator.New(simulator.Config{Key: simulator.DefaultKey, Balance: 1e9, MinDelay: o.MinDelay, MaxDelay: o.MaxDelay,
-		PingbackMethod: http.MethodGet, Seed: o.Seed, Faults: simulator.Faults{LostPingbacks: tr.lost}})
+		PingbackMethod: http.MethodGet, Seed: o.Seed, Faults: simulator.Faults{LostPingbacks: tr.lost},
+		// Generous, so a pingback answered slowly on a loaded machine is not
+		// counted as lost: Carrier records it whatever the provider's patience.
+		PingbackTimeout: 30 * time.Second})
 	tr.sim.OnSolved = tr.onSolved
 	simURL, err := tr.sim.Start("127.0.0.1:0")
 	if err != nil {

@@ -108,3 +108,43 @@ func TestCloseEndsLongPolls(t *testing.T) {
 		t.Fatal("receive still waiting after Close")
 	}
 }
+
+// BenchmarkSendReceiveAck measures a queue's round trip on each engine:
+// a batch of 10 messages sent, received and acknowledged one by one, as an SQS
+// consumer does. It reports messages per second through all three steps.
+func BenchmarkSendReceiveAck(b *testing.B) {
+	for _, e := range storetest.Engines(b) {
+		b.Run(e.Name, func(b *testing.B) {
+			st := e.Open(b)
+			ctx := context.Background()
+			if err := st.CreateProject(ctx, store.Project{ID: "p", Name: "p", CreatedAt: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+			svc := queue.New(st)
+			q, err := svc.CreateQueue(ctx, "p", queue.NewQueue{Name: "bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]queue.Message, queue.MaxBatch)
+			for i := range batch {
+				batch[i] = queue.Message{Body: `{"task_id":"01a2","status":"solved","solution":"03AGdBq2-SIM-7000000001"}`}
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := svc.Send(ctx, "p", q.ID, batch); err != nil {
+					b.Fatal(err)
+				}
+				got, err := svc.Receive(ctx, "p", q.ID, queue.ReceiveOptions{Max: queue.MaxBatch})
+				if err != nil || len(got) != queue.MaxBatch {
+					b.Fatalf("receive: %d messages, %v", len(got), err)
+				}
+				for _, m := range got {
+					if err := st.DeleteMessage(ctx, "p", q.ID, m.ReceiptHandle); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*queue.MaxBatch)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}

@@ -13,6 +13,7 @@
 package simulator
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -44,7 +45,7 @@ const DefaultBalance = 100.0
 // DefaultLateBy is how late a late pingback is when Faults.LateBy is zero.
 const DefaultLateBy = 30 * time.Second
 
-// PingbackTimeout bounds every pingback request.
+// PingbackTimeout bounds every pingback request unless Config.PingbackTimeout says otherwise.
 const PingbackTimeout = 2 * time.Second
 
 // FirstID is the id of the first accepted task; later ids count up from it.
@@ -84,6 +85,8 @@ type Config struct {
 	Seed int64
 	// Faults are the initial fault probabilities (see SetFaults).
 	Faults Faults
+	// PingbackTimeout bounds each pingback request (PingbackTimeout when zero).
+	PingbackTimeout time.Duration
 }
 
 // Faults are the probabilities (0 to 1) and delays of misbehaviour.
@@ -256,7 +259,7 @@ func New(cfg Config) *Simulator {
 		ctx:     ctx,
 		cancel:  cancel,
 		pingTr:  tr,
-		pinger:  &http.Client{Timeout: PingbackTimeout, Transport: tr, CheckRedirect: noRedirects},
+		pinger:  &http.Client{Timeout: cmp.Or(cfg.PingbackTimeout, PingbackTimeout), Transport: tr, CheckRedirect: noRedirects},
 		faults:  cfg.Faults,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		balance: toMicro(cfg.Balance),
