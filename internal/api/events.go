@@ -16,6 +16,9 @@ type publishRequest struct {
 	Subject        string            `json:"subject"`
 	Attributes     map[string]string `json:"attributes"`
 	IdempotencyKey string            `json:"idempotency_key"`
+	// OrderingKey and DeduplicationID serve FIFO subscriptions (see the README).
+	OrderingKey     string `json:"ordering_key"`
+	DeduplicationID string `json:"deduplication_id"`
 }
 
 type eventJSON struct {
@@ -49,6 +52,7 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, k store.AP
 	in := ingest.Input{
 		ProjectID: k.ProjectID, Type: req.Type, Subject: req.Subject, Data: req.Data,
 		Attributes: req.Attributes, IdempotencyKey: key,
+		OrderingKey: req.OrderingKey, DeduplicationID: req.DeduplicationID,
 	}
 	res, err := s.Publisher.Publish(r.Context(), in)
 	if err != nil {

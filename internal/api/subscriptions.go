@@ -100,6 +100,7 @@ type subscriptionRequest struct {
 	RetryBackoffMultiplier *float64        `json:"retry_backoff_multiplier"`
 	Tags                   *[]string       `json:"tags"`
 	Metadata               json.RawMessage `json:"metadata"`
+	Ordering               *string         `json:"ordering"`
 }
 
 // webhookDestination is the destination object of kind webhook.
@@ -124,6 +125,7 @@ type subscriptionJSON struct {
 	RetryBackoffMultiplier float64         `json:"retry_backoff_multiplier"`
 	Tags                   []string        `json:"tags"`
 	Metadata               json.RawMessage `json:"metadata"`
+	Ordering               string          `json:"ordering"`
 	IsActive               bool            `json:"is_active"`
 	DisabledReason         string          `json:"disabled_reason,omitempty"`
 	ConsecutiveFailures    int             `json:"consecutive_failures"`
@@ -141,7 +143,7 @@ func subscriptionView(sub store.Subscription) subscriptionJSON {
 	v := subscriptionJSON{ID: sub.ID, Name: w.Name, Description: w.Description, EventTypes: w.EventTypes, Scope: w.Scope,
 		SpecificTaskIDs: w.SpecificTaskIDs, FilterPolicy: sub.FilterPolicy, FilterPolicyScope: sub.FilterScope,
 		TimeoutSeconds: w.TimeoutSeconds, MaxRetries: w.MaxRetries, RetryBackoffMultiplier: w.RetryBackoffMultiplier,
-		Tags: w.Tags, Metadata: w.Metadata, IsActive: w.IsActive, DisabledReason: w.DisabledReason,
+		Tags: w.Tags, Metadata: w.Metadata, Ordering: w.Ordering, IsActive: w.IsActive, DisabledReason: w.DisabledReason,
 		ConsecutiveFailures: w.ConsecutiveFailures, TotalDeliveries: w.TotalDeliveries, SuccessfulDeliveries: w.SuccessfulDeliveries,
 		FailedDeliveries: w.FailedDeliveries, LastSuccessAt: w.LastSuccessAt, LastFailureAt: w.LastFailureAt,
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
@@ -201,7 +203,7 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 	}
 	wreq := webhookRequest{Name: req.Name, Description: req.Description, EventTypes: req.EventTypes, Scope: req.Scope,
 		SpecificTaskIDs: req.SpecificTaskIDs, TimeoutSeconds: req.TimeoutSeconds, MaxRetries: req.MaxRetries,
-		RetryBackoffMultiplier: req.RetryBackoffMultiplier, Tags: req.Tags, Metadata: req.Metadata}
+		RetryBackoffMultiplier: req.RetryBackoffMultiplier, Tags: req.Tags, Metadata: req.Metadata, Ordering: req.Ordering}
 	if len(req.Destination) > 0 && string(req.Destination) != "null" {
 		kind, err := destinationType(req.Destination)
 		if err != nil {

@@ -42,6 +42,7 @@ type webhookRequest struct {
 	CustomHeaders          *map[string]string `json:"custom_headers"`
 	Tags                   *[]string          `json:"tags"`
 	Metadata               json.RawMessage    `json:"metadata"`
+	Ordering               *string            `json:"ordering"`
 	// Secret fields are refused with a clear message rather than as unknown.
 	Secret        *string `json:"secret"`
 	WebhookSecret *string `json:"webhook_secret"`
@@ -62,6 +63,7 @@ type webhookJSON struct {
 	CustomHeaders          map[string]string `json:"custom_headers"`
 	Tags                   []string          `json:"tags"`
 	Metadata               json.RawMessage   `json:"metadata"`
+	Ordering               string            `json:"ordering"`
 	IsActive               bool              `json:"is_active"`
 	DisabledReason         string            `json:"disabled_reason,omitempty"`
 	ConsecutiveFailures    int               `json:"consecutive_failures"`
@@ -80,7 +82,7 @@ func webhookView(sub store.Subscription) webhookJSON {
 		UUID: sub.ID, Name: sub.Name, Description: sub.Description, WebhookURL: sub.URL, WebhookSecret: hiddenSecret,
 		EventTypes: nonNil(sub.EventTypes), Scope: sub.Scope, SpecificTaskIDs: nonNil(sub.SubjectIDs),
 		TimeoutSeconds: sub.TimeoutSeconds, MaxRetries: sub.MaxRetries, RetryBackoffMultiplier: sub.BackoffMultiplier,
-		CustomHeaders: sub.Headers, Tags: nonNil(sub.Tags), Metadata: sub.Metadata,
+		CustomHeaders: sub.Headers, Tags: nonNil(sub.Tags), Metadata: sub.Metadata, Ordering: sub.Ordering,
 		IsActive: sub.Active, DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		TotalDeliveries: sub.TotalDeliveries, SuccessfulDeliveries: sub.SuccessfulDeliveries, FailedDeliveries: sub.FailedDeliveries,
 		LastSuccessAt: formatTimePtr(sub.LastSuccessAt), LastFailureAt: formatTimePtr(sub.LastFailureAt),
@@ -249,6 +251,12 @@ func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscript
 			return invalid("metadata", "must be a JSON object")
 		}
 		sub.Metadata = req.Metadata
+	}
+	if req.Ordering != nil {
+		if *req.Ordering != "" && *req.Ordering != store.OrderingFIFO {
+			return invalid("ordering", `must be "fifo" or "" (none)`)
+		}
+		sub.Ordering = *req.Ordering
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,10 @@ import (
 
 // IdempotencyWindow is how long an idempotency key deduplicates publishes.
 const IdempotencyWindow = 24 * time.Hour
+
+// DeduplicationWindow is how long a deduplication id deduplicates publishes
+// (as in SNS FIFO topics).
+const DeduplicationWindow = 5 * time.Minute
 
 // MaxBatch is the most events one group commit takes.
 const MaxBatch = 1000
@@ -45,6 +50,12 @@ type Input struct {
 	Data           json.RawMessage
 	Attributes     map[string]string
 	IdempotencyKey string
+	// OrderingKey orders the event's deliveries to FIFO subscriptions (empty:
+	// the subject, else one key for the subscription).
+	OrderingKey string
+	// DeduplicationID makes a publish within DeduplicationWindow of an earlier
+	// one with the same id in the project a duplicate of it.
+	DeduplicationID string
 	// OnlySubscription, when set, sends the event to that subscription alone,
 	// without matching (a webhook's test event).
 	OnlySubscription string
@@ -75,6 +86,12 @@ func Validate(in Input) error {
 		return &ValidationError{"subject", "must be at most 255 characters"}
 	case len(in.IdempotencyKey) > 255:
 		return &ValidationError{"idempotency_key", "must be at most 255 characters"}
+	case strings.HasPrefix(in.IdempotencyKey, store.DedupKeyPrefix):
+		return &ValidationError{"idempotency_key", "must not start with " + store.DedupKeyPrefix}
+	case len(in.OrderingKey) > 128:
+		return &ValidationError{"ordering_key", "must be at most 128 characters"}
+	case len(in.DeduplicationID) > 128:
+		return &ValidationError{"deduplication_id", "must be at most 128 characters"}
 	case len(in.Attributes) > 50:
 		return &ValidationError{"attributes", "must have at most 50 entries"}
 	}
@@ -217,6 +234,9 @@ func (p *Publisher) commit(batch []*request) {
 				Attributes: in.Attributes, IdempotencyKey: in.IdempotencyKey, CreatedAt: now},
 			SubscriptionIDs: subs,
 			DeliveryIDs:     ids,
+			OrderingKey:     in.OrderingKey,
+			DeduplicationID: in.DeduplicationID,
+			DedupSince:      now.Add(-DeduplicationWindow),
 		}
 	}
 	results, err := p.store.InsertEvents(context.Background(), events, now.Add(-IdempotencyWindow))

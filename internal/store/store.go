@@ -62,12 +62,15 @@ type Subscription struct {
 	// FilterScope says what the policy looks at: "attributes" (the event's
 	// attributes, the default) or "body" (its JSON data).
 	FilterScope string
-	EventTypes  []string
-	Scope       string   // "all" or "specific"
-	SubjectIDs  []string // with scope "specific": the event subjects (task ids) wanted
-	Headers     map[string]string
-	Tags        []string
-	Metadata    json.RawMessage
+	// Ordering is "fifo" (deliveries of one ordering key are sent one at a
+	// time, in publish order) or "" (none).
+	Ordering   string
+	EventTypes []string
+	Scope      string   // "all" or "specific"
+	SubjectIDs []string // with scope "specific": the event subjects (task ids) wanted
+	Headers    map[string]string
+	Tags       []string
+	Metadata   json.RawMessage
 
 	TimeoutSeconds    int
 	MaxRetries        int
@@ -101,9 +104,28 @@ type Event struct {
 	CreatedAt      time.Time
 }
 
+// OrderingFIFO is the Subscription.Ordering that sends the deliveries of each
+// ordering key one at a time, in publish order.
+const OrderingFIFO = "fifo"
+
+// DefaultOrderingKey is the ordering key of a FIFO subscription's delivery
+// whose event has neither an ordering key nor a subject.
+const DefaultOrderingKey = "_"
+
+// DedupKeyPrefix namespaces deduplication ids in the idempotency key table;
+// idempotency keys may not start with it.
+const DedupKeyPrefix = "carrier-dedup:"
+
 // NewEvent is an event to insert together with the subscriptions it matched.
 type NewEvent struct {
 	Event Event
+	// OrderingKey orders the event's deliveries to FIFO subscriptions; empty
+	// falls back to the subject, then to DefaultOrderingKey.
+	OrderingKey string
+	// DeduplicationID, when set, makes the event a duplicate of an event of the
+	// project published with the same id since DedupSince.
+	DeduplicationID string
+	DedupSince      time.Time
 	// SubscriptionIDs receive one delivery each, created in the same transaction.
 	SubscriptionIDs []string
 	// DeliveryIDs are the ids for those deliveries, index for index.
@@ -125,6 +147,7 @@ type Delivery struct {
 	SubscriptionID string
 	EventID        string
 	EventType      string
+	OrderingKey    string // "" unless the subscription orders its deliveries (FIFO)
 	State          string
 	Attempts       int // attempts made so far, over the delivery's whole life
 	BudgetStart    int // Attempts when the delivery was last (re)started; retries are counted from here
@@ -266,7 +289,8 @@ type Store interface {
 
 	// InsertEvents inserts events and their deliveries in one transaction (group
 	// commit). Events with an idempotency key already used in the project since
-	// idemSince are duplicates: nothing is created for them.
+	// idemSince, or a deduplication id used since their own DedupSince, are
+	// duplicates: nothing is created for them.
 	InsertEvents(ctx context.Context, events []NewEvent, idemSince time.Time) ([]InsertResult, error)
 	GetEvent(ctx context.Context, projectID, id string) (Event, error)
 	ListEvents(ctx context.Context, projectID string, limit, offset int) ([]Event, error)
@@ -277,6 +301,9 @@ type Store interface {
 
 	// ClaimDeliveries leases due deliveries (pending or retrying, next attempt due,
 	// no live lease, subscription active) to opts.Owner until now+opts.Lease.
+	// A delivery with an ordering key is claimed only while it is the head of
+	// its (subscription, ordering key): no earlier delivery of that key, in
+	// publish order (created_at, then id), is pending or retrying.
 	ClaimDeliveries(ctx context.Context, opts ClaimOptions) ([]Job, error)
 	// CompleteAttempts records attempts and moves their deliveries on, in one
 	// transaction, and only where the caller still holds the lease. It returns the
@@ -295,7 +322,8 @@ type Store interface {
 	// than self whose last heartbeat is older than staleBefore (or who never
 	// sent one), forgets those owners, and returns how many deliveries it released.
 	RescueLeases(ctx context.Context, self string, staleBefore time.Time) (int, error)
-	// NextDueAt tells when the earliest pending or retrying delivery of an active subscription is due.
+	// NextDueAt tells when the earliest pending or retrying delivery of an active
+	// subscription is due, leaving out FIFO deliveries that are not their key's head.
 	NextDueAt(ctx context.Context) (time.Time, bool, error)
 
 	// ReplayDelivery puts a delivery back to pending with a fresh retry budget.

@@ -12,7 +12,7 @@ import (
 	"carrier/internal/store"
 )
 
-const deliveryColumns = `id, project_id, subscription_id, event_id, event_type, state, attempts, budget_start, next_attempt_at,
+const deliveryColumns = `id, project_id, subscription_id, event_id, event_type, ordering_key, state, attempts, budget_start, next_attempt_at,
 	last_status, last_error, last_error_code, last_duration_ms, url, created_at, updated_at, delivered_at`
 
 // deliveryRow holds the raw columns of a delivery while it is scanned.
@@ -23,7 +23,7 @@ type deliveryRow struct {
 
 func (r *deliveryRow) dest() []any {
 	d := &r.d
-	return []any{&d.ID, &d.ProjectID, &d.SubscriptionID, &d.EventID, &d.EventType, &d.State, &d.Attempts, &d.BudgetStart, &r.next,
+	return []any{&d.ID, &d.ProjectID, &d.SubscriptionID, &d.EventID, &d.EventType, &d.OrderingKey, &d.State, &d.Attempts, &d.BudgetStart, &r.next,
 		&d.LastStatus, &d.LastError, &d.LastErrorCode, &d.LastDurationMS, &d.URL, &r.created, &r.updated, &r.delivered}
 }
 
@@ -99,6 +99,20 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 	return out, rows.Err()
 }
 
+// isHead is true for a delivery (alias d) that has no ordering key, or that is
+// the head of its (subscription, ordering key): no other delivery of that key
+// waiting (pending or retrying) comes before it in publish order, created_at
+// then id. Ids are UUIDv7 made in publish order within a process, so they
+// break created_at ties of one group commit in publish order. The subquery is
+// served by the partial index deliveries_fifo_head, and deliveries without an
+// ordering key never reach it.
+func isHead(d string) string {
+	return `(` + d + `.ordering_key = '' OR NOT EXISTS (SELECT 1 FROM deliveries h
+		WHERE h.subscription_id = ` + d + `.subscription_id AND h.ordering_key = ` + d + `.ordering_key
+		AND h.state IN ('pending', 'retrying') AND h.ordering_key <> ''
+		AND (h.created_at < ` + d + `.created_at OR (h.created_at = ` + d + `.created_at AND h.id < ` + d + `.id))))`
+}
+
 // claimWindow is how many due rows a claim considers per row it may take, so
 // one subscription's backlog cannot hide the others' deliveries.
 const claimWindow = 4
@@ -114,12 +128,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	}
 	// picked chooses due deliveries, oldest first, at most $5 per subscription,
 	// looking at a window of $7 candidates; held deliveries (of inactive
-	// subscriptions) are not in the due index at all.
+	// subscriptions) are not in the due index at all. A FIFO delivery that is
+	// not its key's head is not a candidate, so blocked followers neither take
+	// the window's places nor get claimed; since a key has one head, one claim
+	// never takes two deliveries of a key. Under concurrent claims the head's
+	// lease (and, on PostgreSQL, its row lock) keeps it to one claimer, and a
+	// follower becomes head only once the head is delivered or failed.
 	picked := `SELECT id FROM (
 			SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
 				SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
 				WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
-				AND d.subscription_id NOT IN (` + s.inList(4) + `)
+				AND d.subscription_id NOT IN (` + s.inList(4) + `) AND ` + isHead("d") + `
 				ORDER BY d.next_attempt_at LIMIT $7
 			) c
 		) x WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6`
@@ -415,11 +434,13 @@ func (s *Store) RescueLeases(ctx context.Context, self string, staleBefore time.
 }
 
 // NextDueAt tells when the earliest waiting, unleased, unheld delivery is due.
+// FIFO deliveries that are not their key's head are left out: they cannot be
+// claimed, and counting them would have the dispatcher poll for nothing.
 func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 	var next int64
-	err := s.reader.QueryRowContext(ctx, `SELECT next_attempt_at FROM deliveries
-		WHERE state IN ('pending', 'retrying') AND NOT held AND lease_until < $1
-		ORDER BY next_attempt_at LIMIT 1`, ms(time.Now())).Scan(&next)
+	err := s.reader.QueryRowContext(ctx, `SELECT d.next_attempt_at FROM deliveries d
+		WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.lease_until < $1 AND `+isHead("d")+`
+		ORDER BY d.next_attempt_at LIMIT 1`, ms(time.Now())).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}

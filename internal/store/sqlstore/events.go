@@ -51,7 +51,10 @@ func scanEvent(row scanner) (store.Event, error) {
 	return r.finish(), nil
 }
 
-// InsertEvents inserts a batch of events and their deliveries in one transaction.
+// InsertEvents inserts a batch of events and their deliveries in one
+// transaction. An event's idempotency key (window idemSince) and its
+// deduplication id (window ne.DedupSince, stored under store.DedupKeyPrefix)
+// share the idempotency_keys table; a hit on either makes it a duplicate.
 func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemSince time.Time) ([]store.InsertResult, error) {
 	results := make([]store.InsertResult, len(events))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -59,40 +62,47 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 		// inBatch maps (project, key) to the event of this batch that took the key:
 		// its deliveries are not inserted yet, so they cannot be counted in the table.
 		inBatch := map[[2]string]int{}
+	next:
 		for i, ne := range events {
 			e := ne.Event
 			results[i] = store.InsertResult{EventID: e.ID, Deliveries: len(ne.SubscriptionIDs)}
-			if e.IdempotencyKey == "" {
-				fresh = append(fresh, i)
-				continue
+			type window struct {
+				key   string
+				since time.Time
 			}
-			key := [2]string{e.ProjectID, e.IdempotencyKey}
-			if j, ok := inBatch[key]; ok {
-				results[i] = store.InsertResult{EventID: events[j].Event.ID, Duplicate: true, Deliveries: len(events[j].SubscriptionIDs)}
-				continue
+			var keys []window
+			if e.IdempotencyKey != "" {
+				keys = append(keys, window{e.IdempotencyKey, idemSince})
 			}
-			var got string
-			err := s.queryRow(ctx, tx, `INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (project_id, key) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at
-				WHERE idempotency_keys.created_at < $5 RETURNING event_id`,
-				e.ProjectID, e.IdempotencyKey, e.ID, ms(e.CreatedAt), ms(idemSince)).Scan(&got)
-			if err == nil {
-				fresh = append(fresh, i)
-				inBatch[key] = i
-				continue
+			if ne.DeduplicationID != "" {
+				keys = append(keys, window{store.DedupKeyPrefix + ne.DeduplicationID, ne.DedupSince})
 			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("idempotency key: %w", err)
+			var taken []string
+			for _, w := range keys {
+				if j, ok := inBatch[[2]string{e.ProjectID, w.key}]; ok {
+					if err := s.releaseKeys(ctx, tx, e.ProjectID, e.ID, taken); err != nil {
+						return err
+					}
+					results[i] = store.InsertResult{EventID: events[j].Event.ID, Duplicate: true, Deliveries: len(events[j].SubscriptionIDs)}
+					continue next
+				}
+				dup, res, err := s.takeKey(ctx, tx, e, w.key, w.since)
+				if err != nil {
+					return err
+				}
+				if dup {
+					if err := s.releaseKeys(ctx, tx, e.ProjectID, e.ID, taken); err != nil {
+						return err
+					}
+					results[i] = res
+					continue next
+				}
+				taken = append(taken, w.key)
 			}
-			var original string
-			if err := tx.QueryRowContext(ctx, `SELECT event_id FROM idempotency_keys WHERE project_id = $1 AND key = $2`, e.ProjectID, e.IdempotencyKey).Scan(&original); err != nil {
-				return fmt.Errorf("idempotency key: %w", err)
+			for _, k := range taken {
+				inBatch[[2]string{e.ProjectID, k}] = i
 			}
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE event_id = $1`, original).Scan(&n); err != nil {
-				return fmt.Errorf("idempotency key: %w", err)
-			}
-			results[i] = store.InsertResult{EventID: original, Duplicate: true, Deliveries: n}
+			fresh = append(fresh, i)
 		}
 		if err := s.insertEventRows(ctx, tx, events, fresh); err != nil {
 			return err
@@ -103,6 +113,42 @@ func (s *Store) InsertEvents(ctx context.Context, events []store.NewEvent, idemS
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
 	return results, nil
+}
+
+// takeKey records key for event e unless the project used it since since. When
+// it was, takeKey reports a duplicate with the original event's result.
+func (s *Store) takeKey(ctx context.Context, tx *sql.Tx, e store.Event, key string, since time.Time) (bool, store.InsertResult, error) {
+	var got string
+	err := s.queryRow(ctx, tx, `INSERT INTO idempotency_keys (project_id, key, event_id, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (project_id, key) DO UPDATE SET event_id = excluded.event_id, created_at = excluded.created_at
+		WHERE idempotency_keys.created_at < $5 RETURNING event_id`,
+		e.ProjectID, key, e.ID, ms(e.CreatedAt), ms(since)).Scan(&got)
+	if err == nil {
+		return false, store.InsertResult{}, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, store.InsertResult{}, fmt.Errorf("idempotency key: %w", err)
+	}
+	var original string
+	if err := tx.QueryRowContext(ctx, `SELECT event_id FROM idempotency_keys WHERE project_id = $1 AND key = $2`, e.ProjectID, key).Scan(&original); err != nil {
+		return false, store.InsertResult{}, fmt.Errorf("idempotency key: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE event_id = $1`, original).Scan(&n); err != nil {
+		return false, store.InsertResult{}, fmt.Errorf("idempotency key: %w", err)
+	}
+	return true, store.InsertResult{EventID: original, Duplicate: true, Deliveries: n}, nil
+}
+
+// releaseKeys forgets the keys an event took before another of its keys made
+// it a duplicate. A key it took over had expired, so forgetting it is the same.
+func (s *Store) releaseKeys(ctx context.Context, tx *sql.Tx, projectID, eventID string, keys []string) error {
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE project_id = $1 AND key = $2 AND event_id = $3`, projectID, k, eventID); err != nil {
+			return fmt.Errorf("idempotency key: %w", err)
+		}
+	}
+	return nil
 }
 
 var insertEvents = &bulk{
@@ -127,15 +173,28 @@ func (s *Store) insertEventRows(ctx context.Context, tx *sql.Tx, events []store.
 	return s.run(ctx, tx, insertEvents, rows, nil)
 }
 
-// insertDeliveries creates pending deliveries, held when their subscription is inactive.
+// insertDeliveries creates pending deliveries, held when their subscription
+// is inactive; a FIFO subscription's delivery gets the event's ordering key.
 var insertDeliveries = &bulk{
-	name: "insert deliveries", cols: 8,
+	name: "insert deliveries", cols: 9,
 	head: `INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, next_attempt_at, created_at, updated_at,
-		state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at, held) VALUES `,
+		state, attempts, budget_start, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, delivered_at, held, ordering_key) VALUES `,
 	row: func(b *strings.Builder, n int) {
-		fmt.Fprintf(b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0, COALESCE((SELECT NOT active FROM subscriptions WHERE id = $%d), FALSE))",
-			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+2)
+		fmt.Fprintf(b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'pending', 0, 0, '', 0, 0, '', '', 0, '', 0, COALESCE((SELECT NOT active FROM subscriptions WHERE id = $%d), FALSE), "+
+			"COALESCE((SELECT CAST($%d AS TEXT) FROM subscriptions WHERE id = $%d AND ordering = 'fifo'), ''))",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+2, n+8, n+2)
 	},
+}
+
+// orderingKey is the key a FIFO subscription orders an event's delivery by.
+func orderingKey(ne *store.NewEvent) string {
+	switch {
+	case ne.OrderingKey != "":
+		return ne.OrderingKey
+	case ne.Event.Subject != "":
+		return ne.Event.Subject
+	}
+	return store.DefaultOrderingKey
 }
 
 func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []store.NewEvent, idx []int) error {
@@ -143,8 +202,9 @@ func (s *Store) insertDeliveryRows(ctx context.Context, tx *sql.Tx, events []sto
 	for _, i := range idx {
 		e := &events[i].Event
 		at := ms(e.CreatedAt)
+		key := orderingKey(&events[i])
 		for k, sub := range events[i].SubscriptionIDs {
-			rows = append(rows, []any{events[i].DeliveryIDs[k], e.ProjectID, sub, e.ID, e.Type, at, at, at})
+			rows = append(rows, []any{events[i].DeliveryIDs[k], e.ProjectID, sub, e.ID, e.Type, at, at, at, key})
 		}
 	}
 	return s.run(ctx, tx, insertDeliveries, rows, nil)

@@ -13,7 +13,7 @@ import (
 const subscriptionColumns = `id, project_id, name, description, kind, url, event_types, scope, subject_ids, headers, tags, metadata,
 	timeout_seconds, max_retries, backoff_multiplier, secret, previous_secret, previous_secret_until, active, disabled_reason,
 	consecutive_failures, total_deliveries, successful_deliveries, failed_deliveries, last_success_at, last_failure_at, created_at, updated_at,
-	destination, filter_policy, filter_scope`
+	destination, filter_policy, filter_scope, ordering`
 
 // subscriptionColumnsAs is subscriptionColumns qualified with a table alias.
 func subscriptionColumnsAs(alias string) string {
@@ -35,7 +35,7 @@ func (r *subscriptionRow) dest() []any {
 	return []any{&sub.ID, &sub.ProjectID, &sub.Name, &sub.Description, &sub.Kind, &sub.URL, &r.eventTypes, &sub.Scope, &r.subjectIDs, &r.headers, &r.tags, &r.metadata,
 		&sub.TimeoutSeconds, &sub.MaxRetries, &sub.BackoffMultiplier, &sub.Secret, &sub.PreviousSecret, &r.prevUntil, &sub.Active, &sub.DisabledReason,
 		&sub.ConsecutiveFailures, &sub.TotalDeliveries, &sub.SuccessfulDeliveries, &sub.FailedDeliveries, &r.lastSuccess, &r.lastFailure, &r.created, &r.upd,
-		&r.destination, &r.filterPolicy, &sub.FilterScope}
+		&r.destination, &r.filterPolicy, &sub.FilterScope, &sub.Ordering}
 }
 
 func (r *subscriptionRow) finish() store.Subscription {
@@ -99,12 +99,12 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)`,
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
 			sub.ID, sub.ProjectID, sub.Name, sub.Description, sub.Kind, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
 			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata),
 			sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier, sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), sub.Active, sub.DisabledReason,
 			sub.ConsecutiveFailures, sub.TotalDeliveries, sub.SuccessfulDeliveries, sub.FailedDeliveries, msPtr(sub.LastSuccessAt), msPtr(sub.LastFailureAt),
-			ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope))
+			ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
 		if err != nil {
 			return err
 		}
@@ -179,12 +179,12 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub store.Subscription) 
 		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET name = $1, description = $2, url = $3, event_types = $4, scope = $5, subject_ids = $6,
 			headers = $7, tags = $8, metadata = $9, timeout_seconds = $10, max_retries = $11, backoff_multiplier = $12,
 			secret = $13, previous_secret = $14, previous_secret_until = $15, updated_at = $16,
-			destination = $19, filter_policy = $20, filter_scope = $21
+			destination = $19, filter_policy = $20, filter_scope = $21, ordering = $22
 			WHERE id = $17 AND project_id = $18`,
 			sub.Name, sub.Description, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
 			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata), sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier,
 			sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), ms(sub.UpdatedAt), sub.ID, sub.ProjectID,
-			string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope))
+			string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
 		if err != nil {
 			return err
 		}
