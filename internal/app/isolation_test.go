@@ -30,19 +30,21 @@ func TestIsolationSlowEndpointDoesNotDelayOthers(t *testing.T) {
 				defer slowFinished.Add(1)
 				select {
 				case <-release:
-				case <-time.After(20 * time.Second):
+				case <-time.After(60 * time.Second):
 				}
 			})
 			defer close(release) // before the servers close
 			fast := apptest.NewEndpoint(t, nil)
-			c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": slow.URL, "event_types": []string{"job.done"}, "timeout_seconds": 10})
+			// The longest timeout, so that on a slow machine no attempt to the
+			// hanging endpoint times out (and is retried) while the test watches.
+			c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": slow.URL, "event_types": []string{"job.done"}, "timeout_seconds": 60})
 			c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": fast.URL, "event_types": []string{"job.done"}})
 
 			const events = 200
 			for i := 0; i < events; i++ {
 				c.Publish(apptest.AdminKey, map[string]any{"type": "job.done", "data": map[string]any{"i": i}})
 			}
-			fast.WaitRequests(t, events, 10*time.Second)
+			fast.WaitRequests(t, events, 30*time.Second)
 			if got := slowFinished.Load(); got != 0 {
 				t.Fatalf("the slow endpoint finished %d requests; the test needs it to still be hanging", got)
 			}

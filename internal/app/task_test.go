@@ -418,6 +418,9 @@ func TestTaskForgedAndMalformedCallbacks(t *testing.T) {
 			id := r.create(nil)
 			before := r.waitStatus(id, "solved", 10*time.Second)
 			st, _ := r.sim.Task(before["provider_id"].(string))
+			// A pingback that beat the submit answer may have left a (redriven)
+			// dead letter; the forged callbacks must add nothing to them.
+			deadBefore := r.c.Admin("GET", "/v1/dead-letters", nil).List()
 
 			// A wrong token: 404, nothing recorded anywhere.
 			forged := []string{
@@ -438,8 +441,8 @@ func TestTaskForgedAndMalformedCallbacks(t *testing.T) {
 			if fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Errorf("forged callback changed the task:\nbefore %v\nafter  %v", before, after)
 			}
-			if list := r.c.Admin("GET", "/v1/dead-letters", nil).List(); len(list) != 0 {
-				t.Errorf("forged callback left dead letters: %v", list)
+			if list := r.c.Admin("GET", "/v1/dead-letters", nil).List(); len(list) != len(deadBefore) {
+				t.Errorf("forged callback left dead letters: %v (before: %v)", list, deadBefore)
 			}
 
 			// The real token with a malformed body or another answer: kept, first answer wins.
