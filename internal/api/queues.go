@@ -28,13 +28,16 @@ type queueJSON struct {
 	DeadLetterQueueID        *string          `json:"dead_letter_queue_id"`
 	RetentionSeconds         int64            `json:"retention_seconds"`
 	DelaySeconds             int64            `json:"delay_seconds"`
+	FIFO                     bool             `json:"fifo"`
+	ContentDedup             bool             `json:"content_based_deduplication"`
 	CreatedAt                string           `json:"created_at"`
 	ApproximateMessages      *queueCountsJSON `json:"approximate_messages,omitempty"`
 }
 
 func queueView(q store.Queue, c *store.QueueCounts) queueJSON {
 	v := queueJSON{ID: q.ID, Name: q.Name, VisibilityTimeoutSeconds: int64(q.VisibilityTimeout / time.Second), MaxReceiveCount: q.MaxReceiveCount,
-		RetentionSeconds: int64(q.Retention / time.Second), DelaySeconds: int64(q.Delay / time.Second), CreatedAt: formatTime(q.CreatedAt)}
+		RetentionSeconds: int64(q.Retention / time.Second), DelaySeconds: int64(q.Delay / time.Second), CreatedAt: formatTime(q.CreatedAt),
+		FIFO: q.FIFO, ContentDedup: q.ContentDedup}
 	if q.DeadLetterQueueID != "" {
 		v.DeadLetterQueueID = &q.DeadLetterQueueID
 	}
@@ -52,6 +55,10 @@ type messageJSON struct {
 	ReceiveCount    int               `json:"receive_count"`
 	SentAt          string            `json:"sent_at"`
 	FirstReceivedAt *string           `json:"first_received_at"`
+	// FIFO queues only:
+	GroupID         string `json:"group_id,omitempty"`
+	DeduplicationID string `json:"deduplication_id,omitempty"`
+	SequenceNumber  string `json:"sequence_number,omitempty"`
 }
 
 func (s *Server) queuesEnabled() error {
@@ -80,6 +87,8 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request, k store.API
 		DeadLetterQueue          *string `json:"dead_letter_queue"`
 		RetentionSeconds         *int64  `json:"retention_seconds"`
 		DelaySeconds             *int64  `json:"delay_seconds"`
+		FIFO                     bool    `json:"fifo"`
+		ContentDedup             bool    `json:"content_based_deduplication"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		return err
@@ -88,7 +97,7 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request, k store.API
 		return invalid("name", "is required")
 	}
 	in := queue.NewQueue{Name: *req.Name, VisibilityTimeout: seconds(req.VisibilityTimeoutSeconds), Retention: seconds(req.RetentionSeconds),
-		Delay: seconds(req.DelaySeconds)}
+		Delay: seconds(req.DelaySeconds), FIFO: req.FIFO, ContentDedup: req.ContentDedup}
 	if req.MaxReceiveCount != nil {
 		in.MaxReceiveCount = *req.MaxReceiveCount
 	}
@@ -167,15 +176,21 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request, k store.API
 }
 
 type sendMessageJSON struct {
-	Body       *string           `json:"body"`
-	Attributes map[string]string `json:"attributes"`
+	Body            *string           `json:"body"`
+	Attributes      map[string]string `json:"attributes"`
+	GroupID         string            `json:"group_id"`
+	DeduplicationID string            `json:"deduplication_id"`
+	DelaySeconds    *int64            `json:"delay_seconds"`
 }
 
 func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	var req struct {
-		Body       *string           `json:"body"`
-		Attributes map[string]string `json:"attributes"`
-		Messages   []sendMessageJSON `json:"messages"`
+		Body            *string           `json:"body"`
+		Attributes      map[string]string `json:"attributes"`
+		GroupID         string            `json:"group_id"`
+		DeduplicationID string            `json:"deduplication_id"`
+		DelaySeconds    *int64            `json:"delay_seconds"`
+		Messages        []sendMessageJSON `json:"messages"`
 	}
 	if err := decode(w, r, &req); err != nil {
 		return err
@@ -186,7 +201,7 @@ func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request, k store.AP
 	}
 	var msgs []queue.Message
 	switch {
-	case req.Messages != nil && (req.Body != nil || req.Attributes != nil):
+	case req.Messages != nil && (req.Body != nil || req.Attributes != nil || req.GroupID != "" || req.DeduplicationID != "" || req.DelaySeconds != nil):
 		return invalid("messages", "cannot be combined with body and attributes: send one message or a batch")
 	case req.Messages != nil:
 		if len(req.Messages) == 0 || len(req.Messages) > queue.MaxBatch {
@@ -196,13 +211,15 @@ func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request, k store.AP
 			if m.Body == nil {
 				return invalid("messages["+itoa(i)+"].body", "is required")
 			}
-			msgs = append(msgs, queue.Message{Body: *m.Body, Attributes: m.Attributes})
+			msgs = append(msgs, queue.Message{Body: *m.Body, Attributes: m.Attributes, GroupID: m.GroupID, DedupID: m.DeduplicationID,
+				Delay: seconds(m.DelaySeconds)})
 		}
 	default:
 		if req.Body == nil {
 			return invalid("body", "is required (or messages, a batch of up to %d)", queue.MaxBatch)
 		}
-		msgs = []queue.Message{{Body: *req.Body, Attributes: req.Attributes}}
+		msgs = []queue.Message{{Body: *req.Body, Attributes: req.Attributes, GroupID: req.GroupID, DedupID: req.DeduplicationID,
+			Delay: seconds(req.DelaySeconds)}}
 	}
 	for i, m := range msgs {
 		if len(m.Attributes) > 10 {
@@ -255,6 +272,9 @@ func (s *Server) receiveMessages(w http.ResponseWriter, r *http.Request, k store
 	for i, m := range got {
 		out[i] = messageJSON{ID: m.ID, Body: m.Body, Attributes: m.Attributes, ReceiptHandle: m.ReceiptHandle, ReceiveCount: m.ReceiveCount,
 			SentAt: formatTime(m.SentAt), FirstReceivedAt: formatTimePtr(m.FirstReceivedAt)}
+		if q.FIFO {
+			out[i].GroupID, out[i].DeduplicationID, out[i].SequenceNumber = m.GroupID, m.DedupID, strconv.FormatInt(m.Seq, 10)
+		}
 	}
 	ok(w, http.StatusOK, map[string]any{"messages": out})
 	return nil

@@ -74,16 +74,37 @@ type NewQueue struct {
 	DeadLetterQueue   string // id or name of a queue of the same project
 	Retention         *time.Duration
 	Delay             *time.Duration
+	// FIFO makes a FIFO queue; its name must end in FIFOSuffix.
+	FIFO bool
+	// ContentDedup (FIFO only) deduplicates messages sent without a
+	// deduplication id by the SHA-256 of their body.
+	ContentDedup bool
 }
 
-// CheckName reports whether name is a valid queue name.
-func CheckName(name string) error {
+// FIFOSuffix ends the name of every FIFO queue, and only theirs.
+const FIFOSuffix = ".fifo"
+
+// MaxGroupIDLength bounds message group and deduplication ids (SQS's limit).
+const MaxGroupIDLength = 128
+
+// CheckName reports whether name is a valid queue name: 1-MaxNameLength
+// letters, digits, '-' and '_', and for a FIFO queue (only) ending in FIFOSuffix.
+func CheckName(name string, fifo bool) error {
 	if l := len(name); l < 1 || l > MaxNameLength {
 		return invalid("name", "must be 1-%d characters", MaxNameLength)
 	}
-	for _, c := range name {
+	base, hasSuffix := strings.CutSuffix(name, FIFOSuffix)
+	switch {
+	case fifo && !hasSuffix:
+		return invalid("name", "of a FIFO queue must end in %q", FIFOSuffix)
+	case !fifo && hasSuffix:
+		return invalid("name", "ending in %q is reserved for FIFO queues (set fifo)", FIFOSuffix)
+	case fifo && base == "":
+		return invalid("name", "must have characters before %q", FIFOSuffix)
+	}
+	for _, c := range base {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return invalid("name", "may contain only letters, digits, '-' and '_'")
+			return invalid("name", "may contain only letters, digits, '-' and '_' (and end in %q for a FIFO queue)", FIFOSuffix)
 		}
 	}
 	return nil
@@ -91,11 +112,14 @@ func CheckName(name string) error {
 
 // CreateQueue validates and creates a queue.
 func (s *Service) CreateQueue(ctx context.Context, projectID string, in NewQueue) (store.Queue, error) {
-	if err := CheckName(in.Name); err != nil {
+	if err := CheckName(in.Name, in.FIFO); err != nil {
 		return store.Queue{}, err
 	}
+	if in.ContentDedup && !in.FIFO {
+		return store.Queue{}, invalid("content_based_deduplication", "applies only to FIFO queues")
+	}
 	q := store.Queue{ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID, Name: in.Name,
-		VisibilityTimeout: DefaultVisibility, Retention: DefaultRetention, CreatedAt: s.now()}
+		VisibilityTimeout: DefaultVisibility, Retention: DefaultRetention, CreatedAt: s.now(), FIFO: in.FIFO, ContentDedup: in.ContentDedup}
 	if in.VisibilityTimeout != nil {
 		if *in.VisibilityTimeout < 0 || *in.VisibilityTimeout > MaxVisibility {
 			return q, invalid("visibility_timeout_seconds", "must be 0-%d", int(MaxVisibility.Seconds()))
@@ -130,6 +154,12 @@ func (s *Service) CreateQueue(ctx context.Context, projectID string, in NewQueue
 		if err != nil {
 			return q, err
 		}
+		if dlq.FIFO != q.FIFO {
+			if q.FIFO {
+				return q, invalid("dead_letter_queue", "of a FIFO queue must be a FIFO queue")
+			}
+			return q, invalid("dead_letter_queue", "of a standard queue must be a standard queue")
+		}
 		q.MaxReceiveCount, q.DeadLetterQueueID = in.MaxReceiveCount, dlq.ID
 	}
 	if err := s.store.CreateQueue(ctx, q); err != nil {
@@ -154,9 +184,15 @@ func (s *Service) Resolve(ctx context.Context, projectID, ref string) (store.Que
 type Message struct {
 	Body       string
 	Attributes map[string]string
-	// DedupID makes a second send with the same id a no-op.
+	// DedupID makes a second send with the same id a no-op (on a FIFO queue:
+	// within store.FIFODedupWindow; required there unless the queue has
+	// content-based deduplication).
 	DedupID string
-	// Delay, when set, replaces the queue's delay for this message (0-MaxDelay).
+	// GroupID is the message group; required on FIFO queues, refused on
+	// standard ones.
+	GroupID string
+	// Delay, when set, replaces the queue's delay for this message
+	// (0-MaxDelay); not allowed on FIFO queues.
 	Delay *time.Duration
 }
 
@@ -186,15 +222,37 @@ func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Me
 		if !utf8.ValidString(m.Body) {
 			return nil, invalid(field, "must be valid UTF-8")
 		}
+		prefix := strings.TrimSuffix(field, "body")
+		if q.FIFO {
+			if m.Delay != nil {
+				return nil, invalid(prefix+"delay_seconds", "is not allowed on FIFO queues (set the queue's delay)")
+			}
+			if m.GroupID == "" {
+				return nil, invalid(prefix+"group_id", "is required on a FIFO queue")
+			}
+			if m.DedupID == "" && !q.ContentDedup {
+				return nil, invalid(prefix+"deduplication_id", "is required on a FIFO queue without content-based deduplication")
+			}
+			if err := checkID(prefix+"group_id", m.GroupID); err != nil {
+				return nil, err
+			}
+			if m.DedupID != "" {
+				if err := checkID(prefix+"deduplication_id", m.DedupID); err != nil {
+					return nil, err
+				}
+			}
+		} else if m.GroupID != "" {
+			return nil, invalid(prefix+"group_id", "applies only to FIFO queues")
+		}
 		delay := q.Delay
 		if m.Delay != nil {
 			if *m.Delay < 0 || *m.Delay > MaxDelay {
-				return nil, invalid(strings.TrimSuffix(field, "body")+"delay_seconds", "must be 0-%d", int(MaxDelay.Seconds()))
+				return nil, invalid(prefix+"delay_seconds", "must be 0-%d", int(MaxDelay.Seconds()))
 			}
 			delay = *m.Delay
 		}
 		in[i] = store.QueueMessage{ID: uuid.Must(uuid.NewV7()).String(), Body: m.Body, Attributes: m.Attributes,
-			SentAt: now, VisibleAt: now.Add(delay), DedupID: m.DedupID}
+			SentAt: now, VisibleAt: now.Add(delay), DedupID: m.DedupID, GroupID: m.GroupID}
 	}
 	out, err := s.store.SendMessages(ctx, projectID, q.ID, in)
 	if err != nil {
@@ -204,14 +262,40 @@ func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Me
 	return out, nil
 }
 
+// checkID validates a message group or deduplication id: 1-MaxGroupIDLength
+// printable ASCII characters (as SQS).
+func checkID(field, id string) error {
+	if len(id) > MaxGroupIDLength {
+		return invalid(field, "must be at most %d characters", MaxGroupIDLength)
+	}
+	for _, c := range id {
+		if c < '!' || c > '~' {
+			return invalid(field, "may contain only printable ASCII characters without spaces")
+		}
+	}
+	return nil
+}
+
 // Enqueue sends one message to the queue named by ref (id or name), with
-// dedupID guarding against a second copy. It is what the queue destination uses.
-func (s *Service) Enqueue(ctx context.Context, projectID, ref, body string, attrs map[string]string, dedupID string) (store.QueueMessage, error) {
+// dedupID guarding against a second copy. It is what the queue destination
+// uses. groupID is the message group when the queue is FIFO (ignored
+// otherwise; "" there becomes store.DefaultOrderingKey).
+func (s *Service) Enqueue(ctx context.Context, projectID, ref, body string, attrs map[string]string, dedupID, groupID string) (store.QueueMessage, error) {
 	q, err := s.Resolve(ctx, projectID, ref)
 	if err != nil {
 		return store.QueueMessage{}, err
 	}
-	out, err := s.Send(ctx, projectID, q.ID, []Message{{Body: body, Attributes: attrs, DedupID: dedupID}})
+	m := Message{Body: body, Attributes: attrs, DedupID: dedupID}
+	if q.FIFO {
+		m.GroupID = groupID
+		if m.GroupID == "" {
+			m.GroupID = store.DefaultOrderingKey
+		}
+		if len(m.GroupID) > MaxGroupIDLength {
+			m.GroupID = m.GroupID[:MaxGroupIDLength]
+		}
+	}
+	out, err := s.Send(ctx, projectID, q.ID, []Message{m})
 	if err != nil {
 		return store.QueueMessage{}, err
 	}

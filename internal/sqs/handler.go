@@ -263,9 +263,23 @@ func (c *call) parseQueueAttributes(name string, attrs map[string]string) (queue
 	for k, v := range attrs {
 		switch k {
 		case "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "RedrivePolicy":
-		case "FifoQueue":
-			if v != "false" {
-				return in, errInvalidAttributeValue("Carrier does not support FIFO queues.")
+		case "FifoQueue", "ContentBasedDeduplication":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return in, errInvalidAttributeValue("Invalid value for the parameter %s. Reason: must be true or false.", k)
+			}
+			if k == "FifoQueue" {
+				in.FIFO = b
+			} else {
+				in.ContentDedup = b
+			}
+		case "DeduplicationScope":
+			if v != "queue" {
+				return in, errInvalidAttributeValue("Carrier's DeduplicationScope is queue.")
+			}
+		case "FifoThroughputLimit":
+			if v != "perQueue" {
+				return in, errInvalidAttributeValue("Carrier's FifoThroughputLimit is perQueue.")
 			}
 		case "ReceiveMessageWaitTimeSeconds":
 			if v != "0" {
@@ -314,6 +328,7 @@ func (c *call) parseQueueAttributes(name string, attrs map[string]string) (queue
 func sameAttributes(q store.Queue, in queue.NewQueue) bool {
 	eq := func(p *time.Duration, v time.Duration) bool { return p == nil || *p == v }
 	return eq(in.VisibilityTimeout, q.VisibilityTimeout) && eq(in.Retention, q.Retention) && eq(in.Delay, q.Delay) &&
+		in.FIFO == q.FIFO && in.ContentDedup == q.ContentDedup &&
 		(in.DeadLetterQueue == "" || in.DeadLetterQueue == q.DeadLetterQueueID && in.MaxReceiveCount == q.MaxReceiveCount)
 }
 
@@ -329,15 +344,18 @@ func createQueue(c *call, body []byte) (any, *Error) {
 	if in.QueueName == "" {
 		return nil, errMissingParameter("QueueName")
 	}
-	if strings.HasSuffix(in.QueueName, ".fifo") {
-		return nil, errInvalidAttributeValue("Carrier does not support FIFO queues.")
-	}
 	if len(in.Tags) > 0 {
 		return nil, errUnsupported("Carrier does not support queue tags.")
 	}
 	nq, e := c.parseQueueAttributes(in.QueueName, in.Attributes)
 	if e != nil {
 		return nil, e
+	}
+	if strings.HasSuffix(in.QueueName, queue.FIFOSuffix) != nq.FIFO {
+		return nil, errInvalidParameter("The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length; FifoQueue must be true exactly for such names.")
+	}
+	if nq.ContentDedup && !nq.FIFO {
+		return nil, errInvalidAttributeName("ContentBasedDeduplication")
 	}
 	q, err := c.h.Queues.CreateQueue(c.ctx, c.project, nq)
 	if errors.Is(err, store.ErrConflict) {
@@ -439,7 +457,7 @@ func deleteQueue(c *call, body []byte) (any, *Error) {
 
 var queueAttributeNames = []string{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
 	"VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "RedrivePolicy", "QueueArn", "CreatedTimestamp", "LastModifiedTimestamp",
-	"MaximumMessageSize", "ReceiveMessageWaitTimeSeconds"}
+	"MaximumMessageSize", "ReceiveMessageWaitTimeSeconds", "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
 
 func getQueueAttributes(c *call, body []byte) (any, *Error) {
 	var in struct {
@@ -489,6 +507,12 @@ func getQueueAttributes(c *call, body []byte) (any, *Error) {
 	attrs["LastModifiedTimestamp"] = attrs["CreatedTimestamp"]
 	attrs["MaximumMessageSize"] = strconv.Itoa(maxMessageBytes)
 	attrs["ReceiveMessageWaitTimeSeconds"] = "0"
+	if q.FIFO { // SQS reports these for FIFO queues only
+		attrs["FifoQueue"] = "true"
+		attrs["ContentBasedDeduplication"] = strconv.FormatBool(q.ContentDedup)
+		attrs["DeduplicationScope"] = "queue"
+		attrs["FifoThroughputLimit"] = "perQueue"
+	}
 	if want["RedrivePolicy"] && q.DeadLetterQueueID != "" {
 		dlq, err := c.h.Store.GetQueue(c.ctx, c.project, q.DeadLetterQueueID)
 		if err == nil {
@@ -559,10 +583,10 @@ func checkAttrName(name string) *Error {
 	return nil
 }
 
-// toMessage validates an entry and converts it to a queue message: String
-// and Number attributes become the message's string attributes, a non-String
-// DataType kept under TypeAttrPrefix+name.
-func toMessage(e sendEntry) (queue.Message, *Error) {
+// toMessage validates an entry for queue q and converts it to a queue
+// message: String and Number attributes become the message's string
+// attributes, a non-String DataType kept under TypeAttrPrefix+name.
+func toMessage(q store.Queue, e sendEntry) (queue.Message, *Error) {
 	if e.MessageBody == nil || *e.MessageBody == "" {
 		return queue.Message{}, errMissingParameter("MessageBody")
 	}
@@ -570,8 +594,19 @@ func toMessage(e sendEntry) (queue.Message, *Error) {
 	if !utf8.ValidString(body) || strings.IndexFunc(body, func(r rune) bool { return !validBodyChar(r) }) >= 0 {
 		return queue.Message{}, newErr(400, "InvalidMessageContents", "", "Invalid characters found in the message body.")
 	}
-	if e.MessageDeduplicationId != "" || e.MessageGroupId != "" {
-		return queue.Message{}, errInvalidParameter("The request includes a parameter that is not valid for this queue type: MessageDeduplicationId and MessageGroupId apply to FIFO queues, which Carrier does not support.")
+	if !q.FIFO && (e.MessageDeduplicationId != "" || e.MessageGroupId != "") {
+		return queue.Message{}, errInvalidParameter("The request includes a parameter that is not valid for this queue type: MessageDeduplicationId and MessageGroupId apply to FIFO queues.")
+	}
+	if q.FIFO {
+		if e.MessageGroupId == "" {
+			return queue.Message{}, errMissingParameter("MessageGroupId")
+		}
+		if e.MessageDeduplicationId == "" && !q.ContentDedup {
+			return queue.Message{}, errInvalidParameter("The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly")
+		}
+		if e.DelaySeconds != nil {
+			return queue.Message{}, errInvalidParameter("Value %d for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.", *e.DelaySeconds)
+		}
 	}
 	if len(e.MessageSystemAttributes) > 0 {
 		return queue.Message{}, errInvalidParameter("Carrier does not support message system attributes.")
@@ -579,7 +614,7 @@ func toMessage(e sendEntry) (queue.Message, *Error) {
 	if len(e.MessageAttributes) > 10 {
 		return queue.Message{}, errInvalidParameter("Number of message attributes [%d] exceeds the allowed maximum [10].", len(e.MessageAttributes))
 	}
-	m := queue.Message{Body: body}
+	m := queue.Message{Body: body, GroupID: e.MessageGroupId, DedupID: e.MessageDeduplicationId}
 	size := len(body)
 	if len(e.MessageAttributes) > 0 {
 		m.Attributes = map[string]string{}
@@ -673,10 +708,14 @@ type sendResult struct {
 	MessageId              string `json:"MessageId"`
 	MD5OfMessageBody       string `json:"MD5OfMessageBody"`
 	MD5OfMessageAttributes string `json:"MD5OfMessageAttributes,omitempty"`
+	SequenceNumber         string `json:"SequenceNumber,omitempty"`
 }
 
 func sentResult(id string, in sendEntry, m store.QueueMessage) sendResult {
 	r := sendResult{Id: id, MessageId: m.ID, MD5OfMessageBody: md5Hex(m.Body)}
+	if m.GroupID != "" && m.Seq > 0 {
+		r.SequenceNumber = strconv.FormatInt(m.Seq, 10)
+	}
 	if len(in.MessageAttributes) > 0 {
 		r.MD5OfMessageAttributes = attributesMD5(in.MessageAttributes)
 	}
@@ -695,7 +734,7 @@ func sendMessage(c *call, body []byte) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	m, e := toMessage(in.sendEntry)
+	m, e := toMessage(q, in.sendEntry)
 	if e != nil {
 		return nil, e
 	}
@@ -772,7 +811,7 @@ func sendMessageBatch(c *call, body []byte) (any, *Error) {
 	var msgs []queue.Message
 	var sent []sendEntry
 	for _, en := range in.Entries {
-		m, e := toMessage(en)
+		m, e := toMessage(q, en)
 		if e != nil {
 			failed = append(failed, failure(en.Id, e))
 			continue
@@ -858,6 +897,7 @@ func receiveMessage(c *call, body []byte) (any, *Error) {
 	for _, n := range append(in.AttributeNames, in.MessageSystemAttributeNames...) {
 		if n == "All" {
 			sys["ApproximateReceiveCount"], sys["SentTimestamp"], sys["ApproximateFirstReceiveTimestamp"] = true, true, true
+			sys["MessageGroupId"], sys["MessageDeduplicationId"], sys["SequenceNumber"] = true, true, true
 		}
 		sys[n] = true
 	}
@@ -877,6 +917,17 @@ func receiveMessage(c *call, body []byte) (any, *Error) {
 		}
 		if sys["ApproximateFirstReceiveTimestamp"] && m.FirstReceivedAt != nil {
 			attrs["ApproximateFirstReceiveTimestamp"] = strconv.FormatInt(m.FirstReceivedAt.UnixMilli(), 10)
+		}
+		if q.FIFO {
+			if sys["MessageGroupId"] {
+				attrs["MessageGroupId"] = m.GroupID
+			}
+			if sys["MessageDeduplicationId"] {
+				attrs["MessageDeduplicationId"] = m.DedupID
+			}
+			if sys["SequenceNumber"] {
+				attrs["SequenceNumber"] = strconv.FormatInt(m.Seq, 10)
+			}
 		}
 		if len(attrs) > 0 {
 			rm.Attributes = attrs

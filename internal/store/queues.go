@@ -17,8 +17,17 @@ type Queue struct {
 	DeadLetterQueueID string // a queue of the same project, with MaxReceiveCount > 0
 	Retention         time.Duration
 	Delay             time.Duration // how long a new message stays invisible
-	CreatedAt         time.Time
+	// FIFO queues order the messages of a message group (QueueMessage.GroupID)
+	// and deduplicate sends by DedupID within FIFODedupWindow.
+	FIFO bool
+	// ContentDedup (FIFO only) makes the SHA-256 of the body the
+	// deduplication id of a message sent without one.
+	ContentDedup bool
+	CreatedAt    time.Time
 }
+
+// FIFODedupWindow is how long a FIFO queue remembers a deduplication id.
+const FIFODedupWindow = 5 * time.Minute
 
 // QueueMessage is one message in a queue.
 type QueueMessage struct {
@@ -37,8 +46,12 @@ type QueueMessage struct {
 	// SourceQueueID is the queue a dead-lettered message came from ("" otherwise).
 	SourceQueueID string
 	// DedupID, when set, makes a second send with the same id to the same queue
-	// a no-op (a retried delivery does not enqueue twice).
+	// a no-op (a retried delivery does not enqueue twice): on a standard queue
+	// while the message is in the queue, on a FIFO queue for FIFODedupWindow
+	// after the first send (even if the message was deleted).
 	DedupID string
+	// GroupID is a FIFO queue message's message group ("" on standard queues).
+	GroupID string
 	// Duplicate is set on a SendMessages result whose DedupID was already
 	// in the queue: nothing was inserted and ID is the existing message's.
 	Duplicate bool
@@ -67,8 +80,12 @@ type QueueStore interface {
 	DeleteQueue(ctx context.Context, projectID, id string) error
 
 	// SendMessages inserts messages (ID, Body, Attributes, SentAt, VisibleAt,
-	// DedupID are used) into a queue in one transaction and returns them as
-	// stored; ExpiresAt is SentAt plus the queue's retention.
+	// DedupID, GroupID are used) into a queue in one transaction and returns
+	// them as stored; ExpiresAt is SentAt plus the queue's retention. On a
+	// FIFO queue GroupID is required, DedupID defaults to the body's SHA-256
+	// hex with ContentDedup (else it is required), and a DedupID sent to the
+	// queue less than FIFODedupWindow before SentAt makes the message a
+	// Duplicate carrying the first message's ID.
 	SendMessages(ctx context.Context, projectID, queueID string, msgs []QueueMessage) ([]QueueMessage, error)
 	// ReceiveMessages leases up to max visible, unexpired messages, oldest
 	// first: each gets a new receipt handle, one more receive and
@@ -76,6 +93,10 @@ type QueueStore interface {
 	// receive count already reached the queue's MaxReceiveCount is moved to
 	// the dead-letter queue (receive count reset, SourceQueueID recorded)
 	// instead of being returned. Concurrent receivers never get one message.
+	// On a FIFO queue a message is a candidate only while every earlier
+	// message of its group is visible too: a group with a message in flight
+	// (or delayed) yields nothing, and one receive may return consecutive
+	// messages of a group, in order.
 	ReceiveMessages(ctx context.Context, projectID, queueID string, max int, visibility time.Duration, now time.Time) ([]QueueMessage, error)
 	// DeleteMessage deletes the message whose current receipt handle is
 	// handle; an unknown or stale handle is ErrNotFound.

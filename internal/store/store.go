@@ -17,6 +17,10 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when a unique constraint (for example a name) is violated.
 var ErrConflict = errors.New("conflict")
 
+// ErrInvalid is returned when a write breaks a rule the store enforces itself
+// (callers validate first; for example a FIFO queue message without a group id).
+var ErrInvalid = errors.New("invalid")
+
 // Delivery states. A delivery is pending until its first attempt, retrying
 // between attempts, and ends delivered or failed. Replay puts it back to pending.
 const (

@@ -136,10 +136,24 @@ func Render(job store.Job, raw bool, at time.Time) (string, error) {
 }
 
 // Enqueuer puts one message into a project's queue named by id or name; a
-// message with the same dedupID already in the queue is not added again. A
-// missing queue is store.ErrNotFound.
+// message with the same dedupID already in the queue is not added again.
+// groupID is the message group if the queue is FIFO. A missing queue is
+// store.ErrNotFound.
 type Enqueuer interface {
-	Enqueue(ctx context.Context, projectID, queueRef, body string, attrs map[string]string, dedupID string) (store.QueueMessage, error)
+	Enqueue(ctx context.Context, projectID, queueRef, body string, attrs map[string]string, dedupID, groupID string) (store.QueueMessage, error)
+}
+
+// groupID is the FIFO message group of a job's event: its ordering key (known
+// when the subscription is FIFO), else its subject, else store.DefaultOrderingKey,
+// as a FIFO subscription orders deliveries.
+func groupID(job store.Job) string {
+	switch {
+	case job.Delivery.OrderingKey != "":
+		return job.Delivery.OrderingKey
+	case job.Event.Subject != "":
+		return job.Event.Subject
+	}
+	return store.DefaultOrderingKey
 }
 
 // Sender delivers jobs into queues.
@@ -165,7 +179,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	for k, v := range job.Event.Attributes {
 		attrs[k] = v
 	}
-	m, err := s.Queues.Enqueue(ctx, job.Subscription.ProjectID, c.Queue, body, attrs, job.Delivery.ID)
+	m, err := s.Queues.Enqueue(ctx, job.Subscription.ProjectID, c.Queue, body, attrs, job.Delivery.ID, groupID(job))
 	d := time.Since(start)
 	if errors.Is(err, store.ErrNotFound) {
 		// Retrying is still worth it: the queue may be (re)created.

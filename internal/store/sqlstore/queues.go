@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -13,15 +14,15 @@ import (
 	"carrier/internal/store"
 )
 
-const queueColumns = `id, project_id, name, visibility_timeout_ms, max_receive_count, dead_letter_queue_id, retention_ms, delay_ms, created_at`
+const queueColumns = `id, project_id, name, visibility_timeout_ms, max_receive_count, dead_letter_queue_id, retention_ms, delay_ms, created_at, fifo, content_dedup`
 
 const messageColumns = `id, queue_id, project_id, seq, body, attributes, sent_at, visible_at, expires_at, receive_count, receipt_handle,
-	first_received_at, source_queue_id, dedup_id`
+	first_received_at, source_queue_id, dedup_id, group_id, dedup_key`
 
 func scanQueue(row scanner) (store.Queue, error) {
 	var q store.Queue
 	var vis, ret, delay, created int64
-	if err := row.Scan(&q.ID, &q.ProjectID, &q.Name, &vis, &q.MaxReceiveCount, &q.DeadLetterQueueID, &ret, &delay, &created); err != nil {
+	if err := row.Scan(&q.ID, &q.ProjectID, &q.Name, &vis, &q.MaxReceiveCount, &q.DeadLetterQueueID, &ret, &delay, &created, &q.FIFO, &q.ContentDedup); err != nil {
 		return q, err
 	}
 	q.VisibilityTimeout = time.Duration(vis) * time.Millisecond
@@ -33,11 +34,14 @@ func scanQueue(row scanner) (store.Queue, error) {
 
 func scanMessage(row scanner) (store.QueueMessage, error) {
 	var m store.QueueMessage
-	var attrs string
+	var attrs, dedupKey string
 	var sent, visible, expires, first int64
 	if err := row.Scan(&m.ID, &m.QueueID, &m.ProjectID, &m.Seq, &m.Body, &attrs, &sent, &visible, &expires, &m.ReceiveCount, &m.ReceiptHandle,
-		&first, &m.SourceQueueID, &m.DedupID); err != nil {
+		&first, &m.SourceQueueID, &m.DedupID, &m.GroupID, &dedupKey); err != nil {
 		return m, err
+	}
+	if m.DedupID == "" {
+		m.DedupID = dedupKey
 	}
 	m.Attributes = map[string]string{}
 	json.Unmarshal([]byte(attrs), &m.Attributes)
@@ -78,9 +82,9 @@ func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 				return fmt.Errorf("dead-letter queue: %w", store.ErrNotFound)
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO queues (`+queueColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO queues (`+queueColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			q.ID, q.ProjectID, q.Name, q.VisibilityTimeout.Milliseconds(), q.MaxReceiveCount, q.DeadLetterQueueID,
-			q.Retention.Milliseconds(), q.Delay.Milliseconds(), ms(q.CreatedAt))
+			q.Retention.Milliseconds(), q.Delay.Milliseconds(), ms(q.CreatedAt), q.FIFO, q.FIFO && q.ContentDedup)
 		return conflict(err)
 	})
 	if err != nil {
@@ -144,7 +148,10 @@ func (s *Store) DeleteQueue(ctx context.Context, projectID, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM queue_messages WHERE queue_id = $1`, id)
+		if _, err = tx.ExecContext(ctx, `DELETE FROM queue_messages WHERE queue_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM queue_dedup WHERE queue_id = $1`, id)
 		return err
 	})
 	if err != nil {
@@ -192,8 +199,28 @@ func (s *Store) SendMessages(ctx context.Context, projectID, queueID string, msg
 				m.Attributes = map[string]string{}
 			}
 			m.ReceiveCount, m.ReceiptHandle, m.FirstReceivedAt, m.SourceQueueID = 0, "", nil, ""
+			if q.FIFO {
+				dup, err := s.fifoDedup(ctx, tx, q, &m)
+				if err != nil {
+					return err
+				}
+				if dup {
+					seq--
+					out = append(out, m)
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (`+messageColumns+`)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, '', 0, '', '', $10, $11)`,
+					m.ID, m.QueueID, m.ProjectID, m.Seq, m.Body, jsonText(m.Attributes), ms(m.SentAt), ms(m.VisibleAt), ms(m.ExpiresAt),
+					m.GroupID, m.DedupID); err != nil {
+					return conflict(err)
+				}
+				out = append(out, m)
+				continue
+			}
+			m.GroupID = ""
 			res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (`+messageColumns+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, '', 0, '', $10)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, '', 0, '', $10, '', '')
 				ON CONFLICT (queue_id, dedup_id) WHERE dedup_id <> '' DO NOTHING`,
 				m.ID, m.QueueID, m.ProjectID, m.Seq, m.Body, jsonText(m.Attributes), ms(m.SentAt), ms(m.VisibleAt), ms(m.ExpiresAt), m.DedupID)
 			if err != nil {
@@ -217,19 +244,73 @@ func (s *Store) SendMessages(ctx context.Context, projectID, queueID string, msg
 	return out, nil
 }
 
+// fifoDedup checks a message for a FIFO queue: it needs a group id and a
+// deduplication id (the body's SHA-256 with content-based deduplication).
+// A deduplication id recorded less than FIFODedupWindow before the message's
+// SentAt makes it a duplicate (true, m turned into the first message's ID);
+// otherwise the id is recorded for this message.
+func (s *Store) fifoDedup(ctx context.Context, tx *sql.Tx, q store.Queue, m *store.QueueMessage) (bool, error) {
+	if m.GroupID == "" {
+		return false, fmt.Errorf("%w: message %s: group id is required on a FIFO queue", store.ErrInvalid, m.ID)
+	}
+	if m.DedupID == "" && q.ContentDedup {
+		sum := sha256.Sum256([]byte(m.Body))
+		m.DedupID = hex.EncodeToString(sum[:])
+	}
+	if m.DedupID == "" {
+		return false, fmt.Errorf("%w: message %s: deduplication id is required on a FIFO queue without content-based deduplication", store.ErrInvalid, m.ID)
+	}
+	// Take the key unless it is held within the window; the conditional
+	// upsert also serializes concurrent sends of one key.
+	res, err := tx.ExecContext(ctx, `INSERT INTO queue_dedup (queue_id, dedup_key, message_id, sent_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (queue_id, dedup_key) DO UPDATE SET message_id = excluded.message_id, sent_at = excluded.sent_at
+		WHERE queue_dedup.sent_at <= $5`, q.ID, m.DedupID, m.ID, ms(m.SentAt), ms(m.SentAt.Add(-store.FIFODedupWindow)))
+	if err != nil {
+		return false, err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return false, nil
+	}
+	var first string
+	if err := tx.QueryRowContext(ctx, `SELECT message_id FROM queue_dedup WHERE queue_id = $1 AND dedup_key = $2`, q.ID, m.DedupID).Scan(&first); err != nil {
+		return false, err
+	}
+	m.ID, m.Duplicate, m.Seq = first, true, 0
+	// The first message may be gone (deleted): then Seq stays 0.
+	if err := tx.QueryRowContext(ctx, `SELECT seq FROM queue_messages WHERE id = $1`, first).Scan(&m.Seq); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	return true, nil
+}
+
 // ReceiveMessages leases up to max visible messages, oldest first, moving
 // those already received MaxReceiveCount times to the dead-letter queue.
 func (s *Store) ReceiveMessages(ctx context.Context, projectID, queueID string, max int, visibility time.Duration, now time.Time) ([]store.QueueMessage, error) {
 	var out []store.QueueMessage
-	pick := `SELECT id, receive_count FROM queue_messages WHERE queue_id = $1 AND visible_at <= $2 AND expires_at > $2 ORDER BY seq, id LIMIT $3`
-	if s.dialect == Postgres {
-		pick += ` FOR UPDATE SKIP LOCKED`
-	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		out = []store.QueueMessage{}
 		q, err := s.queueInTx(ctx, tx, projectID, queueID)
 		if err != nil {
 			return err
+		}
+		pick := `SELECT id, receive_count FROM queue_messages WHERE queue_id = $1 AND visible_at <= $2 AND expires_at > $2 ORDER BY seq, id LIMIT $3`
+		if q.FIFO {
+			// A message is a candidate only while no earlier message of its
+			// group is invisible (in flight or delayed). Receives of a FIFO
+			// queue take turns (the queue row is locked on Postgres; SQLite
+			// has one writer), so a skipped lock cannot let a later message
+			// of a group overtake its head.
+			pick = `SELECT m.id, m.receive_count FROM queue_messages m WHERE m.queue_id = $1 AND m.visible_at <= $2 AND m.expires_at > $2
+				AND NOT EXISTS (SELECT 1 FROM queue_messages h WHERE h.queue_id = m.queue_id AND h.group_id = m.group_id
+					AND h.seq < m.seq AND h.expires_at > $2 AND h.visible_at > $2)
+				ORDER BY m.seq, m.id LIMIT $3`
+			if s.dialect == Postgres {
+				if _, err := tx.ExecContext(ctx, `SELECT id FROM queues WHERE id = $1 FOR UPDATE`, q.ID); err != nil {
+					return err
+				}
+			}
+		} else if s.dialect == Postgres {
+			pick += ` FOR UPDATE SKIP LOCKED`
 		}
 		var dlq store.Queue
 		hasDLQ := false
@@ -429,6 +510,9 @@ func (s *Store) RedriveDeadLetters(ctx context.Context, projectID, dlqID string,
 func (s *Store) PruneQueueMessages(ctx context.Context, now time.Time, limit int) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM queue_dedup WHERE sent_at <= $1`, ms(now.Add(-store.FIFODedupWindow))); err != nil {
+			return err
+		}
 		ids, err := scanIDs(tx.QueryContext(ctx, `SELECT id FROM queue_messages WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2`, ms(now), limit))
 		if err != nil || len(ids) == 0 {
 			return err

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -266,4 +267,119 @@ func testQueuePrune(t *testing.T, e Engine) {
 	if c := f.counts(q, f.at(70*time.Second)); c.Visible+c.InFlight != 1 {
 		t.Errorf("counts: %+v", c)
 	}
+}
+
+// --- FIFO queues ---
+
+func fifo(q *store.Queue) { q.FIFO = true }
+
+// sendFIFO sends messages given as "group:body" (deduplication id = body).
+func (f *fixture) sendFIFO(q store.Queue, at time.Time, msgs ...string) []store.QueueMessage {
+	f.t.Helper()
+	in := make([]store.QueueMessage, len(msgs))
+	for i, gb := range msgs {
+		g, b, _ := strings.Cut(gb, ":")
+		in[i] = store.QueueMessage{ID: newID(), Body: b, SentAt: at, VisibleAt: at, GroupID: g, DedupID: b}
+	}
+	out, err := f.s.SendMessages(f.ctx, q.ProjectID, q.ID, in)
+	f.must(err)
+	return out
+}
+
+func testQueueFIFOOrder(t *testing.T, e Engine) {
+	f := setup(t, e)
+	p := f.project()
+	q := f.queue(p.ID, "orders.fifo", fifo)
+	got, err := f.s.GetQueue(f.ctx, p.ID, q.ID)
+	f.must(err)
+	check(t, "fifo round trip", got.FIFO, true)
+	_, err = f.s.SendMessages(f.ctx, p.ID, q.ID, []store.QueueMessage{{ID: newID(), Body: "x", SentAt: f.base, DedupID: "x"}})
+	wantErr(t, "no group id", err, store.ErrInvalid)
+	_, err = f.s.SendMessages(f.ctx, p.ID, q.ID, []store.QueueMessage{{ID: newID(), Body: "x", SentAt: f.base, GroupID: "g"}})
+	wantErr(t, "no dedup id", err, store.ErrInvalid)
+
+	sent := f.sendFIFO(q, f.base, "a:a1", "b:b1", "a:a2", "b:b2", "a:a3")
+	check(t, "group id stored", sent[1].GroupID, "b")
+	// One receive returns consecutive messages of a group in order.
+	r1 := f.receive(q, 2, 10*time.Second, f.base)
+	check(t, "first receive", bodies(r1), []string{"a1", "b1"})
+	check(t, "group and dedup ids", []string{r1[0].GroupID, r1[0].DedupID}, []string{"a", "a1"})
+	// Both groups are in flight: nothing else comes out.
+	check(t, "groups blocked", len(f.receive(q, 10, 10*time.Second, f.at(time.Second))), 0)
+	// Deleting a's head frees group a only.
+	f.must(f.s.DeleteMessage(f.ctx, p.ID, q.ID, r1[0].ReceiptHandle))
+	r2 := f.receive(q, 10, 10*time.Second, f.at(2*time.Second))
+	check(t, "group a goes on, b blocked", bodies(r2), []string{"a2", "a3"})
+	// b1's visibility expires: b1 again (not b2), ahead of b2.
+	r3 := f.receive(q, 1, 10*time.Second, f.at(11*time.Second))
+	check(t, "b1 redelivered before b2", bodies(r3), []string{"b1"})
+	check(t, "receive count", r3[0].ReceiveCount, 2)
+	f.must(f.s.DeleteMessage(f.ctx, p.ID, q.ID, r3[0].ReceiptHandle))
+	check(t, "then b2", bodies(f.receive(q, 10, 10*time.Second, f.at(11*time.Second+500*time.Millisecond))), []string{"b2"})
+	// a3's visibility expires while a2 is still in flight: a3 waits for a2.
+	f.must(f.s.ChangeVisibility(f.ctx, p.ID, q.ID, r2[0].ReceiptHandle, f.at(20*time.Second)))
+	check(t, "a3 waits for a2", len(f.receive(q, 10, 10*time.Second, f.at(13*time.Second))), 0)
+	check(t, "then a2, a3", bodies(f.receive(q, 10, 10*time.Second, f.at(20*time.Second))), []string{"a2", "a3"})
+
+	// A standard queue ignores groups.
+	std := f.queue(p.ID, "plain")
+	f.send(std, f.base, "s1", "s2")
+	check(t, "standard", bodies(f.receive(std, 10, time.Minute, f.base)), []string{"s1", "s2"})
+}
+
+func testQueueFIFODedup(t *testing.T, e Engine) {
+	f := setup(t, e)
+	p := f.project()
+	q := f.queue(p.ID, "d.fifo", fifo)
+	first := f.sendFIFO(q, f.base, "g:x")
+	again := f.sendFIFO(q, f.at(4*time.Minute), "g:x")
+	check(t, "duplicate within 5 min", again[0].Duplicate, true)
+	check(t, "original id", again[0].ID, first[0].ID)
+	check(t, "one message", f.counts(q, f.at(4*time.Minute)).Visible, int64(1))
+	// Still a duplicate after the first is deleted.
+	got := f.receive(q, 1, time.Minute, f.at(4*time.Minute))
+	f.must(f.s.DeleteMessage(f.ctx, p.ID, q.ID, got[0].ReceiptHandle))
+	check(t, "duplicate after delete", f.sendFIFO(q, f.at(4*time.Minute+59*time.Second), "g:x")[0].Duplicate, true)
+	// The window is counted from the first send (store time = SentAt).
+	later := f.sendFIFO(q, f.at(5*time.Minute), "g:x")
+	check(t, "accepted after 5 min", later[0].Duplicate, false)
+	check(t, "new id", later[0].ID != first[0].ID, true)
+	check(t, "enqueued", f.counts(q, f.at(5*time.Minute)).Visible, int64(1))
+	// Within one batch too.
+	batch := f.sendFIFO(q, f.at(6*time.Minute), "g:y", "g:y", "h:z")
+	check(t, "batch duplicate", []bool{batch[0].Duplicate, batch[1].Duplicate, batch[2].Duplicate}, []bool{false, true, false})
+	check(t, "batch duplicate id", batch[1].ID, batch[0].ID)
+
+	// Content-based deduplication: the SHA-256 of the body.
+	c := f.queue(p.ID, "c.fifo", func(q *store.Queue) { q.FIFO, q.ContentDedup = true, true })
+	send := func(at time.Time, body, dedup string) store.QueueMessage {
+		out, err := f.s.SendMessages(f.ctx, p.ID, c.ID, []store.QueueMessage{{ID: newID(), Body: body, SentAt: at, GroupID: "g", DedupID: dedup}})
+		f.must(err)
+		return out[0]
+	}
+	c1 := send(f.base, "same", "")
+	check(t, "content dedup id", c1.DedupID, "0967115f2813a3541eaef77de9d9d5773f1c0c04314b0bbfe4ff3b3b1c55b5d5")
+	check(t, "same body dedups", send(f.at(time.Minute), "same", "").Duplicate, true)
+	check(t, "other body", send(f.at(time.Minute), "other", "").Duplicate, false)
+	check(t, "explicit id wins", send(f.at(time.Minute), "same", "explicit").Duplicate, false)
+	check(t, "content counts", f.counts(c, f.at(time.Minute)).Visible, int64(3))
+
+	// Pruning forgets ids past the window.
+	_, err := f.s.PruneQueueMessages(f.ctx, f.at(time.Hour), 100)
+	f.must(err)
+	check(t, "after prune", send(f.at(2*time.Minute), "same", "").Duplicate, false)
+}
+
+func testQueueFIFODeadLetter(t *testing.T, e Engine) {
+	f := setup(t, e)
+	p := f.project()
+	dlq := f.queue(p.ID, "dlq.fifo", fifo)
+	q := f.queue(p.ID, "q.fifo", func(q *store.Queue) { q.FIFO, q.MaxReceiveCount, q.DeadLetterQueueID = true, 1, dlq.ID })
+	f.sendFIFO(q, f.base, "g:one", "g:two")
+	check(t, "head", bodies(f.receive(q, 1, 10*time.Second, f.base)), []string{"one"})
+	// The head is past its receives: it goes to the DLQ and the group goes on.
+	check(t, "group goes on", bodies(f.receive(q, 1, 10*time.Second, f.at(10*time.Second))), []string{"two"})
+	dead := f.receive(dlq, 10, time.Minute, f.at(10*time.Second))
+	check(t, "dead-lettered", bodies(dead), []string{"one"})
+	check(t, "group kept", dead[0].GroupID, "g")
 }

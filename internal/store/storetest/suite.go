@@ -67,6 +67,9 @@ var cases = []testCase{
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},
 	{name: "QueueConcurrentReceivers", run: testQueueConcurrentReceivers},
 	{name: "QueuePrune", run: testQueuePrune},
+	{name: "QueueFIFOOrder", run: testQueueFIFOOrder},
+	{name: "QueueFIFODedup", run: testQueueFIFODedup},
+	{name: "QueueFIFODeadLetter", run: testQueueFIFODeadLetter},
 	{name: "SQSCredentials", run: testSQSCredentials},
 }
 
