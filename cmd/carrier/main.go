@@ -78,7 +78,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("Carrier %s listening on http://%s (store: %s)\n", version, a.Addr(), where)
 	switch {
-	case a.Simulator != nil && a.Config.ProviderURL != "" && a.Tasks != nil && a.Config.ProviderKey != "":
+	case a.Simulator != nil:
 		fmt.Printf("Async tasks: provider simulator running in-process at %s\n", a.Config.ProviderURL)
 	case a.Tasks != nil:
 		fmt.Printf("Async tasks: provider %s\n", a.Config.ProviderURL)

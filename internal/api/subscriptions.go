@@ -382,17 +382,6 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, k st
 	return nil
 }
 
-func (s *Server) loadSubscription(r *http.Request, k store.APIKey) (store.Subscription, error) {
-	sub, err := s.Store.GetSubscription(r.Context(), k.ProjectID, r.PathValue("id"))
-	if err != nil {
-		if isNotFound(err) {
-			return sub, notFound("subscription")
-		}
-		return sub, err
-	}
-	return sub, nil
-}
-
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	subs, err := s.Store.ListSubscriptions(r.Context(), k.ProjectID)
 	if err != nil {

@@ -303,15 +303,20 @@ func (s *Server) subscriptionsChanged(r *http.Request) {
 	s.Wake()
 }
 
-func (s *Server) loadWebhook(r *http.Request, k store.APIKey) (store.Subscription, error) {
+// loadSubscription reads the subscription named in the path. Under
+// /v1/webhooks only HTTP destinations exist; /v1/subscriptions shows every kind.
+func (s *Server) loadSubscription(r *http.Request, k store.APIKey) (store.Subscription, error) {
+	what := "subscription"
 	sub, err := s.Store.GetSubscription(r.Context(), k.ProjectID, r.PathValue("id"))
-	if err == nil && sub.Kind != "webhook" && strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
-		// Under /v1/webhooks only HTTP destinations exist; /v1/subscriptions shows every kind.
-		err = store.ErrNotFound
+	if strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
+		what = "webhook"
+		if err == nil && sub.Kind != "webhook" {
+			err = store.ErrNotFound
+		}
 	}
 	if err != nil {
 		if isNotFound(err) {
-			return sub, notFound("webhook")
+			return sub, notFound(what)
 		}
 		return sub, err
 	}
@@ -334,7 +339,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, k store.AP
 }
 
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -347,7 +352,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, k store.A
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -364,7 +369,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, k store.A
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	if _, err := s.loadWebhook(r, k); err != nil {
+	if _, err := s.loadSubscription(r, k); err != nil {
 		return err
 	}
 	if err := s.Store.DeleteSubscription(r.Context(), k.ProjectID, r.PathValue("id")); err != nil {
@@ -383,7 +388,7 @@ func (s *Server) setActive(w http.ResponseWriter, r *http.Request, k store.APIKe
 	if !active {
 		reason = "deactivated by API"
 	}
-	if _, err := s.loadWebhook(r, k); err != nil {
+	if _, err := s.loadSubscription(r, k); err != nil {
 		return err
 	}
 	if err := s.Store.SetSubscriptionActive(r.Context(), k.ProjectID, r.PathValue("id"), active, reason, now()); err != nil {
@@ -393,7 +398,7 @@ func (s *Server) setActive(w http.ResponseWriter, r *http.Request, k store.APIKe
 		return err
 	}
 	s.subscriptionsChanged(r)
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -418,7 +423,7 @@ func (s *Server) deactivateWebhook(w http.ResponseWriter, r *http.Request, k sto
 }
 
 func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -456,7 +461,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, k store.AP
 		}
 		overlap = time.Duration(v) * time.Second
 	}
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -509,7 +514,7 @@ func (s *Server) recoverWebhook(w http.ResponseWriter, r *http.Request, k store.
 	if to.Before(from) {
 		return invalid("to", "must not be before from")
 	}
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -576,7 +581,7 @@ func deliveryView(d store.Delivery) deliveryJSON {
 var deliveryStates = map[string]bool{store.StateDelivered: true, store.StateFailed: true, store.StateRetrying: true, store.StatePending: true}
 
 func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return err
 	}
@@ -623,7 +628,7 @@ func parseTimeParam(v string) (time.Time, error) {
 }
 
 func (s *Server) loadDelivery(r *http.Request, k store.APIKey) (store.Delivery, error) {
-	sub, err := s.loadWebhook(r, k)
+	sub, err := s.loadSubscription(r, k)
 	if err != nil {
 		return store.Delivery{}, err
 	}

@@ -156,9 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
 		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
-	}
-	if a.Spooler != nil {
-		deps.Spool = a.Spooler
+		Spool: a.Spooler, // setUpTasks always opens one
 	}
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	a.API = api.New(deps)

@@ -26,8 +26,7 @@ func TestCompatFrontWithPublishedClient(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
 			r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 300 * time.Millisecond, MaxDelay: 600 * time.Millisecond}})
-			projectID, key := r.c.NewProject("compat")
-			_ = projectID
+			_, key := r.c.NewProject("compat")
 			base, _ := url.Parse(r.c.URL)
 			client := api2captcha.NewClient(key)
 			client.BaseURL = base

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"carrier/internal/app/apptest"
-	"carrier/internal/config"
 	"carrier/internal/provider/simulator"
 	"carrier/internal/store/storetest"
 	"carrier/internal/task"
@@ -101,8 +100,7 @@ func TestDatabaseOutageSpoolsCallbacksAndPublishes(t *testing.T) {
 	u.Host = proxy.ln.Addr().String()
 	e.DatabaseURL = u.String()
 
-	r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 1500 * time.Millisecond, MaxDelay: 2000 * time.Millisecond},
-		configure: func(c *config.Config) {}})
+	r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 1500 * time.Millisecond, MaxDelay: 2000 * time.Millisecond}})
 	const n = 10
 	var ids []string
 	for range n {

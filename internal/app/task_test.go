@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +34,6 @@ type rigOptions struct {
 	maxAge          time.Duration
 	manualRedrive   bool
 	providerURL     func(simURL string) string // put something between Carrier and the simulator
-	configure       func(*config.Config)
 }
 
 func startTaskRig(t *testing.T, e storetest.Engine, o rigOptions) *taskRig {
@@ -69,9 +67,6 @@ func startTaskRig(t *testing.T, e storetest.Engine, o rigOptions) *taskRig {
 			cfg.ProviderURL, cfg.ProviderKey = simURL, o.sim.Key
 			cfg.CallbackTimeout, cfg.PollInterval, cfg.TaskMaxAge = o.callbackTimeout, o.pollInterval, o.maxAge
 			cfg.SubmitRetryBase = 50 * time.Millisecond
-			if o.configure != nil {
-				o.configure(cfg)
-			}
 		},
 		Tasks: func(tc *task.Config) {
 			tc.Tick = 50 * time.Millisecond
@@ -476,9 +471,6 @@ func TestTaskForgedAndMalformedCallbacks(t *testing.T) {
 			if got["solution"] != before["solution"] || count(historyKinds(got), "conflict") != 1 {
 				t.Errorf("second answer: solution %v, history %v", got["solution"], historyKinds(got))
 			}
-			var mu sync.Mutex
-			mu.Lock()
-			mu.Unlock()
 		})
 	}
 }

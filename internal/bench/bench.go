@@ -428,6 +428,12 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("carrier: %w", err)
 	}
+	return r.serve(ctx, a, o.Concurrency)
+}
+
+// serve starts a built Carrier on loopback, with a keep-alive client sized for
+// concurrency callers, and waits until it answers.
+func (r *run) serve(ctx context.Context, a *app.App, concurrency int) error {
 	if err := a.Listen(); err != nil {
 		a.Store.Close()
 		return fmt.Errorf("carrier: %w", err)
@@ -444,8 +450,8 @@ func (r *run) start(ctx context.Context) error {
 		Transport: &http.Transport{
 			Proxy:               nil,
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        2*o.Concurrency + 16,
-			MaxIdleConnsPerHost: o.Concurrency + 16,
+			MaxIdleConns:        2*concurrency + 16,
+			MaxIdleConnsPerHost: concurrency + 16,
 			IdleConnTimeout:     2 * time.Minute,
 			DisableCompression:  true,
 		},

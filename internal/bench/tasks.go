@@ -483,28 +483,7 @@ func (tr *taskRun) start(ctx context.Context) error {
 		a.Store.Close()
 		return errors.New("carrier: the task service is not configured")
 	}
-	if err := a.Listen(); err != nil {
-		a.Store.Close()
-		return fmt.Errorf("carrier: %w", err)
-	}
-	r.app = a
-	r.baseURL = "http://" + a.Addr()
-	actx, cancel := context.WithCancel(context.Background())
-	r.stopApp = cancel
-	r.appDone = make(chan error, 1)
-	go func() { r.appDone <- a.Run(actx) }()
-	r.client = &http.Client{
-		Timeout: 60 * time.Second,
-		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			MaxIdleConns:        2*o.Concurrency + 16,
-			MaxIdleConnsPerHost: o.Concurrency + 16,
-			IdleConnTimeout:     2 * time.Minute,
-			DisableCompression:  true,
-		},
-	}
-	if err := r.waitReady(ctx); err != nil {
+	if err := r.serve(ctx, a, o.Concurrency); err != nil {
 		return err
 	}
 	return r.call(ctx, http.MethodPost, "/v1/webhooks", map[string]any{

@@ -63,48 +63,32 @@ func New(s store.Store) *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.EventsAccepted, m.Deliveries, m.AttemptDuration, m.IngestBatch, m.Tasks, m.UpstreamRequests, m.DeadLetters, m.SpoolPending,
-		&deadLetterCollector{store: s, desc: prometheus.NewDesc("carrier_dead_letters", "Dead letters by status (pending, redriven).", []string{"status"}, nil)},
+		&countsCollector{desc: prometheus.NewDesc("carrier_dead_letters", "Dead letters by status (pending, redriven).", []string{"status"}, nil),
+			states: []string{store.DeadLetterPending, store.DeadLetterRedriven}, count: s.CountDeadLetters},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&depthCollector{store: s, desc: prometheus.NewDesc("carrier_deliveries_queue_depth", "Deliveries by state.", []string{"state"}, nil)})
+		&countsCollector{desc: prometheus.NewDesc("carrier_deliveries_queue_depth", "Deliveries by state.", []string{"state"}, nil),
+			states: []string{store.StatePending, store.StateRetrying, store.StateDelivered, store.StateFailed}, count: s.CountDeliveries})
 	return m
 }
 
-type depthCollector struct {
-	store store.Store
-	desc  *prometheus.Desc
+// countsCollector reads a gauge per state from the store at scrape time.
+type countsCollector struct {
+	desc   *prometheus.Desc
+	states []string
+	count  func(context.Context) (store.Counts, error)
 }
 
-func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *countsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
-func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *countsCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	counts, err := c.store.CountDeliveries(ctx)
+	counts, err := c.count(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.desc, err)
 		return
 	}
-	for _, state := range []string{store.StatePending, store.StateRetrying, store.StateDelivered, store.StateFailed} {
+	for _, state := range c.states {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[state]), state)
-	}
-}
-
-type deadLetterCollector struct {
-	store store.Store
-	desc  *prometheus.Desc
-}
-
-func (c *deadLetterCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *deadLetterCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	counts, err := c.store.CountDeadLetters(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.desc, err)
-		return
-	}
-	for _, status := range []string{store.DeadLetterPending, store.DeadLetterRedriven} {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[status]), status)
 	}
 }
