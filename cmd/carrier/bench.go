@@ -20,7 +20,6 @@ import (
 // report (text, or one JSON object with --json).
 func bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	var o benchpkg.Options
 	fs.StringVar(&o.Store, "store", "sqlite", "store to measure: sqlite (fresh temporary directory) or postgres (fresh schema, dropped at the end)")
 	fs.StringVar(&o.DatabaseURL, "database-url", os.Getenv("CARRIER_DATABASE_URL"), "postgres:// URL for --store postgres (env CARRIER_DATABASE_URL)")
@@ -42,11 +41,7 @@ func bench(ctx context.Context, args []string) error {
 	fs.DurationVar(&to.MaxDelay, "tasks-max-delay", benchpkg.DefaultTaskMaxDelay, "with --tasks: longest simulated solve")
 	fs.DurationVar(&to.CallbackTimeout, "tasks-callback-timeout", benchpkg.DefaultTaskCallbackTimeout, "with --tasks: Carrier's callback timeout (production default 120s)")
 	fs.DurationVar(&to.PollInterval, "tasks-poll-interval", benchpkg.DefaultTaskPollInterval, "with --tasks: Carrier's poll interval (production default 30s)")
-	err := fs.Parse(args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -60,6 +55,7 @@ func bench(ctx context.Context, args []string) error {
 			return errors.New("bench: --profile-phases does not apply to --tasks (--cpuprofile profiles the whole run)")
 		}
 		to.Store, to.DatabaseURL, to.Timeout = o.Store, o.DatabaseURL, o.Timeout
+		var err error
 		if to.Lost, err = parseLost(*lost); err != nil {
 			return fmt.Errorf("bench: --lost: %w", err)
 		}

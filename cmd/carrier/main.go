@@ -2,7 +2,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -22,9 +25,11 @@ Usage:
   carrier migrate [flags]   apply database migrations and exit
   carrier bench [flags]     measure ingest and delivery throughput on this machine
   carrier simulate [flags]  run a fake 2captcha-compatible provider (demos, tests, benchmarks)
+  carrier sink [flags]      receive webhooks locally: print each delivery and check its signature
   carrier version           print the version
 
-Run "carrier serve -h" for the settings; each flag also reads a CARRIER_* variable.
+Run "carrier serve --help" for the settings; each flag also reads a CARRIER_* variable.
+"carrier serve --dev" is development mode: deliveries may reach loopback and private addresses.
 `
 
 func main() {
@@ -44,6 +49,8 @@ func main() {
 		err = bench(ctx, os.Args[2:])
 	case "simulate":
 		err = simulate(ctx, os.Args[2:])
+	case "sink":
+		err = sink(ctx, os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("carrier", version)
 	case "help", "-h", "--help":
@@ -52,18 +59,66 @@ func main() {
 		fmt.Fprintf(os.Stderr, "carrier: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		return // the usage asked for is printed; that is success
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "carrier:", err)
 		os.Exit(1)
 	}
 }
 
+// parseFlags parses a subcommand's flags, showing the usage as showUsage does.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	var usage bytes.Buffer
+	fs.SetOutput(&usage)
+	err := fs.Parse(args)
+	showUsage(usage.Bytes(), err)
+	return err
+}
+
+// loadConfig reads the settings of serve and migrate, showing the usage as
+// showUsage does.
+func loadConfig(name string, args []string) (config.Config, error) {
+	var usage bytes.Buffer
+	cfg, err := config.Load(name, args, os.Getenv, &usage)
+	showUsage(usage.Bytes(), err)
+	return cfg, err
+}
+
+// showUsage writes what flag parsing printed: to stdout when help was asked
+// for (-h, --help: the error is flag.ErrHelp and main exits 0, so that
+// `carrier serve --help | less` works), to stderr along with any other error.
+func showUsage(usage []byte, err error) {
+	if errors.Is(err, flag.ErrHelp) {
+		os.Stdout.Write(usage)
+	} else {
+		os.Stderr.Write(usage)
+	}
+}
+
+// devBanner is printed when `carrier serve` starts in development mode, so
+// that nobody mistakes such a process for a production one.
+const devBanner = `
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!!  DEVELOPMENT MODE (--dev / CARRIER_DEV=true)                           !!
+!!  Deliveries may reach loopback and private addresses                   !!
+!!  (CARRIER_ALLOW_PRIVATE_NETWORKS=true), including this machine.        !!
+!!  Do not use development mode in production.                            !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+
+`
+
 func serve(ctx context.Context, args []string) error {
-	cfg, err := config.Load("serve", args, os.Getenv, os.Stderr)
+	cfg, err := loadConfig("serve", args)
 	if err != nil {
 		return err
 	}
 	log := app.NewLogger(os.Stderr, cfg.LogLevel)
+	if cfg.Dev {
+		fmt.Print(devBanner)
+		log.Warn("development mode: deliveries may reach loopback and private addresses; do not use in production")
+	}
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
@@ -95,7 +150,7 @@ func serve(ctx context.Context, args []string) error {
 }
 
 func migrate(ctx context.Context, args []string) error {
-	cfg, err := config.Load("migrate", args, os.Getenv, os.Stderr)
+	cfg, err := loadConfig("migrate", args)
 	if err != nil {
 		return err
 	}

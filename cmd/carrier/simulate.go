@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"time"
 
 	"carrier/internal/provider/simulator"
@@ -16,7 +14,6 @@ import (
 // until ctx is done.
 func simulate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
 	var cfg simulator.Config
 	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
 	fs.StringVar(&cfg.Key, "key", simulator.DefaultKey, "the only API key accepted")
@@ -36,10 +33,7 @@ func simulate(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.Unsolvable, "unsolvable", 0, "probability a task ends ERROR_CAPTCHA_UNSOLVABLE")
 	fs.DurationVar(&f.ResDelay, "res-delay", 0, "delay of every res.php answer")
 	fs.Float64Var(&f.ResFailures, "res-failures", 0, "probability a res.php request answers HTTP 500")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -14,7 +14,7 @@ type publishRequest struct {
 	Type           string            `json:"type"`
 	Data           json.RawMessage   `json:"data"`
 	Subject        string            `json:"subject"`
-	Attributes     map[string]string `json:"attributes"`
+	Attributes     ingest.Attributes `json:"attributes"`
 	IdempotencyKey string            `json:"idempotency_key"`
 	// OrderingKey and DeduplicationID serve FIFO subscriptions (see the README).
 	OrderingKey     string `json:"ordering_key"`

@@ -49,6 +49,15 @@ func notFound(what string) *Error {
 	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found"}
 }
 
+// urlNotAllowed answers a destination the SSRF guard refused. It names the
+// setting that allows such addresses, because the usual reason to meet this
+// error is pointing a webhook at a receiver on one's own machine.
+func urlNotAllowed(field string, blocked error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: CodeURLNotAllowed, Field: field,
+		Message: field + " is not allowed: " + blocked.Error() + "; loopback and private addresses are reachable only when " +
+			"Carrier runs with CARRIER_ALLOW_PRIVATE_NETWORKS=true (or carrier serve --dev), for development and tests"}
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -110,7 +119,12 @@ func decodeError(err error) error {
 	var maxErr *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var verr *ingest.ValidationError
 	switch {
+	case errors.As(err, &verr):
+		// A type that validates while it decodes (ingest.Attributes) names
+		// the field at fault itself.
+		return invalid(verr.Field, "%s", verr.Message)
 	case errors.As(err, &maxErr):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge, Message: fmt.Sprintf("body exceeds the limit of %d bytes", MaxBody)}
 	case errors.Is(err, io.EOF):

@@ -18,6 +18,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"carrier/internal/dest"
+	"carrier/internal/dest/pingback"
 	"carrier/internal/ingest"
 	"carrier/internal/match"
 	"carrier/internal/metrics"
@@ -47,8 +49,14 @@ type Deps struct {
 	Spool Spooler
 	// Queues runs the pull queues; nil turns /v1/queues off.
 	Queues *queue.Service
+	// Pingbacks keeps the pingback subscriptions of the 2captcha front; nil
+	// refuses pingback URLs.
+	Pingbacks *pingback.Registry
 	// SQS answers the SQS protocol (POST / with X-Amz-Target: AmazonSQS.*); nil turns it off.
 	SQS http.Handler
+	// ChatCompatibleHosts are the Slack- and Discord-compatible servers'
+	// hosts (CARRIER_CHAT_COMPATIBLE_HOSTS); the senders check with the same.
+	ChatCompatibleHosts dest.CompatibleHosts
 }
 
 // Spooler keeps writes durably on local disk while the store cannot take them,

@@ -12,6 +12,7 @@ import (
 	"carrier/internal/dest/discord"
 	"carrier/internal/dest/email"
 	"carrier/internal/dest/logfile"
+	"carrier/internal/dest/pingback"
 	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
 	"carrier/internal/filter"
@@ -27,7 +28,9 @@ import (
 
 // destinationKind validates and shows the settings of one destination kind.
 type destinationKind struct {
-	parse  func(json.RawMessage) error
+	// parse validates the settings; compatible are the hosts whose chat
+	// webhook URLs need not have the vendor's shape (Deps.ChatCompatibleHosts).
+	parse  func(raw json.RawMessage, compatible dest.CompatibleHosts) error
 	redact func(json.RawMessage) json.RawMessage
 	// summary is what attempts record as the destination (no secrets).
 	summary func(json.RawMessage) string
@@ -35,17 +38,23 @@ type destinationKind struct {
 
 var destinationKinds = map[string]destinationKind{
 	"discord": {
-		parse:   func(raw json.RawMessage) error { _, err := discord.ParseConfig(raw); return err },
+		parse: func(raw json.RawMessage, compatible dest.CompatibleHosts) error {
+			_, err := discord.ParseConfig(raw, compatible)
+			return err
+		},
 		redact:  discord.Redact,
 		summary: func(raw json.RawMessage) string { return "discord:" + redactedURL(discord.Redact(raw)) },
 	},
 	"slack": {
-		parse:   func(raw json.RawMessage) error { _, err := slack.ParseConfig(raw); return err },
+		parse: func(raw json.RawMessage, compatible dest.CompatibleHosts) error {
+			_, err := slack.ParseConfig(raw, compatible)
+			return err
+		},
 		redact:  slack.Redact,
 		summary: func(raw json.RawMessage) string { return "slack:" + redactedURL(slack.Redact(raw)) },
 	},
 	"email": {
-		parse:  func(raw json.RawMessage) error { _, err := email.ParseConfig(raw); return err },
+		parse:  func(raw json.RawMessage, _ dest.CompatibleHosts) error { _, err := email.ParseConfig(raw); return err },
 		redact: email.Redact,
 		summary: func(raw json.RawMessage) string {
 			var c struct {
@@ -57,7 +66,10 @@ var destinationKinds = map[string]destinationKind{
 		},
 	},
 	"log": {
-		parse:  func(raw json.RawMessage) error { _, err := logfile.ParseConfig(raw); return err },
+		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
+			_, err := logfile.ParseConfig(raw)
+			return err
+		},
 		redact: logfile.Redact,
 		summary: func(raw json.RawMessage) string {
 			var c struct {
@@ -67,8 +79,22 @@ var destinationKinds = map[string]destinationKind{
 			return "log:" + c.File
 		},
 	},
+	pingback.Kind: {
+		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
+			_, err := pingback.ParseConfig(raw)
+			return err
+		},
+		redact: pingback.Redact,
+		summary: func(raw json.RawMessage) string {
+			c, _ := pingback.ParseConfig(raw)
+			return "pingback:" + c.Host
+		},
+	},
 	"queue": {
-		parse:  func(raw json.RawMessage) error { _, err := destqueue.ParseConfig(raw); return err },
+		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
+			_, err := destqueue.ParseConfig(raw)
+			return err
+		},
 		redact: destqueue.Redact,
 		summary: func(raw json.RawMessage) string {
 			c, _ := destqueue.ParseConfig(raw)
@@ -239,7 +265,12 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 	if err := s.apply(r, wreq, sub, false); err != nil {
 		var apiErr *Error
 		if errors.As(err, &apiErr) && (apiErr.Field == "webhook_url" || strings.HasPrefix(apiErr.Field, "custom_headers")) {
-			apiErr.Field = "destination." + strings.Replace(apiErr.Field, "webhook_url", "url", 1)
+			renamed := "destination." + strings.Replace(apiErr.Field, "webhook_url", "url", 1)
+			// The message starts with the field's name; speak this API's terms there too.
+			if rest, ok := strings.CutPrefix(apiErr.Message, apiErr.Field); ok {
+				apiErr.Message = renamed + rest
+			}
+			apiErr.Field = renamed
 		}
 		return err
 	}
@@ -280,7 +311,7 @@ func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawM
 	}
 	delete(m, "type")
 	settings, _ := json.Marshal(m)
-	if err := destinationKinds[kind].parse(settings); err != nil {
+	if err := destinationKinds[kind].parse(settings, s.ChatCompatibleHosts); err != nil {
 		var ferr *dest.FieldError
 		if errors.As(err, &ferr) {
 			return nil, invalid("destination."+ferr.Field, "%s", ferr.Message)
@@ -288,16 +319,20 @@ func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawM
 		return nil, invalid("destination", "%v", err)
 	}
 	var u struct {
-		URL string `json:"webhook_url"`
+		URL  string `json:"webhook_url"`
+		Host string `json:"host"`
 	}
 	json.Unmarshal(settings, &u)
-	if u.URL != "" {
-		if err := s.Guard.CheckURL(r.Context(), u.URL); err != nil {
+	field, target := "destination.webhook_url", u.URL
+	if kind == pingback.Kind {
+		field, target = "destination.host", "http://"+u.Host
+	}
+	if target != "" {
+		if err := s.Guard.CheckURL(r.Context(), target); err != nil {
 			if errors.Is(err, netguard.ErrBlocked) {
-				return nil, &Error{Status: http.StatusBadRequest, Code: CodeURLNotAllowed, Field: "destination.webhook_url",
-					Message: "destination.webhook_url is not allowed: " + err.Error()}
+				return nil, urlNotAllowed(field, err)
 			}
-			return nil, invalid("destination.webhook_url", "is not a valid destination: %v", err)
+			return nil, invalid(field, "is not a valid destination: %v", err)
 		}
 	}
 	return settings, nil

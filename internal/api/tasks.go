@@ -24,6 +24,7 @@ type taskJSON struct {
 	ErrorCode      string            `json:"error_code,omitempty"`
 	ErrorMessage   string            `json:"error_message,omitempty"`
 	Cost           string            `json:"cost,omitempty"`
+	PingbackURL    string            `json:"pingback_url,omitempty"`
 	SubmitAttempts int               `json:"submit_attempts"`
 	Polls          int               `json:"polls"`
 	CreatedAt      string            `json:"created_at"`
@@ -46,7 +47,7 @@ type taskEntryJSON struct {
 
 func taskView(t store.Task) taskJSON {
 	v := taskJSON{ID: t.ID, Status: t.Status, Method: t.Method, Params: t.Params, Metadata: t.Metadata, ProviderID: t.ProviderID,
-		Solution: t.Solution, Via: t.Via, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, Cost: t.Cost,
+		Solution: t.Solution, Via: t.Via, ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, Cost: t.Cost, PingbackURL: t.PingbackURL,
 		SubmitAttempts: t.SubmitAttempts, Polls: t.Polls, CreatedAt: formatTime(t.CreatedAt), SubmittedAt: formatTimePtr(t.SubmittedAt),
 		CompletedAt: formatTimePtr(t.CompletedAt), ExpiresAt: formatTime(t.ExpiresAt), UpdatedAt: formatTime(t.UpdatedAt)}
 	if t.Status == store.TaskSubmitted {

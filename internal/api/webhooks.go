@@ -154,8 +154,7 @@ func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscript
 		}
 		if err := s.Guard.CheckURL(r.Context(), u); err != nil {
 			if errors.Is(err, netguard.ErrBlocked) {
-				return &Error{Status: http.StatusBadRequest, Code: CodeURLNotAllowed, Field: "webhook_url",
-					Message: "webhook_url is not allowed: " + err.Error()}
+				return urlNotAllowed("webhook_url", err)
 			}
 			return invalid("webhook_url", "is not a valid destination: %v", err)
 		}
@@ -303,13 +302,22 @@ func (s *Server) subscriptionsChanged(r *http.Request) {
 	s.Wake()
 }
 
+// resourceName is what the request's path calls a subscription: the handlers
+// are shared by /v1/webhooks ("webhook") and /v1/subscriptions
+// ("subscription"), and each API's answers speak its own terms.
+func resourceName(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
+		return "webhook"
+	}
+	return "subscription"
+}
+
 // loadSubscription reads the subscription named in the path. Under
 // /v1/webhooks only HTTP destinations exist; /v1/subscriptions shows every kind.
 func (s *Server) loadSubscription(r *http.Request, k store.APIKey) (store.Subscription, error) {
-	what := "subscription"
+	what := resourceName(r)
 	sub, err := s.Store.GetSubscription(r.Context(), k.ProjectID, r.PathValue("id"))
-	if strings.HasPrefix(r.URL.Path, "/v1/webhooks/") {
-		what = "webhook"
+	if what == "webhook" {
 		if err == nil && sub.Kind != "webhook" {
 			err = store.ErrNotFound
 		}
@@ -372,14 +380,19 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request, k store.A
 	if _, err := s.loadSubscription(r, k); err != nil {
 		return err
 	}
+	what := resourceName(r)
 	if err := s.Store.DeleteSubscription(r.Context(), k.ProjectID, r.PathValue("id")); err != nil {
 		if isNotFound(err) {
-			return notFound("webhook")
+			return notFound(what)
 		}
 		return err
 	}
 	s.subscriptionsChanged(r)
-	ok(w, http.StatusOK, map[string]any{"webhook_id": r.PathValue("id"), "deleted": true}, "message", "Webhook deleted successfully")
+	// webhook_id and "Webhook deleted successfully" under /v1/webhooks,
+	// subscription_id and "Subscription deleted successfully" under
+	// /v1/subscriptions (as its create answer names subscription_id).
+	ok(w, http.StatusOK, map[string]any{what + "_id": r.PathValue("id"), "deleted": true},
+		"message", strings.ToUpper(what[:1])+what[1:]+" deleted successfully")
 	return nil
 }
 

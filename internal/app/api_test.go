@@ -1150,6 +1150,39 @@ func TestAPISSRFAtCreateAndUpdate(t *testing.T) {
 	}
 }
 
+// TestURLNotAllowedNamesTheSettingThatAllowsIt checks that refusing a loopback
+// URL tells the developer how to allow it, on every endpoint that takes one:
+// the usual reason to meet the error is a receiver on one's own machine.
+func TestURLNotAllowedNamesTheSettingThatAllowsIt(t *testing.T) {
+	c := apptest.Start(t, storetest.Engine{Name: storetest.SQLite, DataDir: t.TempDir()}, apptest.Options{BlockPrivate: true})
+	k := apptest.AdminKey
+	id, _ := c.CreateWebhook(k, map[string]any{"webhook_url": "http://93.184.216.34/hook", "event_types": []string{"never.sent"}})
+	requests := []struct {
+		what, method, path, field string
+		body                      map[string]any
+	}{
+		{"create webhook", "POST", "/v1/webhooks", "webhook_url",
+			map[string]any{"name": "local", "webhook_url": "http://127.0.0.1:9000/hook", "event_types": []string{"never.sent"}}},
+		{"update webhook", "PUT", "/v1/webhooks/" + id, "webhook_url",
+			map[string]any{"webhook_url": "http://127.0.0.1:9000/hook"}},
+		{"create webhook subscription", "POST", "/v1/subscriptions", "destination.url",
+			map[string]any{"name": "local", "event_types": []string{"never.sent"}, "destination": map[string]any{"type": "webhook", "url": "http://127.0.0.1:9000/hook"}}},
+		{"create Discord subscription", "POST", "/v1/subscriptions", "destination.webhook_url",
+			map[string]any{"name": "local", "event_types": []string{"never.sent"}, "destination": map[string]any{"type": "discord", "webhook_url": "http://127.0.0.1:9/api/webhooks/1/x"}}},
+	}
+	for _, req := range requests {
+		r := c.Do(req.method, req.path, k, req.body)
+		apiExpectError(t, req.what, r, http.StatusBadRequest, "url_not_allowed", req.field)
+		e, _ := r.JSON["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		for _, want := range []string{req.field + " is not allowed", "127.0.0.1 is a loopback address", "CARRIER_ALLOW_PRIVATE_NETWORKS=true", "--dev"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s: message %q does not say %q", req.what, msg, want)
+			}
+		}
+	}
+}
+
 // --- 7. SSRF at dial time ---
 
 // TestAPISSRFDialTimeRebinding creates a webhook on a host that resolves to a

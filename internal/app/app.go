@@ -16,9 +16,11 @@ import (
 
 	"carrier/internal/api"
 	"carrier/internal/config"
+	"carrier/internal/dest"
 	"carrier/internal/dest/discord"
 	"carrier/internal/dest/email"
 	"carrier/internal/dest/logfile"
+	"carrier/internal/dest/pingback"
 	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
 	"carrier/internal/dest/webhook"
@@ -54,6 +56,8 @@ type App struct {
 	Tasks *task.Service
 	// Queues runs the pull queues.
 	Queues *queue.Service
+	// Pingbacks keeps the pingback subscriptions of the 2captcha front.
+	Pingbacks *pingback.Registry
 	// Spooler takes callbacks and publishes while the store is down.
 	Spooler *outage.Spooler
 	// Simulator is the in-process provider simulator (--simulate), or nil.
@@ -138,14 +142,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.logs = &logfile.Sender{Dir: logDir}
 	a.Queues = queue.New(st)
+	// The API checks chat destinations with the same hosts the senders do,
+	// as settings are checked again when sent.
+	chatHosts := dest.NewCompatibleHosts(cfg.ChatCompatibleHosts)
 	sender := dispatch.Router{
-		"webhook": &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
-		"discord": &discord.Sender{Client: client},
-		"slack":   &slack.Sender{Client: client},
-		"email":   &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks},
-		"log":     a.logs,
-		"queue":   &destqueue.Sender{Queues: a.Queues},
+		"webhook":     &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
+		"discord":     &discord.Sender{Client: client, Compatible: chatHosts},
+		"slack":       &slack.Sender{Client: client, Compatible: chatHosts},
+		"email":       &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks},
+		"log":         a.logs,
+		"queue":       &destqueue.Sender{Queues: a.Queues},
+		pingback.Kind: &pingback.Sender{Client: client},
 	}
+	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.Matcher.Refresh}
 	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
 	a.Publisher.OnCommit = a.Engine.Wake
 
@@ -153,11 +162,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
+	if a.Tasks != nil {
+		a.Tasks.SetPingbacks(a.Pingbacks)
+	}
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
 		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
-		Spool: a.Spooler, // setUpTasks always opens one
+		Spool:     a.Spooler, // setUpTasks always opens one
+		Pingbacks: a.Pingbacks,
 	}
+	deps.ChatCompatibleHosts = chatHosts
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	a.API = api.New(deps)
 	return a, nil

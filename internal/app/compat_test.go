@@ -78,7 +78,7 @@ func TestCompatFrontWithPublishedClient(t *testing.T) {
 				t.Errorf("unknown id: %q", got)
 			}
 			var j map[string]any
-			json.Unmarshal([]byte(get("action=get&json=1&id=nope")), &j)
+			json.Unmarshal([]byte(get("action=get&json=1&id=00000000-0000-0000-0000-000000000001")), &j)
 			if j["status"] != float64(0) || j["request"] != "ERROR_WRONG_CAPTCHA_ID" {
 				t.Errorf("unknown id json: %v", j)
 			}

@@ -266,3 +266,44 @@ func TestDiscordRateLimitSparesRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteSpeaksOfWhatWasDeleted: DELETE /v1/subscriptions/{id} answers in
+// terms of a subscription, DELETE /v1/webhooks/{id} in terms of a webhook
+// (the two share a handler).
+func TestDeleteSpeaksOfWhatWasDeleted(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			c := apptest.Start(t, e, apptest.Options{})
+			ep := apptest.NewEndpoint(t, nil)
+			sub := c.Admin("POST", "/v1/subscriptions", map[string]any{"name": "audit", "event_types": []string{"*"},
+				"destination": map[string]any{"type": "log", "file": "audit.jsonl"}})
+			if sub.Status != http.StatusCreated {
+				t.Fatalf("create subscription: %d %s", sub.Status, sub.Body)
+			}
+			subID := sub.Data()["subscription_id"].(string)
+			whID, _ := c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"a.b"}})
+			whSub, _ := c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"a.b"}})
+
+			for _, d := range []struct {
+				r                     apptest.Response
+				what, key, id, answer string
+			}{
+				{c.Admin("DELETE", "/v1/subscriptions/"+subID, nil), "subscription", "subscription_id", subID, "Subscription deleted successfully"},
+				// A webhook deleted through /v1/subscriptions is spoken of as a subscription there.
+				{c.Admin("DELETE", "/v1/subscriptions/"+whSub, nil), "webhook as subscription", "subscription_id", whSub, "Subscription deleted successfully"},
+				{c.Admin("DELETE", "/v1/webhooks/"+whID, nil), "webhook", "webhook_id", whID, "Webhook deleted successfully"},
+			} {
+				if data := d.r.Data(); d.r.Status != http.StatusOK || d.r.JSON["message"] != d.answer || len(data) != 2 || data[d.key] != d.id || data["deleted"] != true {
+					t.Errorf("delete %s: %d %s, want 200 with message %q and data {%q: %q, \"deleted\": true}", d.what, d.r.Status, d.r.Body, d.answer, d.key, d.id)
+				}
+			}
+			for path, want := range map[string]string{"/v1/subscriptions/" + subID: "subscription not found", "/v1/webhooks/" + whID: "webhook not found"} {
+				r := c.Admin("DELETE", path, nil)
+				e, _ := r.JSON["error"].(map[string]any)
+				if r.Status != http.StatusNotFound || e["message"] != want {
+					t.Errorf("DELETE %s again: %d %s, want 404 %q", path, r.Status, r.Body, want)
+				}
+			}
+		})
+	}
+}

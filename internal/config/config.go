@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,11 +17,14 @@ import (
 
 // Config holds every setting of `carrier serve`.
 type Config struct {
-	Listen                string
-	DataDir               string
-	DatabaseURL           string
-	APIKey                string
-	AllowPrivateNetworks  bool
+	Listen               string
+	DataDir              string
+	DatabaseURL          string
+	APIKey               string
+	AllowPrivateNetworks bool
+	// Dev is development mode (--dev): it turns AllowPrivateNetworks on, and
+	// `carrier serve` prints a banner saying this is not for production.
+	Dev                   bool
 	RetryBase             time.Duration
 	SecretRotationOverlap time.Duration
 	LaneConcurrency       int
@@ -40,6 +44,10 @@ type Config struct {
 	SubmitRetryBase time.Duration
 	SpoolDir        string
 	LogDir          string
+	// ChatCompatibleHosts are the hosts (host or host:port, lower case) of
+	// Slack- and Discord-compatible servers, whose webhook URLs need not have
+	// the vendor's shape.
+	ChatCompatibleHosts []string
 }
 
 // Setting describes one configuration value, for flags, environment and docs.
@@ -47,6 +55,10 @@ type Setting struct {
 	Flag, Env, Default, Help string
 	set                      func(c *Config, v string) error
 }
+
+// MinAPIKeyLength is the shortest CARRIER_API_KEY accepted: the key is the
+// admin credential, so a short, guessable one is refused at start.
+const MinAPIKeyLength = 16
 
 // Settings lists every setting in the order the README documents them.
 var Settings = []Setting{
@@ -71,14 +83,15 @@ var Settings = []Setting{
 		c.DatabaseURL = v
 		return nil
 	}},
-	{"api-key", "CARRIER_API_KEY", "", "bootstrap admin API key of the default project (generated and printed once when unset)", func(c *Config, v string) error {
-		if v != "" && len(v) < 16 {
-			return fmt.Errorf("must be at least 16 characters")
+	{"api-key", "CARRIER_API_KEY", "", fmt.Sprintf("bootstrap admin API key of the default project, at least %d characters (generated and printed once when unset)", MinAPIKeyLength), func(c *Config, v string) error {
+		if v != "" && len(v) < MinAPIKeyLength {
+			return fmt.Errorf("must be at least %d characters; it is the admin credential, so choose a long random value", MinAPIKeyLength)
 		}
 		c.APIKey = v
 		return nil
 	}},
 	{"allow-private-networks", "CARRIER_ALLOW_PRIVATE_NETWORKS", "false", "let deliveries reach loopback and private addresses (development and tests only)", boolSetter(func(c *Config) *bool { return &c.AllowPrivateNetworks })},
+	{"dev", "CARRIER_DEV", "false", "development mode: sets CARRIER_ALLOW_PRIVATE_NETWORKS=true so deliveries reach a local receiver, and says so in a banner at start; never use it in production", boolSetter(func(c *Config) *bool { return &c.Dev })},
 	{"retry-base", "CARRIER_RETRY_BASE", "60s", "backoff unit: retry n waits multiplier^(n-1) x this", durationSetter(func(c *Config) *time.Duration { return &c.RetryBase }, time.Millisecond)},
 	{"secret-rotation-overlap", "CARRIER_SECRET_ROTATION_OVERLAP", "24h", "how long a rotated-out webhook secret keeps signing", durationSetter(func(c *Config) *time.Duration { return &c.SecretRotationOverlap }, 0)},
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
@@ -123,6 +136,11 @@ var Settings = []Setting{
 		c.LogDir = v
 		return nil
 	}},
+	{"chat-compatible-hosts", "CARRIER_CHAT_COMPATIBLE_HOSTS", "", "comma-separated hosts (host or host:port, exact names) of Slack- or Discord-compatible servers such as Mattermost or Rocket.Chat, whose webhook URLs slack and discord destinations accept without the vendor's URL shape (SSRF rules still apply)", func(c *Config, v string) error {
+		hosts, err := hostList(v)
+		c.ChatCompatibleHosts = hosts
+		return err
+	}},
 	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
@@ -132,6 +150,40 @@ var Settings = []Setting{
 		return fmt.Errorf("must be debug, info, warn or error")
 	}},
 }
+
+// hostList reads a comma-separated list of host names or IP addresses, each
+// optionally with a port, and returns them in lower case (empty entries are
+// skipped). A URL, a path or a wildcard is refused: entries match a
+// destination's host exactly.
+func hostList(v string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		e = strings.ToLower(strings.TrimSpace(e))
+		if e == "" {
+			continue
+		}
+		host := strings.Trim(e, "[]")
+		if strings.ContainsAny(e, "/@*? ") {
+			host = "" // a URL or a pattern, refused below
+		} else if net.ParseIP(host) == nil {
+			if h, port, err := net.SplitHostPort(e); err == nil {
+				if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+					return nil, fmt.Errorf("entry %q: the port must be a number from 1 to 65535", e)
+				}
+				host = h
+			}
+		}
+		if net.ParseIP(host) == nil && !hostName.MatchString(host) {
+			return nil, fmt.Errorf("entry %q must be a host name or IP address, optionally with :port, such as chat.example.com or chat.example.com:8065 (no scheme, path or wildcard)", e)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// hostName matches a DNS host name (labels of letters, digits, hyphens and
+// underscores, which container names use), optionally ending in a dot.
+var hostName = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$`)
 
 func boolSetter(field func(*Config) *bool) func(*Config, string) error {
 	return func(c *Config, v string) error {
@@ -178,6 +230,10 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	values := map[string]string{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(usage)
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: carrier %s [flags]\n\nEvery flag also reads the CARRIER_* variable named in its help; a flag wins over the variable.\n\n", name)
+		fs.PrintDefaults()
+	}
 	for _, s := range Settings {
 		v := s.Default
 		if e := getenv(s.Env); e != "" {
@@ -210,6 +266,11 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 			}
 			return c, fmt.Errorf("invalid setting %s (--%s) = %q: %v", s.Env, s.Flag, shown, err)
 		}
+	}
+	if c.Dev {
+		// Development mode exists so that a newcomer's local receiver on
+		// 127.0.0.1 can be reached without knowing the SSRF setting's name.
+		c.AllowPrivateNetworks = true
 	}
 	if c.ProviderURL != "" && c.ProviderKey == "" && !c.Simulate {
 		return c, fmt.Errorf("invalid setting CARRIER_PROVIDER_KEY (--provider-key): required when CARRIER_PROVIDER_URL is set")

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +72,101 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 	}
 	if _, err := Load("serve", []string{"--no-such-flag"}, env(nil), io.Discard); err == nil {
 		t.Error("unknown flag accepted")
+	}
+}
+
+// TestDevModeAllowsPrivateNetworks checks that --dev and CARRIER_DEV=true
+// both turn on deliveries to loopback and private addresses, which is what
+// lets the quickstart's local receiver be reached.
+func TestDevModeAllowsPrivateNetworks(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"flag", []string{"--dev"}, nil},
+		{"environment", nil, map[string]string{"CARRIER_DEV": "true"}},
+		{"flag over an explicit false", []string{"--dev"}, map[string]string{"CARRIER_ALLOW_PRIVATE_NETWORKS": "false"}},
+	}
+	for _, tt := range tests {
+		c, err := Load("serve", tt.args, env(tt.env), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !c.Dev || !c.AllowPrivateNetworks {
+			t.Errorf("%s: Dev = %v, AllowPrivateNetworks = %v, want both true", tt.name, c.Dev, c.AllowPrivateNetworks)
+		}
+	}
+	c, err := Load("serve", nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Dev || c.AllowPrivateNetworks {
+		t.Errorf("default: Dev = %v, AllowPrivateNetworks = %v, want both false", c.Dev, c.AllowPrivateNetworks)
+	}
+}
+
+// TestAPIKeyMinimumLength checks the rule and that its message names the
+// setting and the rule, without showing the key.
+func TestAPIKeyMinimumLength(t *testing.T) {
+	short := strings.Repeat("k", MinAPIKeyLength-1)
+	_, err := Load("serve", nil, env(map[string]string{"CARRIER_API_KEY": short}), io.Discard)
+	if err == nil {
+		t.Fatalf("a %d-character CARRIER_API_KEY was accepted", len(short))
+	}
+	for _, want := range []string{"CARRIER_API_KEY", "at least 16 characters"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), short) {
+		t.Errorf("error %q shows the key", err)
+	}
+	exact := strings.Repeat("k", MinAPIKeyLength)
+	c, err := Load("serve", nil, env(map[string]string{"CARRIER_API_KEY": exact}), io.Discard)
+	if err != nil || c.APIKey != exact {
+		t.Errorf("a %d-character key: APIKey = %q, err = %v", MinAPIKeyLength, c.APIKey, err)
+	}
+}
+
+// TestREADMEDocumentsEverySetting checks the README's configuration table
+// against Settings: every variable has a row with its flag and default, and
+// the CARRIER_API_KEY row states the minimum length that Load enforces.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `CARRIER_") {
+			env, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
+			rows[env] = line
+		}
+	}
+	for _, s := range Settings {
+		row, ok := rows[s.Env]
+		if !ok {
+			t.Errorf("README has no configuration row for %s", s.Env)
+			continue
+		}
+		cells := strings.Split(row, "|")
+		if len(cells) < 5 {
+			t.Errorf("%s row has %d cells: %s", s.Env, len(cells), row)
+			continue
+		}
+		if got, want := strings.TrimSpace(cells[2]), "`--"+s.Flag+"`"; got != want {
+			t.Errorf("%s row names flag %s, want %s", s.Env, got, want)
+		}
+		// Settings without a fixed default document a derived one (such as
+		// <data-dir>/spool) or none; only fixed defaults must match.
+		if s.Default != "" {
+			if got, want := strings.TrimSpace(cells[3]), "`"+s.Default+"`"; got != want {
+				t.Errorf("%s row documents default %s, want %s", s.Env, got, want)
+			}
+		}
+	}
+	if want := fmt.Sprintf("at least %d characters", MinAPIKeyLength); !strings.Contains(rows["CARRIER_API_KEY"], want) {
+		t.Errorf("CARRIER_API_KEY row does not say %q: %s", want, rows["CARRIER_API_KEY"])
 	}
 }

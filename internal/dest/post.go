@@ -28,8 +28,11 @@ const DefaultTimeout = 10 * time.Second
 // the recorded part, so that the connection can be reused.
 const drainLimit = 64 << 10
 
-// Post is one HTTP POST an HTTP destination makes.
+// Post is one HTTP request an HTTP destination makes: a POST unless Method
+// says otherwise.
 type Post struct {
+	// Method is the request method; "" means POST.
+	Method string
 	// URL is where the body is posted.
 	URL string
 	// Body is the request body, sent as it is.
@@ -49,7 +52,7 @@ type Post struct {
 // body itself is no longer readable.
 type Classifier func(resp *http.Response, head []byte) dispatch.Result
 
-// Attempt makes one POST through client and returns its result: a request
+// Attempt makes one request (a POST unless p.Method says otherwise) through client and returns its result: a request
 // that cannot be built fails as "invalid_url", one that gets no answer is
 // classified by ClassifyNetError and an answer by classify. Attempt fills in
 // the result's Duration (from sending to the end of the answer) and
@@ -63,7 +66,15 @@ func Attempt(ctx context.Context, client *http.Client, p Post, classify Classifi
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL, bytes.NewReader(p.Body))
+	method := p.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	var body io.Reader
+	if len(p.Body) > 0 || method == http.MethodPost {
+		body = bytes.NewReader(p.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.URL, body)
 	if err != nil {
 		return dispatch.Result{ErrorCode: "invalid_url", ErrorMessage: hide(err.Error(), p.Secret)}
 	}

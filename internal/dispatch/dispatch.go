@@ -438,10 +438,14 @@ func (e *Engine) announceDisabled(d store.Disabled) {
 func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 	d := j.Delivery
 	sub := j.Subscription
+	url := sub.URL
+	if res.URL != "" {
+		url = res.URL
+	}
 	o := store.Outcome{
 		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner,
 		Attempt: store.Attempt{
-			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: sub.URL,
+			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: url,
 			StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), ErrorCode: res.ErrorCode,
 			ErrorMessage: res.ErrorMessage, ResponseBody: res.ResponseBody, CreatedAt: at.UTC(),
 		},

@@ -17,4 +17,7 @@ type Result struct {
 	ErrorCode    string
 	ErrorMessage string
 	ResponseBody string // at most the first 4 KiB
+	// URL is where the attempt went, when the destination chose it per
+	// delivery (a task's pingback URL); "" records the subscription's URL.
+	URL string
 }

@@ -48,7 +48,7 @@ type Input struct {
 	Type           string
 	Subject        string
 	Data           json.RawMessage
-	Attributes     map[string]string
+	Attributes     Attributes
 	IdempotencyKey string
 	// OrderingKey orders the event's deliveries to FIFO subscriptions (empty:
 	// the subject, else one key for the subscription).

@@ -63,6 +63,10 @@ type Task struct {
 	SubmittedAt *time.Time
 	CompletedAt *time.Time // solved, failed or expired
 	ExpiresAt   time.Time  // after this an unsolved task expires
+
+	// PingbackURL is where the task's result is sent when it is decided (the
+	// in.php pingback parameter); "" sends none. It never changes.
+	PingbackURL string
 }
 
 // TaskMark says that the event of a task's status was published.
@@ -80,6 +84,7 @@ const (
 	TaskDuplicate   = "duplicate" // a repeated result with the same answer: nothing changed
 	TaskConflict    = "conflict"  // a later result with a different answer: kept, first answer wins
 	TaskFinished    = "finished"  // failed or expired
+	TaskPingback    = "pingback"  // the result was queued for the task's pingback URL
 )
 
 // TaskEntry is one line of a task's history.

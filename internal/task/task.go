@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"carrier/internal/backoff"
+	"carrier/internal/dest/pingback"
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/provider"
@@ -96,6 +97,8 @@ type Service struct {
 	wake     chan struct{}
 	marks    chan store.TaskMark // published events waiting to be recorded
 
+	pingbacks Pingbacks
+
 	budgetMu    sync.Mutex
 	budgetStart time.Time
 	budgetUsed  int
@@ -138,11 +141,26 @@ func (s *Service) Provider() *provider.Client { return s.provider }
 // SetPublicURL sets the base of pingback URLs (known only once Carrier listens).
 func (s *Service) SetPublicURL(u string) { s.cfg.PublicURL = strings.TrimRight(u, "/") }
 
+// Pingbacks makes sure the result of a task with a pingback URL reaches that
+// URL: the pingback subscription of the URL's host exists, and this
+// process's matcher knows it, before the task's event is published.
+type Pingbacks interface {
+	Ensure(ctx context.Context, projectID, host string) (store.Subscription, error)
+}
+
+// SetPingbacks sets who keeps the pingback subscriptions; without one, task
+// events still carry the pingback attributes but nothing makes sure a
+// subscription wants them.
+func (s *Service) SetPingbacks(p Pingbacks) { s.pingbacks = p }
+
 // NewTask is a task to create.
 type NewTask struct {
 	Method   string
 	Params   map[string]string
 	Metadata json.RawMessage
+	// PingbackURL is where the result is sent when the task is decided (the
+	// in.php pingback parameter), in 2captcha's form; "" sends none.
+	PingbackURL string
 }
 
 var methodPattern = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
@@ -181,6 +199,11 @@ func Validate(in NewTask) error {
 			return &ValidationError{Field: "params.pageurl", Message: "is required for method " + in.Method}
 		}
 	}
+	if in.PingbackURL != "" {
+		if _, err := pingback.ParseURL(in.PingbackURL); err != nil {
+			return &ValidationError{Field: "pingback", Message: err.Error()}
+		}
+	}
 	if len(in.Metadata) > 0 && string(in.Metadata) != "null" {
 		var obj map[string]any
 		if err := json.Unmarshal(in.Metadata, &obj); err != nil {
@@ -206,7 +229,8 @@ func (s *Service) Create(ctx context.Context, projectID string, in NewTask) (sto
 		params = map[string]string{}
 	}
 	t := store.Task{ID: newID(), ProjectID: projectID, Method: in.Method, Params: params, Metadata: meta,
-		Status: store.TaskPending, NextSubmitAt: now, Version: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.MaxAge)}
+		Status: store.TaskPending, NextSubmitAt: now, Version: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.cfg.MaxAge),
+		PingbackURL: in.PingbackURL}
 	if err := s.store.CreateTask(ctx, t); err != nil {
 		return store.Task{}, fmt.Errorf("create task: %w", err)
 	}
@@ -805,11 +829,32 @@ func (s *Service) publish(ctx context.Context, t store.Task) {
 		d.CompletedAt = formatTime(*t.CompletedAt)
 	}
 	data, _ := json.Marshal(d)
-	_, err := s.pub.Publish(ctx, ingest.Input{ProjectID: t.ProjectID, Type: "task." + t.Status, Subject: t.ID, Data: data,
-		Attributes: map[string]string{"method": t.Method, "status": t.Status}, IdempotencyKey: "task:" + t.ID + ":" + t.Status})
+	attrs := map[string]string{"method": t.Method, "status": t.Status}
+	pingbackSub := ""
+	if u, err := pingback.ParseURL(t.PingbackURL); t.PingbackURL != "" && err == nil {
+		host := pingback.HostOf(u)
+		attrs[pingback.AttrURL], attrs[pingback.AttrHost] = t.PingbackURL, host
+		if s.pingbacks != nil && t.Status != store.TaskSubmitted {
+			sub, err := s.pingbacks.Ensure(ctx, t.ProjectID, host)
+			if err != nil {
+				s.log.Warn("make pingback subscription; the sweeper will retry", "task", t.ID, "host", host, "err", err)
+				return
+			}
+			pingbackSub = sub.ID
+		}
+	}
+	res, err := s.pub.Publish(ctx, ingest.Input{ProjectID: t.ProjectID, Type: "task." + t.Status, Subject: t.ID, Data: data,
+		Attributes: attrs, IdempotencyKey: "task:" + t.ID + ":" + t.Status})
 	if err != nil {
 		s.log.Warn("publish task event; the sweeper will retry", "task", t.ID, "status", t.Status, "err", err)
 		return
+	}
+	if pingbackSub != "" && !res.Duplicate {
+		e := entryOf(t, store.TaskPingback, "result queued for the pingback URL "+t.PingbackURL+" (event "+res.EventID+")",
+			map[string]any{"event_id": res.EventID, "subscription_id": pingbackSub, "url": t.PingbackURL})
+		if err := s.store.AppendTaskHistory(ctx, []store.TaskEntry{e}); err != nil {
+			s.log.Warn("record pingback in task history", "task", t.ID, "err", err)
+		}
 	}
 	// Marks are written in batches: a mark lost in a crash only makes the
 	// sweeper publish again, which the idempotency key turns into nothing.

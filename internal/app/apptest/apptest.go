@@ -251,6 +251,7 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 type Request struct {
 	Method string
 	Path   string
+	Query  string // the raw query
 	Header http.Header
 	Body   []byte
 	At     time.Time
@@ -271,7 +272,7 @@ func NewEndpoint(t testing.TB, respond func(n int, r Request, w http.ResponseWri
 	e := &Endpoint{respond: respond, notify: make(chan struct{}, 1)}
 	e.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		req := Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body, At: time.Now()}
+		req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body, At: time.Now()}
 		e.mu.Lock()
 		n := len(e.requests)
 		e.requests = append(e.requests, req)

@@ -90,6 +90,8 @@ type Config struct {
 	// https, except that http is accepted for loopback hosts (local
 	// stand-ins). The path shape is required: it is what makes the token
 	// identifiable (Redact hides it) and it catches pasted non-Discord URLs.
+	// On a Discord-compatible server's host (dest.CompatibleHosts) any path
+	// is accepted.
 	WebhookURL string `json:"webhook_url"`
 	// Username overrides the webhook's name (1–80 characters, without
 	// "discord" or "clyde", as Discord requires).
@@ -128,6 +130,8 @@ type Config struct {
 	title, description *template.Template
 	fields             []dest.CompiledField
 	compiled           bool
+	// secret is the part of WebhookURL hidden from error messages.
+	secret string
 }
 
 // Field is one configured embed field. Name and Value are templates; a field
@@ -168,8 +172,9 @@ var topLevelSettings = []string{"webhook_url", "username", "avatar_url", "title"
 // are refused by name, templates are compiled (a template error names its
 // setting, such as "fields[2].value"), and every error is a
 // *dest.FieldError. A "type" key equal to "discord" is tolerated, so the
-// whole destination object may be passed.
-func ParseConfig(raw json.RawMessage) (Config, error) {
+// whole destination object may be passed. A webhook URL on one of the
+// compatible hosts need not have Discord's shape.
+func ParseConfig(raw json.RawMessage, compatible dest.CompatibleHosts) (Config, error) {
 	var cfg Config
 	obj, err := dest.DecodeObject(raw, "", topLevelSettings, Kind)
 	if err != nil {
@@ -187,7 +192,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 		return cfg, err
 	}
 
-	if _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
+	if cfg.secret, err = checkWebhookURL(cfg.WebhookURL, compatible); err != nil {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
 	}
 	if cfg.Username != "" {
@@ -282,14 +287,18 @@ var (
 	apiVer    = regexp.MustCompile(`^v[0-9]{1,2}$`)
 )
 
-// checkWebhookURL validates a Discord webhook URL and returns its secret
-// token.
-func checkWebhookURL(raw string) (token string, err error) {
-	const shape = "must be a Discord webhook URL, https://discord.com/api/webhooks/{id}/{token}"
-	_, segs, err := dest.CheckWebhookURL(raw, shape)
-	if err != nil {
-		return "", err
-	}
+// shape is the error for a URL that does not look like a Discord webhook URL.
+const shape = "must be a Discord webhook URL, https://discord.com/api/webhooks/{id}/{token}"
+
+// checkWebhookURL validates a Discord webhook URL (or a compatible server's)
+// and returns its secret part: the token of a Discord URL.
+func checkWebhookURL(raw string, compatible dest.CompatibleHosts) (secret string, err error) {
+	return dest.CheckChatWebhookURL(raw, shape, compatible, "Discord", webhookToken)
+}
+
+// webhookToken checks the path segments of a Discord webhook URL and returns
+// its token.
+func webhookToken(segs []string) (string, error) {
 	if len(segs) == 5 && segs[0] == "api" && apiVer.MatchString(segs[1]) {
 		segs = append(segs[:1], segs[2:]...)
 	}

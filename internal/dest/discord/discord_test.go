@@ -36,7 +36,7 @@ func settings(t *testing.T, v map[string]any) json.RawMessage {
 
 func mustConfig(t *testing.T, raw json.RawMessage) Config {
 	t.Helper()
-	cfg, err := ParseConfig(raw)
+	cfg, err := ParseConfig(raw, dest.CompatibleHosts{})
 	if err != nil {
 		t.Fatalf("ParseConfig(%s): %v", raw, err)
 	}
@@ -92,7 +92,7 @@ func TestParseConfig(t *testing.T) {
 	if cfg.Colors["task.solved"] != 0x00FF00 || cfg.Colors["critical"] != 0xFF0000 || !cfg.Fields[0].Inline || cfg.SeverityAttribute != "level" {
 		t.Fatalf("cfg = %+v", cfg)
 	}
-	if _, err := ParseConfig(json.RawMessage(`{"webhook_url":"http://127.0.0.1:9/api/webhooks/1/t"}`)); err != nil {
+	if _, err := ParseConfig(json.RawMessage(`{"webhook_url":"http://127.0.0.1:9/api/webhooks/1/t"}`), dest.CompatibleHosts{}); err != nil {
 		t.Fatalf("loopback http refused: %v", err)
 	}
 }
@@ -134,7 +134,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := ParseConfig(json.RawMessage(c.raw))
+			_, err := ParseConfig(json.RawMessage(c.raw), dest.CompatibleHosts{})
 			var fe *dest.FieldError
 			if !errors.As(err, &fe) {
 				t.Fatalf("err = %v, want a *dest.FieldError", err)

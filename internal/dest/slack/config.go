@@ -60,6 +60,8 @@ type Config struct {
 	// accepted for loopback hosts (local stand-ins). The path shape is
 	// required: it makes the secret identifiable (Redact hides it) and
 	// catches pasted workflow or non-Slack URLs, which expect other payloads.
+	// On a Slack-compatible server's host (Mattermost, Rocket.Chat;
+	// dest.CompatibleHosts) any path is accepted.
 	WebhookURL string `json:"webhook_url"`
 	// Title is the header block's template (plain text, up to 150
 	// characters); empty means DefaultTitle.
@@ -78,6 +80,8 @@ type Config struct {
 	title, text *template.Template
 	fields      []dest.CompiledField
 	compiled    bool
+	// secret is the part of WebhookURL hidden from error messages.
+	secret string
 }
 
 // Field is one configured field. Name and Value are mrkdwn templates; a
@@ -92,8 +96,9 @@ var topLevelSettings = []string{"webhook_url", "title", "text", "fields"}
 // are refused by name, templates are compiled (a template error names its
 // setting, such as "fields[2].value"), and every error is a
 // *dest.FieldError. A "type" key equal to "slack" is tolerated, so the whole
-// destination object may be passed.
-func ParseConfig(raw json.RawMessage) (Config, error) {
+// destination object may be passed. A webhook URL on one of the compatible
+// hosts need not have Slack's shape.
+func ParseConfig(raw json.RawMessage, compatible dest.CompatibleHosts) (Config, error) {
 	var cfg Config
 	obj, err := dest.DecodeObject(raw, "", topLevelSettings, Kind)
 	if err != nil {
@@ -106,7 +111,7 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	); err != nil {
 		return cfg, err
 	}
-	if _, err := checkWebhookURL(cfg.WebhookURL); err != nil {
+	if cfg.secret, err = checkWebhookURL(cfg.WebhookURL, compatible); err != nil {
 		return cfg, &dest.FieldError{Field: "webhook_url", Message: err.Error()}
 	}
 	if cfg.Fields, err = dest.ParseFields(obj, MaxConfiguredFields, "{name, value}"); err != nil {
@@ -139,14 +144,18 @@ func (c *Config) compile() error {
 
 var idSegment = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,200}$`)
 
-// checkWebhookURL validates a Slack incoming webhook URL and returns its
-// secret (the last of its path segments: services, team, bot, secret).
-func checkWebhookURL(raw string) (secret string, err error) {
-	const shape = "must be a Slack incoming webhook URL, https://hooks.slack.com/services/T…/B…/{secret}"
-	_, segs, err := dest.CheckWebhookURL(raw, shape)
-	if err != nil {
-		return "", err
-	}
+// shape is the error for a URL that does not look like a Slack incoming webhook URL.
+const shape = "must be a Slack incoming webhook URL, https://hooks.slack.com/services/T…/B…/{secret}"
+
+// checkWebhookURL validates a Slack incoming webhook URL (or a compatible
+// server's) and returns its secret part.
+func checkWebhookURL(raw string, compatible dest.CompatibleHosts) (secret string, err error) {
+	return dest.CheckChatWebhookURL(raw, shape, compatible, "Slack", webhookSecret)
+}
+
+// webhookSecret checks the path segments of a Slack incoming webhook URL
+// and returns its secret (the last of them: services, team, bot, secret).
+func webhookSecret(segs []string) (string, error) {
 	if len(segs) != 4 || segs[0] != "services" {
 		return "", fmt.Errorf("%s", shape)
 	}

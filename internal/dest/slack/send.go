@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"carrier/internal/backoff"
@@ -39,31 +40,45 @@ var disablingErrors = map[string]bool{
 // SSRF-guarded client (netguard), which does not follow redirects.
 type Sender struct {
 	Client *http.Client
+	// Compatible are the hosts of Slack-compatible servers, whose webhook URLs
+	// need not have Slack's shape (CARRIER_CHAT_COMPATIBLE_HOSTS). Settings
+	// are checked again when sent, so this must be what the API checks with.
+	Compatible dest.CompatibleHosts
+
+	once    sync.Once
+	service *dest.ChatService[Config]
 }
 
-// cacheSize is how many parsed settings service keeps.
+// cacheSize is how many parsed settings a Sender keeps.
 const cacheSize = 512
 
-// service is how Send talks to Slack.
-var service = &dest.ChatService[Config]{
-	Name:        Kind,
-	ContentType: "application/json; charset=utf-8",
-	Configs:     dest.NewConfigCache(cacheSize, ParseConfig),
-	Prepare:     prepare,
-	Classify:    classify,
+// chat is how the Sender talks to Slack, made on first use (it parses
+// settings with the Sender's compatible hosts).
+func (s *Sender) chat() *dest.ChatService[Config] {
+	s.once.Do(func() {
+		s.service = &dest.ChatService[Config]{
+			Name:        Kind,
+			ContentType: "application/json; charset=utf-8",
+			Configs: dest.NewConfigCache(cacheSize, func(raw json.RawMessage) (Config, error) {
+				return ParseConfig(raw, s.Compatible)
+			}),
+			Prepare:  prepare,
+			Classify: classify,
+		}
+	})
+	return s.service
 }
 
 // Send makes one attempt: it renders the event (Render) and posts it to the
 // subscription's webhook URL, then classifies Slack's answer.
 func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
-	return service.Send(ctx, s.Client, job, at)
+	return s.chat().Send(ctx, s.Client, job, at)
 }
 
 // prepare renders job's event for the webhook URL of cfg.
 func prepare(cfg Config, job store.Job) (url, secret string, body []byte) {
 	cfg.Subscription = job.Subscription.Name
-	secret, _ = checkWebhookURL(cfg.WebhookURL)
-	return cfg.WebhookURL, secret, Render(cfg, job.Event, job.Delivery.ID)
+	return cfg.WebhookURL, cfg.secret, Render(cfg, job.Event, job.Delivery.ID)
 }
 
 // slackError is the error string Slack answers with (plain text, or

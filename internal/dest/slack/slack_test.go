@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +40,7 @@ func settings(t *testing.T, v map[string]any) json.RawMessage {
 
 func mustConfig(t *testing.T, raw json.RawMessage) Config {
 	t.Helper()
-	cfg, err := ParseConfig(raw)
+	cfg, err := ParseConfig(raw, dest.CompatibleHosts{})
 	if err != nil {
 		t.Fatalf("ParseConfig(%s): %v", raw, err)
 	}
@@ -115,7 +118,7 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := ParseConfig(json.RawMessage(c.raw))
+			_, err := ParseConfig(json.RawMessage(c.raw), dest.CompatibleHosts{})
 			var fe *dest.FieldError
 			if !errors.As(err, &fe) {
 				t.Fatalf("err = %v, want *dest.FieldError", err)
@@ -493,5 +496,46 @@ func TestSendInvalidSettings(t *testing.T) {
 	r := sender.Send(context.Background(), job(json.RawMessage(`{"webhook_url":"`+hookURL+`","text":"{{"}`), event("x", `{}`, nil)), time.Now())
 	if r.Retryable || r.ErrorCode != "invalid_destination" || !strings.Contains(r.ErrorMessage, "text") {
 		t.Fatalf("result = %+v", r)
+	}
+}
+
+// TestSendToCompatibleServer: a Sender whose compatible hosts list a
+// Mattermost-style server posts Slack messages to its /hooks/{key} URL, and
+// the errors it records do not carry the key (the URL's path); without the
+// host listed, the URL is refused with the setting named.
+func TestSendToCompatibleServer(t *testing.T) {
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		if r.URL.Path != "/hooks/mmk3y123" || json.NewDecoder(r.Body).Decode(&m) != nil {
+			http.Error(w, "no such hook", http.StatusNotFound)
+			return
+		}
+		got = append(got, m)
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	sender := &Sender{Client: guardedClient(), Compatible: dest.NewCompatibleHosts([]string{u.Hostname()})}
+	raw := settings(t, map[string]any{"webhook_url": srv.URL + "/hooks/mmk3y123"})
+	if _, err := ParseConfig(raw, dest.CompatibleHosts{}); err == nil || !strings.Contains(err.Error(), dest.CompatibleHostsSetting) {
+		t.Errorf("ParseConfig without compatible hosts: %v, want a refusal naming %s", err, dest.CompatibleHostsSetting)
+	}
+	res := sender.Send(context.Background(), job(raw, event("order.paid", `{"total":12}`, nil)), time.Now())
+	if res.StatusCode != 200 || res.ErrorCode != "" || len(got) != 1 || got[0]["text"] == nil {
+		t.Fatalf("send: %+v, server got %v", res, got)
+	}
+	// A port nothing listens on: the connection is refused, and the
+	// recorded error must not carry the key.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() + "/hooks/mmk3y123"
+	ln.Close()
+	raw = settings(t, map[string]any{"webhook_url": closed})
+	res = sender.Send(context.Background(), job(raw, event("order.paid", `{}`, nil)), time.Now())
+	if res.ErrorCode != "connection_refused" || strings.Contains(res.ErrorMessage, "mmk3y123") {
+		t.Errorf("send to a closed port: %+v, want connection_refused without the key", res)
 	}
 }

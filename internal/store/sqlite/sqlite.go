@@ -20,14 +20,18 @@ const FileName = "carrier.db"
 
 // Open opens (creating if needed) the database in dir. Call Migrate before use.
 func Open(dir string) (*sqlstore.Store, error) {
+	// The data directory is the one setting a newcomer is likely to get
+	// wrong here, so these errors name it and say what to check.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open sqlite: create data dir %s: %w", dir, err)
+		return nil, fmt.Errorf("cannot create the data directory %s (CARRIER_DATA_DIR): check that the path is right and that this "+
+			"user may create it (or set CARRIER_DATA_DIR to a directory it can write) (%w)", dir, err)
 	}
 	// One process per database: a second would break the single-writer claim
 	// model and could take back the first one's leases at start.
 	lock, err := os.OpenFile(filepath.Join(dir, "carrier.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite: lock file: %w", err)
+		return nil, fmt.Errorf("cannot write in the data directory %s (CARRIER_DATA_DIR): check that this user may write there "+
+			"(or set CARRIER_DATA_DIR to a directory it can write) (%w)", dir, err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()

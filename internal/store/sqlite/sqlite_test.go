@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -25,4 +27,24 @@ func TestDataDirIsLockedToOneProcess(t *testing.T) {
 		t.Fatalf("open after close: %v", err)
 	}
 	again.Close()
+}
+
+// TestDataDirThatCannotBeCreatedNamesTheSetting opens a data directory below
+// a regular file (which no user, root included, can create): the error names
+// CARRIER_DATA_DIR and the directory and says what to check.
+func TestDataDirThatCannotBeCreatedNamesTheSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-directory")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(file, "carrier-data")
+	_, err := Open(dir)
+	if err == nil {
+		t.Fatal("Open succeeded")
+	}
+	for _, want := range []string{"cannot create the data directory " + dir, "CARRIER_DATA_DIR", "may create it", "not a directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
 }

@@ -106,7 +106,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) 
 			sub.ConsecutiveFailures, sub.TotalDeliveries, sub.SuccessfulDeliveries, sub.FailedDeliveries, msPtr(sub.LastSuccessAt), msPtr(sub.LastFailureAt),
 			ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
 		if err != nil {
-			return err
+			return conflict(err) // an id already in use
 		}
 		return bumpVersion(ctx, tx)
 	})

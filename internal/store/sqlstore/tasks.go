@@ -17,7 +17,7 @@ import (
 
 const taskColumns = `id, project_id, method, params, metadata, status, provider_id, solution, via, error_code, error_message, cost,
 	callback_token_hash, submit_attempts, next_submit_at, next_poll_at, polls, published_status, lease_owner, lease_until, version,
-	created_at, updated_at, submitted_at, completed_at, expires_at`
+	created_at, updated_at, submitted_at, completed_at, expires_at, pingback_url`
 
 // taskRow holds the raw columns of a task while it is scanned.
 type taskRow struct {
@@ -31,7 +31,7 @@ func (r *taskRow) dest() []any {
 	t := &r.t
 	return []any{&t.ID, &t.ProjectID, &t.Method, &r.params, &r.metadata, &t.Status, &t.ProviderID, &t.Solution, &t.Via, &t.ErrorCode, &t.ErrorMessage, &t.Cost,
 		&t.CallbackTokenHash, &t.SubmitAttempts, &r.nextSubmit, &r.nextPoll, &t.Polls, &t.PublishedStatus, &t.LeaseOwner, &r.leaseUntil, &t.Version,
-		&r.created, &r.updated, &r.submitted, &r.completed, &r.expiresAt}
+		&r.created, &r.updated, &r.submitted, &r.completed, &r.expiresAt, &t.PingbackURL}
 }
 
 func (r *taskRow) finish() store.Task {
@@ -82,11 +82,11 @@ func newUUID() string { return uuid.Must(uuid.NewV7()).String() }
 func (s *Store) CreateTask(ctx context.Context, t store.Task) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO tasks (`+taskColumns+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
 			t.ID, t.ProjectID, t.Method, jsonText(nonNilMap(t.Params)), metadataText(t.Metadata), t.Status, t.ProviderID, t.Solution, t.Via,
 			t.ErrorCode, t.ErrorMessage, t.Cost, t.CallbackTokenHash, t.SubmitAttempts, ms(t.NextSubmitAt), ms(t.NextPollAt), t.Polls,
 			t.PublishedStatus, t.LeaseOwner, ms(t.LeaseUntil), t.Version,
-			ms(t.CreatedAt), ms(t.UpdatedAt), msPtr(t.SubmittedAt), msPtr(t.CompletedAt), ms(t.ExpiresAt))
+			ms(t.CreatedAt), ms(t.UpdatedAt), msPtr(t.SubmittedAt), msPtr(t.CompletedAt), ms(t.ExpiresAt), t.PingbackURL)
 		if err != nil {
 			return conflict(err)
 		}

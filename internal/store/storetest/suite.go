@@ -398,6 +398,15 @@ func testSubscriptionRoundTrip(t *testing.T, e Engine) {
 	sent.CreatedAt = f.at(time.Hour)
 	f.must(f.s.UpdateSubscription(f.ctx, sent))
 	check(t, "GetSubscription after update", f.getSub(p.ID, full.ID), upd)
+
+	// An id already in use is a conflict (the pingback registry makes ids
+	// from project and host, and two processes may race to create one).
+	again := upd
+	again.Name = "second"
+	if err := f.s.CreateSubscription(f.ctx, again); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("CreateSubscription with an id in use: %v, want ErrConflict", err)
+	}
+	check(t, "GetSubscription after the refused create", f.getSub(p.ID, full.ID), upd)
 }
 
 func testSubscriptionProjectIsolation(t *testing.T, e Engine) {

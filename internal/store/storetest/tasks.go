@@ -125,6 +125,7 @@ func testTaskRoundTrip(t *testing.T, e Engine) {
 		t.SubmittedAt = ptr(f.at(-30 * time.Minute))
 		t.CompletedAt = ptr(f.at(-2 * time.Second))
 		t.ExpiresAt = f.at(2 * time.Hour)
+		t.PingbackURL = "https://mysite.com/pingback?job=7&x=%20y"
 	})
 	check(t, "GetTask", f.getTask(p.ID, full.ID), full)
 	byHash, err := f.s.TaskByTokenHash(f.ctx, full.CallbackTokenHash)
