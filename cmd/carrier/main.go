@@ -23,6 +23,7 @@ const usage = `Carrier makes callbacks and webhooks reliable.
 Usage:
   carrier serve [flags]     run the API and the delivery engine
   carrier migrate [flags]   apply database migrations and exit
+  carrier admin-key create  mint a new admin API key on the store (when every admin key is lost)
   carrier bench [flags]     measure ingest and delivery throughput on this machine
   carrier simulate [flags]  run a fake 2captcha-compatible provider (demos, tests, benchmarks)
   carrier sink [flags]      receive webhooks locally: print each delivery and check its signature
@@ -45,6 +46,8 @@ func main() {
 		err = serve(ctx, os.Args[2:])
 	case "migrate":
 		err = migrate(ctx, os.Args[2:])
+	case "admin-key":
+		err = adminKey(ctx, os.Args[2:])
 	case "bench":
 		err = bench(ctx, os.Args[2:])
 	case "simulate":

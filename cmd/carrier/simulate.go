@@ -32,6 +32,7 @@ func simulate(ctx context.Context, args []string) error {
 	fs.Float64Var(&f.SubmitPermanent, "submit-permanent", 0, "probability a submit answers ERROR_BAD_PARAMETERS")
 	fs.Float64Var(&f.Unsolvable, "unsolvable", 0, "probability a task ends ERROR_CAPTCHA_UNSOLVABLE")
 	fs.DurationVar(&f.ResDelay, "res-delay", 0, "delay of every res.php answer")
+	fs.DurationVar(&f.SubmitDelay, "submit-delay", 0, "delay of every accepted in.php answer (the task is taken and charged at once)")
 	fs.Float64Var(&f.ResFailures, "res-failures", 0, "probability a res.php request answers HTTP 500")
 	if err := parseFlags(fs, args); err != nil {
 		return err

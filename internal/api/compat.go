@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,14 @@ type balanceCache struct {
 	mu      sync.Mutex
 	value   string
 	expires time.Time
+	call    *balanceCall // the upstream request running now, if any
+}
+
+// balanceCall is one upstream balance request that callers wait for together.
+type balanceCall struct {
+	done  chan struct{} // closed when value and err are set
+	value string
+	err   error
 }
 
 // compatAnswer is one answer of the legacy API. 2captcha answers in two forms:
@@ -374,6 +383,10 @@ func (s *Server) compatPingback(r *http.Request, k store.APIKey, raw, param stri
 		return compatErrorWith("ERROR_BAD_PARAMETERS", "pingbacks are not configured in this Carrier."), false
 	}
 	if _, err := s.Pingbacks.Ensure(r.Context(), k.ProjectID, pingback.HostOf(u)); err != nil {
+		var apiErr *Error
+		if errors.As(err, &apiErr) {
+			return compatErrorWith("ERROR_BAD_PARAMETERS", param+": "+apiErr.Message+"."), false
+		}
 		s.log.Error("2captcha front: pingback subscription", "err", err)
 		return compatError("ERROR_NO_SLOT_AVAILABLE"), false
 	}
@@ -562,20 +575,44 @@ func upstreamCode(err error) string {
 
 var errNoProvider = errors.New("no provider configured")
 
-// cachedBalance answers the provider's balance, asking upstream at most once per BalanceCacheTTL.
+// cachedBalance answers the provider's balance, asking upstream at most once
+// per BalanceCacheTTL. Concurrent callers share one upstream request, and no
+// lock is held while it runs, so a slow provider holds up only the callers
+// waiting for its answer (each until its own request ends).
 func (s *Server) cachedBalance(r *http.Request) (string, error) {
 	if s.Tasks == nil {
 		return "", errNoProvider
 	}
-	s.balance.mu.Lock()
-	defer s.balance.mu.Unlock()
-	if time.Now().Before(s.balance.expires) {
-		return s.balance.value, nil
+	c := &s.balance
+	c.mu.Lock()
+	if time.Now().Before(c.expires) {
+		v := c.value
+		c.mu.Unlock()
+		return v, nil
 	}
-	v, err := s.Tasks.Provider().Balance(r.Context())
-	if err != nil {
-		return "", err
+	call := c.call
+	if call == nil {
+		call = &balanceCall{done: make(chan struct{})}
+		c.call = call
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			v, err := s.Tasks.Provider().Balance(ctx)
+			c.mu.Lock()
+			call.value, call.err = v, err
+			if err == nil {
+				c.value, c.expires = v, time.Now().Add(BalanceCacheTTL)
+			}
+			c.call = nil
+			c.mu.Unlock()
+			close(call.done)
+		}()
 	}
-	s.balance.value, s.balance.expires = v, time.Now().Add(BalanceCacheTTL)
-	return v, nil
+	c.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.value, call.err
+	case <-r.Context().Done():
+		return "", r.Context().Err()
+	}
 }

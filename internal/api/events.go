@@ -85,8 +85,19 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k store.APIK
 	for i, e := range events {
 		out[i] = eventView(e)
 	}
-	ok(w, http.StatusOK, out, "meta", map[string]any{"limit": limit, "offset": offset})
+	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(events), store.ListCut(events)))
 	return nil
+}
+
+// pageMeta describes a page of a list: has_more says whether another page may
+// follow (the page is full, or it was cut short at store.ListBytes of
+// payload), and next_offset where it starts.
+func pageMeta(limit, offset, n int, cut bool) map[string]any {
+	m := map[string]any{"limit": limit, "offset": offset, "has_more": n == limit || (cut && n > 0)}
+	if m["has_more"] == true {
+		m["next_offset"] = offset + n
+	}
+	return m
 }
 
 func (s *Server) getEvent(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
@@ -131,11 +142,13 @@ func paging(r *http.Request) (limit, offset int, err error) {
 }
 
 // spoolPublish keeps a publish that failed because the store could not take it
-// in the local spool, and returns the event id it will have. Validation errors,
-// shutdown and cancelled requests are returned as they are.
+// in the local spool, and returns the event id it will have. Only an
+// unavailable store is spooled: an event the store rejects would be rejected
+// again on replay, so that error (like validation errors, shutdown and
+// cancelled requests) is answered as it is.
 func (s *Server) spoolPublish(r *http.Request, in ingest.Input, cause error) (string, error) {
 	var verr *ingest.ValidationError
-	if s.Spool == nil || errors.As(cause, &verr) || errors.Is(cause, ingest.ErrClosed) || r.Context().Err() != nil {
+	if s.Spool == nil || !store.IsUnavailable(cause) || errors.As(cause, &verr) || errors.Is(cause, ingest.ErrClosed) || r.Context().Err() != nil {
 		return "", cause
 	}
 	in.EventID = newID()

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		apiErr = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
 	case errors.Is(err, ingest.ErrClosed):
 		apiErr = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Carrier is shutting down"}
+	case store.IsUnavailable(err):
+		s.log.Warn("store unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		apiErr = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the store is unavailable; try again"}
+	case store.IsRejected(err):
+		// Validation should have caught it; the driver's message stays in the
+		// log, since it names tables and columns.
+		s.log.Error("store rejected a request's data", "method", r.Method, "path", r.URL.Path, "err", err)
+		apiErr = &Error{Status: http.StatusBadRequest, Code: CodeValidation, Message: "the store refused this request's data"}
 	default:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		apiErr = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
@@ -98,7 +107,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // bodies over MaxBody, with errors that name the field at fault.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-	dec := json.NewDecoder(r.Body)
+	var raw bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(r.Body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
@@ -111,6 +121,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return decodeError(err)
 		}
 		return &Error{Status: http.StatusBadRequest, Code: CodeInvalidJSON, Message: "body must hold a single JSON object"}
+	}
+	// One check for every string of every JSON request, naming its path: what
+	// is decoded here is stored, and a NUL or invalid UTF-8 in it would be kept
+	// by SQLite and refused by PostgreSQL (the decoder would even replace
+	// invalid bytes silently).
+	if err := ingest.CheckJSON("", raw.Bytes()); err != nil {
+		return decodeError(err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,6 +50,8 @@ type Deps struct {
 	Spool Spooler
 	// Queues runs the pull queues; nil turns /v1/queues off.
 	Queues *queue.Service
+	// MaxSubscriptions is the most subscriptions one project may have (0: no limit).
+	MaxSubscriptions int
 	// Pingbacks keeps the pingback subscriptions of the 2captcha front; nil
 	// refuses pingback URLs.
 	Pingbacks *pingback.Registry
@@ -77,20 +80,38 @@ type Server struct {
 	mux     *http.ServeMux
 	keys    sync.Map // key hash -> cachedKey
 	keysTTL time.Duration
+	// keysOutage is how long after the store last confirmed a key it keeps
+	// working while the store cannot be reached (KeyOutageGrace).
+	keysOutage time.Duration
+	// keysGen changes whenever a key is revoked, so a lookup that raced
+	// with the revocation does not cache the key again.
+	keysGen atomic.Uint64
+	clock   func() time.Time
 	balance balanceCache
 }
 
 type cachedKey struct {
-	key     store.APIKey
-	expires time.Time
+	key       store.APIKey
+	confirmed time.Time // when the store last found the key
+	expires   time.Time // until when it is used without asking the store
 }
+
+// KeyTTL is how long a key the store found is used without asking again;
+// a key revoked on another node keeps working there for at most this long.
+const KeyTTL = 5 * time.Second
+
+// KeyOutageGrace bounds how long a key keeps working while the store cannot
+// be reached, counted from when the store last confirmed it, so publishes
+// are spooled through a short outage but a key revoked just before a long
+// one does not work for its whole length.
+const KeyOutageGrace = 5 * time.Minute
 
 // New builds the API server.
 func New(d Deps) *Server {
 	if d.Wake == nil {
 		d.Wake = func() {}
 	}
-	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux(), keysTTL: 5 * time.Second}
+	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux(), keysTTL: KeyTTL, keysOutage: KeyOutageGrace, clock: time.Now}
 	s.routes()
 	return s
 }
@@ -254,22 +275,27 @@ func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
 	}
 	hash := HashKey(strings.TrimSpace(key))
 	c, cached := s.keys.Load(hash)
-	if cached && time.Now().Before(c.(cachedKey).expires) {
+	t := s.clock()
+	if cached && t.Before(c.(cachedKey).expires) {
 		return c.(cachedKey).key, nil
 	}
+	gen := s.keysGen.Load()
 	k, err := s.Store.APIKeyByHash(r.Context(), hash)
 	if err != nil {
 		if isNotFound(err) {
+			s.keys.Delete(hash)
 			return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
 		}
-		if cached {
-			// The store is unreachable: a key it confirmed before keeps working,
-			// so publishes can still be spooled during an outage.
+		if cached && t.Sub(c.(cachedKey).confirmed) <= s.keysOutage {
+			// The store is unreachable: a key it confirmed recently keeps
+			// working, so publishes can still be spooled during an outage.
 			return c.(cachedKey).key, nil
 		}
 		return store.APIKey{}, err
 	}
-	s.keys.Store(hash, cachedKey{key: k, expires: time.Now().Add(s.keysTTL)})
+	if s.keysGen.Load() == gen {
+		s.keys.Store(hash, cachedKey{key: k, confirmed: t, expires: t.Add(s.keysTTL)})
+	}
 	return k, nil
 }
 
@@ -402,16 +428,37 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, caller store.
 	if !canManage(caller, projectID) {
 		return notFound("project")
 	}
-	if err := s.Store.RevokeAPIKey(r.Context(), projectID, r.PathValue("keyId"), now()); err != nil {
+	// A project key may manage its project's keys, but not the admin keys that
+	// live in the default project: otherwise any key of that project could
+	// lock every administrator out.
+	target, err := s.Store.GetAPIKey(r.Context(), projectID, r.PathValue("keyId"))
+	if err != nil {
 		if isNotFound(err) {
 			return notFound("API key")
 		}
 		return err
 	}
-	// Forget cached lookups so the key stops working here at once.
-	s.keys.Range(func(k, _ any) bool { s.keys.Delete(k); return true })
+	if target.Admin && !caller.Admin {
+		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "only an admin API key may revoke an admin API key"}
+	}
+	if err := s.Store.RevokeAPIKey(r.Context(), projectID, target.ID, now()); err != nil {
+		if isNotFound(err) {
+			return notFound("API key")
+		}
+		return err
+	}
+	// Forget cached lookups so the key stops working here at once (other
+	// nodes forget it within KeyTTL: there is no cluster notifier yet).
+	s.forgetKeys()
 	ok(w, http.StatusOK, map[string]any{"id": r.PathValue("keyId"), "revoked": true})
 	return nil
+}
+
+// forgetKeys drops every cached key lookup, and keeps lookups already under
+// way from caching what they found.
+func (s *Server) forgetKeys() {
+	s.keysGen.Add(1)
+	s.keys.Range(func(k, _ any) bool { s.keys.Delete(k); return true })
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

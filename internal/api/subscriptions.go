@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"carrier/internal/dest"
@@ -34,6 +35,14 @@ type destinationKind struct {
 	redact func(json.RawMessage) json.RawMessage
 	// summary is what attempts record as the destination (no secrets).
 	summary func(json.RawMessage) string
+	// secrets are the settings the API shows hidden; one sent back as
+	// "***hidden***" keeps its stored value (see keepHidden).
+	secrets []string
+	// recipient are the settings that say where, and as whom, the secrets
+	// are sent: while any of them changes, a hidden secret is not kept, so
+	// a project key cannot point the destination at its own server and have
+	// the stored secret sent there.
+	recipient []string
 }
 
 var destinationKinds = map[string]destinationKind{
@@ -44,6 +53,8 @@ var destinationKinds = map[string]destinationKind{
 		},
 		redact:  discord.Redact,
 		summary: func(raw json.RawMessage) string { return "discord:" + redactedURL(discord.Redact(raw)) },
+		// The URL holds the token: kept whole, it still points where it did.
+		secrets: []string{"webhook_url"},
 	},
 	"slack": {
 		parse: func(raw json.RawMessage, compatible dest.CompatibleHosts) error {
@@ -52,6 +63,7 @@ var destinationKinds = map[string]destinationKind{
 		},
 		redact:  slack.Redact,
 		summary: func(raw json.RawMessage) string { return "slack:" + redactedURL(slack.Redact(raw)) },
+		secrets: []string{"webhook_url"},
 	},
 	"email": {
 		parse:  func(raw json.RawMessage, _ dest.CompatibleHosts) error { _, err := email.ParseConfig(raw); return err },
@@ -64,6 +76,8 @@ var destinationKinds = map[string]destinationKind{
 			json.Unmarshal(raw, &c)
 			return "smtp://" + c.Host + " to " + strings.Join(c.To, ",")
 		},
+		secrets:   []string{"password"},
+		recipient: []string{"host", "port", "security", "username", "from", "to"},
 	},
 	"log": {
 		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
@@ -249,7 +263,11 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 			}
 			wreq.WebhookURL, wreq.CustomHeaders = d.URL, d.CustomHeaders
 		} else {
-			settings, err := s.destinationSettings(r, kind, keepHidden(req.Destination, sub.Destination))
+			kept, err := keepHidden(req.Destination, sub.Destination, destinationKinds[kind])
+			if err != nil {
+				return err
+			}
+			settings, err := s.destinationSettings(r, kind, kept)
 			if err != nil {
 				return err
 			}
@@ -268,7 +286,7 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 			renamed := "destination." + strings.Replace(apiErr.Field, "webhook_url", "url", 1)
 			// The message starts with the field's name; speak this API's terms there too.
 			if rest, ok := strings.CutPrefix(apiErr.Message, apiErr.Field); ok {
-				apiErr.Message = renamed + rest
+				apiErr.Message = renamed + strings.Replace(rest, "when webhook_url changes", "when destination.url changes", 1)
 			}
 			apiErr.Field = renamed
 		}
@@ -338,27 +356,51 @@ func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawM
 	return settings, nil
 }
 
-// keepHidden puts the stored value back for every top-level setting sent as
-// "***hidden***" (what the API shows for a secret), so settings read from the
-// API can be sent back without knowing the secret.
-func keepHidden(sent, stored json.RawMessage) json.RawMessage {
+// keepHidden puts the stored value back for every secret setting of the
+// kind sent as "***hidden***" (what the API shows for it), so settings read
+// from the API can be sent back without knowing the secret. It refuses to
+// when a recipient setting changes: the secret must then be sent again.
+// "***hidden***" in any other setting is taken as it is.
+func keepHidden(sent, stored json.RawMessage, kind destinationKind) (json.RawMessage, error) {
 	var in, old map[string]json.RawMessage
-	if json.Unmarshal(sent, &in) != nil || json.Unmarshal(stored, &old) != nil {
-		return sent
+	if json.Unmarshal(sent, &in) != nil {
+		return sent, nil
 	}
+	json.Unmarshal(stored, &old)
 	changed := false
-	for k, v := range in {
-		if string(v) == `"`+hiddenSecret+`"` {
-			if prev, ok := old[k]; ok {
-				in[k], changed = prev, true
+	for _, k := range kind.secrets {
+		if string(in[k]) != `"`+hiddenSecret+`"` {
+			continue
+		}
+		prev, ok := old[k]
+		if !ok {
+			return nil, invalid("destination."+k, "is %s but no value is stored: send the value", hiddenSecret)
+		}
+		for _, r := range kind.recipient {
+			if !sameJSON(in[r], old[r]) {
+				return nil, invalid("destination."+k, "is required when destination.%s changes: a stored secret is only sent where it was sent before", r)
 			}
 		}
+		in[k], changed = prev, true
 	}
 	if !changed {
-		return sent
+		return sent, nil
 	}
 	out, _ := json.Marshal(in)
-	return out
+	return out, nil
+}
+
+// sameJSON reports whether two JSON values are equal as values (member order
+// and spacing aside); a missing value equals only a missing or null one.
+func sameJSON(a, b json.RawMessage) bool {
+	var va, vb any
+	if len(a) > 0 && json.Unmarshal(a, &va) != nil {
+		return false
+	}
+	if len(b) > 0 && json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // strictDecode decodes raw into v, refusing unknown fields by name.
@@ -388,6 +430,9 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	var req subscriptionRequest
 	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.CheckSubscriptionQuota(r.Context(), k.ProjectID); err != nil {
 		return err
 	}
 	t := now()

@@ -117,7 +117,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, k store.APIKe
 	for i, t := range tasks {
 		out[i] = taskView(t)
 	}
-	ok(w, http.StatusOK, out, "meta", map[string]any{"limit": limit, "offset": offset})
+	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(tasks), store.ListCut(tasks)))
 	return nil
 }
 
@@ -187,6 +187,12 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := task.RawCallback{Method: r.Method, Query: r.URL.RawQuery, Body: string(body), ContentType: r.Header.Get("Content-Type")}
+	if err := task.CheckRaw(raw); err != nil {
+		// Kept as a dead letter it would be refused by PostgreSQL; the
+		// fallback poller still fetches the task's result.
+		s.fail(w, r, err)
+		return
+	}
 	// A database that hangs instead of failing must not hold the provider's
 	// request: after a few seconds the callback goes to the spool instead.
 	// Once started, recording goes on even if the provider hangs up.
@@ -198,7 +204,8 @@ func (s *Server) callback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, notFound("callback"))
 		return
 	case err != nil:
-		if s.Spool == nil {
+		if s.Spool == nil || !store.IsUnavailable(err) {
+			// A rejected write would be rejected again on replay.
 			s.fail(w, r, err)
 			return
 		}
@@ -276,7 +283,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, k store
 	for i, d := range dls {
 		out[i] = deadLetterView(d)
 	}
-	ok(w, http.StatusOK, out, "meta", map[string]any{"limit": limit, "offset": offset})
+	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(dls), store.ListCut(dls)))
 	return nil
 }
 

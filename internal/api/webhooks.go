@@ -82,14 +82,11 @@ func webhookView(sub store.Subscription) webhookJSON {
 		UUID: sub.ID, Name: sub.Name, Description: sub.Description, WebhookURL: sub.URL, WebhookSecret: hiddenSecret,
 		EventTypes: nonNil(sub.EventTypes), Scope: sub.Scope, SpecificTaskIDs: nonNil(sub.SubjectIDs),
 		TimeoutSeconds: sub.TimeoutSeconds, MaxRetries: sub.MaxRetries, RetryBackoffMultiplier: sub.BackoffMultiplier,
-		CustomHeaders: sub.Headers, Tags: nonNil(sub.Tags), Metadata: sub.Metadata, Ordering: sub.Ordering,
+		CustomHeaders: hiddenHeaders(sub.Headers), Tags: nonNil(sub.Tags), Metadata: sub.Metadata, Ordering: sub.Ordering,
 		IsActive: sub.Active, DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		TotalDeliveries: sub.TotalDeliveries, SuccessfulDeliveries: sub.SuccessfulDeliveries, FailedDeliveries: sub.FailedDeliveries,
 		LastSuccessAt: formatTimePtr(sub.LastSuccessAt), LastFailureAt: formatTimePtr(sub.LastFailureAt),
 		CreatedAt: formatTime(sub.CreatedAt), UpdatedAt: formatTime(sub.UpdatedAt),
-	}
-	if v.CustomHeaders == nil {
-		v.CustomHeaders = map[string]string{}
 	}
 	if len(v.Metadata) == 0 {
 		v.Metadata = json.RawMessage("{}")
@@ -98,6 +95,31 @@ func webhookView(sub store.Subscription) webhookJSON {
 		v.SecretRotatedUntil = formatTimePtr(sub.PreviousSecretUntil)
 	}
 	return v
+}
+
+// hiddenHeaders returns the names of custom headers with their values
+// hidden, as secrets are: values are often the endpoint's credentials, and
+// every key of the project may read the webhook.
+func hiddenHeaders(h map[string]string) map[string]string {
+	out := make(map[string]string, len(h))
+	for name := range h {
+		out[name] = hiddenSecret
+	}
+	return out
+}
+
+// storedHeader finds a stored header value by name, as HTTP compares names
+// (without regard to case).
+func storedHeader(h map[string]string, name string) (string, bool) {
+	if v, ok := h[name]; ok {
+		return v, true
+	}
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 func nonNil(s []string) []string {
@@ -115,6 +137,7 @@ var (
 // apply validates req and writes its fields onto sub. On create every required
 // field must be present; on update only the fields sent are checked and changed.
 func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscription, create bool) error {
+	oldURL, oldHeaders := sub.URL, sub.Headers
 	if req.Secret != nil || req.WebhookSecret != nil {
 		field := "secret"
 		if req.WebhookSecret != nil {
@@ -223,6 +246,7 @@ func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscript
 		if len(h) > maxCustomHeaders {
 			return invalid("custom_headers", "must have at most %d headers", maxCustomHeaders)
 		}
+		kept := make(map[string]string, len(h))
 		for name, value := range h {
 			field := "custom_headers." + name
 			switch {
@@ -230,13 +254,33 @@ func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscript
 				return invalid(field, "is not a valid HTTP header name")
 			case webhook.IsReserved(name):
 				return invalid(field, "is set by Carrier and cannot be overridden")
-			case strings.ContainsAny(value, "\r\n\x00"):
-				return invalid(field, "must not contain line breaks or NUL")
+			case webhook.IsForbidden(name):
+				return invalid(field, "cannot be set: it is a hop-by-hop header or changes how the request is framed, routed or answered")
 			case len(value) > 4096:
 				return invalid(field, "must be at most 4096 characters")
 			}
+			if value == hiddenSecret {
+				// Header values are shown hidden (they are often the
+				// endpoint's credentials); sent back hidden, the stored value
+				// is kept, but only for the URL it was sent to before.
+				prev, ok := storedHeader(oldHeaders, name)
+				switch {
+				case !ok:
+					return invalid(field, "is %s but no value is stored: send the value", hiddenSecret)
+				case sub.URL != oldURL:
+					return invalid(field, "is required when webhook_url changes: a stored header value is only sent where it was sent before")
+				}
+				value = prev
+			}
+			if err := webhook.CheckHeaderValue(value); err != nil {
+				return invalid(field, "%v", err)
+			}
+			kept[name] = value
 		}
-		sub.Headers = h
+		sub.Headers = kept
+	} else if sub.URL != oldURL && len(oldHeaders) > 0 {
+		// Kept silently, the stored values would go to the new URL.
+		return invalid("custom_headers", "is required when webhook_url changes: stored header values are only sent where they were sent before (send them again, or {} for none)")
 	}
 	if req.Tags != nil {
 		if len(*req.Tags) > 50 {
@@ -263,6 +307,9 @@ func (s *Server) apply(r *http.Request, req webhookRequest, sub *store.Subscript
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	var req webhookRequest
 	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.CheckSubscriptionQuota(r.Context(), k.ProjectID); err != nil {
 		return err
 	}
 	t := now()

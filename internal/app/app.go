@@ -3,7 +3,9 @@
 package app
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +35,7 @@ import (
 	"carrier/internal/provider"
 	"carrier/internal/provider/simulator"
 	"carrier/internal/queue"
+	"carrier/internal/secret"
 	"carrier/internal/spool"
 	"carrier/internal/sqs"
 	"carrier/internal/store"
@@ -80,6 +83,9 @@ type Options struct {
 	Dispatch func(*dispatch.Config)
 	// Tasks adjusts the task service's configuration after it is derived from Config.
 	Tasks func(*task.Config)
+	// EmailTLS, when set, is the email destination's base TLS configuration
+	// (the roots of a private mail server, or of a test's stand-in).
+	EmailTLS *tls.Config
 }
 
 // OpenStore opens and migrates the store the configuration selects.
@@ -103,14 +109,40 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return s, nil
 }
 
+// sealSecrets puts the at-rest encryption layer over st when
+// CARRIER_SECRET_KEY is set, and seals again with it whatever is stored in
+// plain text or under CARRIER_SECRET_KEY_PREVIOUS (see package secret).
+func sealSecrets(ctx context.Context, st store.Store, cfg config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.SecretKey == nil {
+		return st, nil
+	}
+	keys, err := secret.NewKeys(cfg.SecretKey, cfg.SecretKeyPrevious)
+	if err != nil {
+		return st, fmt.Errorf("CARRIER_SECRET_KEY: %w", err)
+	}
+	sealed := secret.Wrap(st, keys)
+	n, err := sealed.Reseal(ctx)
+	if err != nil {
+		return st, fmt.Errorf("seal stored secrets with CARRIER_SECRET_KEY: %w", err)
+	}
+	if n > 0 {
+		log.Info("sealed stored secrets with CARRIER_SECRET_KEY", "subscriptions", n)
+	}
+	return sealed, nil
+}
+
 // New builds a Carrier process; Listen and Run start it.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	if st, err = sealSecrets(ctx, st, cfg, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a := &App{Config: cfg, Store: st, Log: log}
-	if a.BootstrapKey, err = bootstrap(ctx, st, cfg.APIKey); err != nil {
+	if a.BootstrapKey, err = bootstrap(ctx, st, cfg.APIKey, log); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -130,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	dcfg.RetryBase = cfg.RetryBase
 	dcfg.LaneConcurrency = cfg.LaneConcurrency
 	dcfg.MaxInFlight = cfg.MaxInFlight
+	dcfg.MaxInFlightPerProject = cfg.MaxInFlightPerProject
 	dcfg.ShutdownGrace = cfg.ShutdownGrace
 	dcfg.Exclusive = st.Engine() == "sqlite"
 	if opts.Dispatch != nil {
@@ -149,7 +182,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		"webhook":     &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
 		"discord":     &discord.Sender{Client: client, Compatible: chatHosts},
 		"slack":       &slack.Sender{Client: client, Compatible: chatHosts},
-		"email":       &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks},
+		"email":       &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS},
 		"log":         a.logs,
 		"queue":       &destqueue.Sender{Queues: a.Queues},
 		pingback.Kind: &pingback.Sender{Client: client},
@@ -169,11 +202,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
 		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
 		Spool:     a.Spooler, // setUpTasks always opens one
-		Pingbacks: a.Pingbacks,
+		Pingbacks: a.Pingbacks, MaxSubscriptions: cfg.MaxSubscriptionsPerProject,
 	}
 	deps.ChatCompatibleHosts = chatHosts
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	a.API = api.New(deps)
+	a.Pingbacks.Quota = a.API.CheckSubscriptionQuota
 	return a, nil
 }
 
@@ -196,10 +230,12 @@ func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
 		// most requests skip a new TCP (and TLS) handshake.
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.MaxIdleConnsPerHost = 64
+		transport.MaxResponseHeaderBytes = netguard.MaxResponseHeaderBytes // as for deliveries
 		client := provider.New(cfg.ProviderURL, cfg.ProviderKey, &http.Client{Timeout: 30 * time.Second, Transport: transport})
 		tcfg := task.DefaultConfig()
 		tcfg.PublicURL, tcfg.CallbackTimeout, tcfg.PollInterval = cfg.PublicURL, cfg.CallbackTimeout, cfg.PollInterval
 		tcfg.MaxAge, tcfg.SubmitRetryBase, tcfg.PollBudget = cfg.TaskMaxAge, cfg.SubmitRetryBase, cfg.PollBudget
+		tcfg.ShutdownGrace = cfg.ShutdownGrace
 		if opts.Tasks != nil {
 			opts.Tasks(&tcfg)
 		}
@@ -214,44 +250,8 @@ func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
 		return fmt.Errorf("open spool in %s (CARRIER_SPOOL_DIR): %w", dir, err)
 	}
 	a.spool = sp
-	a.Spooler = outage.New(sp, a.Tasks, a.Publisher, a.Store.Ping, mx, a.Log)
+	a.Spooler = outage.New(sp, a.Tasks, a.Publisher, a.Store, mx, a.Log)
 	return nil
-}
-
-// bootstrap makes sure the default project and an admin key exist. It returns
-// the generated key on first start, when CARRIER_API_KEY is not set.
-func bootstrap(ctx context.Context, st store.Store, configured string) (string, error) {
-	if _, err := st.GetProject(ctx, DefaultProjectID); errors.Is(err, store.ErrNotFound) {
-		if err := st.CreateProject(ctx, store.Project{ID: DefaultProjectID, Name: "default", CreatedAt: time.Now().UTC()}); err != nil {
-			return "", fmt.Errorf("bootstrap: %w", err)
-		}
-	} else if err != nil {
-		return "", fmt.Errorf("bootstrap: %w", err)
-	}
-	if configured != "" {
-		hash := api.HashKey(configured)
-		if _, err := st.APIKeyByHash(ctx, hash); err == nil {
-			return "", nil
-		}
-		k := store.APIKey{ID: "bootstrap-" + hash[:12], ProjectID: DefaultProjectID, Name: "bootstrap (CARRIER_API_KEY)",
-			Prefix: configured[:min(10, len(configured))], Hash: hash, Admin: true, CreatedAt: time.Now().UTC()}
-		if err := st.CreateAPIKey(ctx, k); err != nil {
-			return "", fmt.Errorf("bootstrap: store CARRIER_API_KEY: %w", err)
-		}
-		return "", nil
-	}
-	n, err := st.CountAPIKeys(ctx)
-	if err != nil {
-		return "", fmt.Errorf("bootstrap: %w", err)
-	}
-	if n > 0 {
-		return "", nil
-	}
-	_, key, err := api.IssueKey(ctx, st, DefaultProjectID, "bootstrap", true)
-	if err != nil {
-		return "", fmt.Errorf("bootstrap: %w", err)
-	}
-	return key, nil
 }
 
 // Listen opens the API's listening socket.
@@ -297,16 +297,22 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.prune(bgCtx) }()
 	go func() { defer wg.Done(); a.pruneQueues(bgCtx) }()
 	go func() { defer wg.Done(); a.Spooler.Run(bgCtx, time.Second) }()
+	var tasks sync.WaitGroup // apart: it must end before the publisher closes
 	if a.Tasks != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); a.Tasks.Run(bgCtx) }()
+		tasks.Add(1)
+		go func() { defer tasks.Done(); a.Tasks.Run(bgCtx) }()
 	}
 
-	a.server = &http.Server{Handler: a.API, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+	// No ReadTimeout: it would also end long polls; bodies have their own
+	// deadline instead (see serve_limits.go).
+	bodyTimeout := cmp.Or(a.Config.BodyReadTimeout, 10*time.Second)
+	a.server = &http.Server{Handler: withBodyDeadline(bodyTimeout, a.API), ReadHeaderTimeout: serverHeaderTimeout,
+		IdleTimeout: serverIdleTimeout, MaxHeaderBytes: serverMaxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(a.Log.Handler(), slog.LevelDebug)}
 	a.server.RegisterOnShutdown(a.Queues.Close) // long polls end at once instead of holding up the shutdown
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.listener) }()
+	ln := newLimitListener(a.listener, cmp.Or(a.Config.MaxConnections, 1024))
+	go func() { serveErr <- a.server.Serve(ln) }()
 
 	var err error
 	select {
@@ -318,8 +324,12 @@ func (a *App) Run(ctx context.Context) error {
 	a.server.Shutdown(sctx)
 	cancel()
 	stopBackground()
-	a.Publisher.Close()
 	stopEngine()
+	// Submissions in flight finish and are recorded within the shutdown
+	// grace (as the engine's attempts do, meanwhile); their task events are
+	// then published before the publisher closes.
+	tasks.Wait()
+	a.Publisher.Close()
 	wg.Wait()
 	a.logs.Close()
 	if a.Simulator != nil {

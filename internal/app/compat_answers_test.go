@@ -105,30 +105,37 @@ func TestCompatAnswersAsDocumented(t *testing.T) {
 		t.Run(e.Name, func(t *testing.T) {
 			r := startTaskRig(t, e, rigOptions{})
 			pid, key := r.c.NewProject("answers")
-			r.sim.SetNextOutcomes(
-				simulator.Outcome{Answer: "TOKEN-SOLVED"},
-				simulator.Outcome{Unsolvable: true},
-				simulator.Outcome{Delay: time.Hour}, // never solved: expires
-			)
-			submit := func() string {
+			status := func(id string) string { return r.c.Do("GET", "/v1/tasks/"+id, key, nil).Data()["status"].(string) }
+			// submit sends one task with the outcome the simulator gives it,
+			// and waits until it is submitted upstream: outcomes go to tasks
+			// in the order the simulator accepts them, so one at a time.
+			submit := func(o simulator.Outcome) string {
 				t.Helper()
+				r.sim.SetNextOutcomes(o)
 				got := legacyCall(t, r.c.URL, "/in.php", "form", map[string]string{"key": key, "method": "userrecaptcha", "googlekey": "6Le-k", "pageurl": "https://example.com/a"})
 				id, ok := strings.CutPrefix(got, "OK|")
 				if !ok {
 					t.Fatalf("in.php: %q, want OK|<id>", got)
 				}
+				apptest.Eventually(t, 30*time.Second, "task submitted upstream", func() bool { return status(id) != "pending" })
 				return id
 			}
-			solved, failed, expired := submit(), submit(), submit()
-			status := func(id string) string { return r.c.Do("GET", "/v1/tasks/"+id, key, nil).Data()["status"].(string) }
+			solved := submit(simulator.Outcome{Answer: "TOKEN-SOLVED"})
+			failed := submit(simulator.Outcome{Unsolvable: true})
+			expired := submit(simulator.Outcome{Delay: time.Hour}) // never solved: expires
 			// Expire it once submitted, so the submitter's own update cannot race ours.
 			apptest.Eventually(t, 10*time.Second, "task submitted", func() bool { return status(expired) == "submitted" })
 			expireNow(t, r.c, pid, expired)
-			apptest.Eventually(t, 15*time.Second, "tasks decided", func() bool {
+			decided := func() bool {
 				return status(solved) == "solved" && status(failed) == "failed" && status(expired) == "expired"
-			})
-			r.sim.SetNextOutcomes(simulator.Outcome{Delay: time.Hour})
-			pending := submit()
+			}
+			for end := time.Now().Add(30 * time.Second); !decided() && time.Now().Before(end); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !decided() {
+				t.Fatalf("tasks not decided in 30 s: solved %s, failed %s, expired %s", status(solved), status(failed), status(expired))
+			}
+			pending := submit(simulator.Outcome{Delay: time.Hour})
 			unknown := "0190aaaa-0000-7000-8000-000000000000"
 
 			price := "0.003" // the simulator's price, asked upstream with get2 once
@@ -163,6 +170,9 @@ func TestCompatAnswersAsDocumented(t *testing.T) {
 					map[string]string{"action": "get", "ids": solved + "," + pending + "," + failed + "," + unknown},
 					"TOKEN-SOLVED|CAPCHA_NOT_READY|ERROR_CAPTCHA_UNSOLVABLE|ERROR_WRONG_CAPTCHA_ID",
 					map[string]any{"status": 1.0, "request": "TOKEN-SOLVED|CAPCHA_NOT_READY|ERROR_CAPTCHA_UNSOLVABLE|ERROR_WRONG_CAPTCHA_ID"}},
+				{"get with more than 100 ids: ERROR_BAD_PARAMETERS, as 2captcha caps a batch (each id costs a lookup)",
+					map[string]string{"action": "get", "ids": strings.Repeat(unknown+",", 100) + unknown}, "ERROR_BAD_PARAMETERS",
+					map[string]any{"status": 0.0, "request": "ERROR_BAD_PARAMETERS", "error_text": "*"}},
 				{"getbalance: the balance alone in plain text, {\"status\":1,\"request\":\"<balance>\"}",
 					map[string]string{"action": "getbalance"}, "*balance", map[string]any{"status": 1.0, "request": "*balance"}},
 				{"reportbad of a task that is not solved: ERROR_REPORT_NOT_RECORDED",

@@ -168,7 +168,12 @@ func TestFanOutWithFilterPolicies(t *testing.T) {
 			}
 			var lines []map[string]any
 			apptest.Eventually(t, 10*time.Second, "two audit lines", func() bool {
-				lines = readLines(t, filepath.Join(logDir, "audit.jsonl"))
+				// Log files are per project: <log dir>/<project id>/<file>.
+				files, _ := filepath.Glob(filepath.Join(logDir, "*", "audit.jsonl"))
+				if len(files) != 1 {
+					return false
+				}
+				lines = readLines(t, files[0])
 				return len(lines) == 2
 			})
 			types := map[any]bool{lines[0]["type"]: true, lines[1]["type"]: true}

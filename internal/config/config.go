@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"carrier/internal/secret"
 )
 
 // Config holds every setting of `carrier serve`.
@@ -29,9 +31,17 @@ type Config struct {
 	SecretRotationOverlap time.Duration
 	LaneConcurrency       int
 	MaxInFlight           int
-	Retention             time.Duration
-	ShutdownGrace         time.Duration
-	LogLevel              string
+	MaxInFlightPerProject int
+	// MaxSubscriptionsPerProject bounds a project's subscriptions (0: no limit).
+	MaxSubscriptionsPerProject int
+	Retention                  time.Duration
+	ShutdownGrace              time.Duration
+	// MaxConnections caps the API's open client connections; more wait to
+	// be accepted. BodyReadTimeout bounds how long a request body may take
+	// to arrive after its headers.
+	MaxConnections  int
+	BodyReadTimeout time.Duration
+	LogLevel        string
 
 	ProviderURL     string
 	ProviderKey     string
@@ -48,6 +58,10 @@ type Config struct {
 	// Slack- and Discord-compatible servers, whose webhook URLs need not have
 	// the vendor's shape.
 	ChatCompatibleHosts []string
+	// SecretKey (32 bytes), when set, seals secrets at rest and keys API key
+	// hashes; SecretKeyPrevious opens what the key before it sealed, during
+	// a rotation. See package secret.
+	SecretKey, SecretKeyPrevious []byte
 }
 
 // Setting describes one configuration value, for flags, environment and docs.
@@ -96,8 +110,12 @@ var Settings = []Setting{
 	{"secret-rotation-overlap", "CARRIER_SECRET_ROTATION_OVERLAP", "24h", "how long a rotated-out webhook secret keeps signing", durationSetter(func(c *Config) *time.Duration { return &c.SecretRotationOverlap }, 0)},
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
 	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "4096", "most deliveries one process holds claimed (sending or queued behind a busy webhook)", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
+	{"max-subscriptions-per-project", "CARRIER_MAX_SUBSCRIPTIONS_PER_PROJECT", "1000", "most subscriptions (of every kind) one project may have, which bounds the deliveries one publish fans out to (0: no limit)", intSetter(func(c *Config) *int { return &c.MaxSubscriptionsPerProject }, 0, 1000000)},
+	{"max-in-flight-per-project", "CARRIER_MAX_IN_FLIGHT_PER_PROJECT", "0", "most of CARRIER_MAX_IN_FLIGHT one project may hold, so a tenant whose endpoints hang cannot starve the others (0: a quarter of it)", intSetter(func(c *Config) *int { return &c.MaxInFlightPerProject }, 0, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long events, deliveries, attempts, finished tasks and redriven dead letters are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
+	{"max-connections", "CARRIER_MAX_CONNECTIONS", "1024", "most client connections the API keeps open at once; more wait to be accepted", intSetter(func(c *Config) *int { return &c.MaxConnections }, 1, 1000000)},
+	{"body-read-timeout", "CARRIER_BODY_READ_TIMEOUT", "10s", "how long a request body may take to arrive after its headers (a slower client is cut off)", durationSetter(func(c *Config) *time.Duration { return &c.BodyReadTimeout }, time.Millisecond)},
 	{"provider-url", "CARRIER_PROVIDER_URL", "", "base URL of the 2captcha-compatible provider for async tasks, such as https://2captcha.com or https://ocr.captchaai.com", func(c *Config, v string) error {
 		if v != "" {
 			u, err := url.Parse(v)
@@ -141,6 +159,12 @@ var Settings = []Setting{
 		c.ChatCompatibleHosts = hosts
 		return err
 	}},
+	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, chat webhook URLs and email passwords are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
+		return secretKey(&c.SecretKey, v)
+	}},
+	{"secret-key-previous", "CARRIER_SECRET_KEY_PREVIOUS", "", "the CARRIER_SECRET_KEY before a rotation: what it sealed still opens, and is sealed again with the new key at start", func(c *Config, v string) error {
+		return secretKey(&c.SecretKeyPrevious, v)
+	}},
 	{"log-level", "CARRIER_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
@@ -155,6 +179,17 @@ var Settings = []Setting{
 // optionally with a port, and returns them in lower case (empty entries are
 // skipped). A URL, a path or a wildcard is refused: entries match a
 // destination's host exactly.
+// secretKey sets *dst to the key v names, nil when v is empty.
+func secretKey(dst *[]byte, v string) error {
+	if v == "" {
+		*dst = nil
+		return nil
+	}
+	k, err := secret.ParseKey(v)
+	*dst = k
+	return err
+}
+
 func hostList(v string) ([]string, error) {
 	var out []string
 	for _, e := range strings.Split(v, ",") {
@@ -261,7 +296,7 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	for _, s := range Settings {
 		if err := s.set(&c, values[s.Flag]); err != nil {
 			shown := values[s.Flag]
-			if s.Env == "CARRIER_PROVIDER_KEY" || s.Env == "CARRIER_API_KEY" {
+			if s.Env == "CARRIER_PROVIDER_KEY" || s.Env == "CARRIER_API_KEY" || strings.HasPrefix(s.Env, "CARRIER_SECRET_KEY") {
 				shown = "***"
 			}
 			return c, fmt.Errorf("invalid setting %s (--%s) = %q: %v", s.Env, s.Flag, shown, err)
@@ -271,6 +306,9 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 		// Development mode exists so that a newcomer's local receiver on
 		// 127.0.0.1 can be reached without knowing the SSRF setting's name.
 		c.AllowPrivateNetworks = true
+	}
+	if c.SecretKeyPrevious != nil && c.SecretKey == nil {
+		return c, fmt.Errorf("invalid setting CARRIER_SECRET_KEY_PREVIOUS (--secret-key-previous): needs CARRIER_SECRET_KEY, the key it is rotated to")
 	}
 	if c.ProviderURL != "" && c.ProviderKey == "" && !c.Simulate {
 		return c, fmt.Errorf("invalid setting CARRIER_PROVIDER_KEY (--provider-key): required when CARRIER_PROVIDER_URL is set")

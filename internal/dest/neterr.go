@@ -19,7 +19,8 @@ const CodeCancelled = "cancelled"
 // ClassifyNetError turns the error of an HTTP request that got no answer into
 // a result for the retry policy. Its ErrorCode is "ssrf_blocked" (the
 // address is forbidden; not retried), "timeout", "dns_error",
-// "connection_refused", "connection_reset", CodeCancelled or
+// "connection_refused", "connection_reset", "response_headers_too_large"
+// (more than netguard.MaxResponseHeaderBytes), CodeCancelled or
 // "network_error" (all retried), and its ErrorMessage the cause without the
 // method and URL that *url.Error repeats.
 func ClassifyNetError(err error) dispatch.Result {
@@ -31,6 +32,9 @@ func ClassifyNetError(err error) dispatch.Result {
 		return dispatch.Result{Retryable: true, ErrorCode: "timeout", ErrorMessage: "no answer within the timeout"}
 	case errors.As(err, &dnsErr):
 		return dispatch.Result{Retryable: true, ErrorCode: "dns_error", ErrorMessage: trimURLError(err)}
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		// The transport's MaxResponseHeaderBytes (netguard) cut the answer off.
+		return dispatch.Result{Retryable: true, ErrorCode: "response_headers_too_large", ErrorMessage: trimURLError(err)}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return dispatch.Result{Retryable: true, ErrorCode: "connection_refused", ErrorMessage: trimURLError(err)}
 	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):

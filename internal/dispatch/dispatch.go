@@ -35,6 +35,15 @@ type Config struct {
 	// MaxInFlight is the most deliveries this process holds claimed (sending or
 	// queued in a lane).
 	MaxInFlight int
+	// MaxInFlightPerProject is the most of MaxInFlight one project may hold, so
+	// a tenant whose endpoints hang cannot take the budget from the others
+	// (0: a quarter of MaxInFlight). One claim takes at most a quarter of it
+	// for a project, so a project may briefly hold up to 1.25 times it.
+	MaxInFlightPerProject int
+	// SlowAttempt is how long an attempt may take before its lane counts as
+	// slow: a slow lane claims no rounds ahead (LaneBuffer), so deliveries
+	// queued behind an endpoint that hangs do not sit on the shared budget.
+	SlowAttempt time.Duration
 	// ClaimBatch is the most deliveries one claim takes.
 	ClaimBatch int
 	// Lease is how long a claim holds a delivery; it must exceed the longest timeout.
@@ -61,6 +70,7 @@ func DefaultConfig() Config {
 		LaneConcurrency: 16,
 		LaneBuffer:      8,
 		MaxInFlight:     4096,
+		SlowAttempt:     2 * time.Second,
 		ClaimBatch:      512,
 		Lease:           5 * time.Minute,
 		PollInterval:    250 * time.Millisecond,
@@ -109,6 +119,8 @@ type Engine struct {
 	mu       sync.Mutex
 	lanes    map[string]*lane
 	inFlight int
+	projects map[string]int       // deliveries claimed per project and not yet finished
+	slow     map[string]time.Time // subscription -> until when its lane counts as slow
 
 	sendCtx    context.Context // cancelled when the shutdown grace runs out
 	cancelSend context.CancelFunc
@@ -120,6 +132,9 @@ type Engine struct {
 type lane struct {
 	slots   chan struct{}
 	claimed int // attempts claimed for this lane and not yet finished
+	project string
+	sending int       // attempts being sent now
+	moved   time.Time // when an attempt last started on an idle lane or finished
 }
 
 // New returns an engine. Start runs it.
@@ -127,11 +142,13 @@ func New(cfg Config, s store.Store, sender Sender, pub *ingest.Publisher, m *met
 	sendCtx, cancel := context.WithCancel(context.Background())
 	return &Engine{
 		cfg: cfg, store: s, sender: sender, publisher: pub, metrics: m, log: log,
-		owner:   uuid.Must(uuid.NewV7()).String(),
-		wake:    make(chan struct{}, 1),
-		results: make(chan store.Outcome, cfg.MaxInFlight),
-		lanes:   map[string]*lane{},
-		sendCtx: sendCtx, cancelSend: cancel,
+		owner:    uuid.Must(uuid.NewV7()).String(),
+		wake:     make(chan struct{}, 1),
+		results:  make(chan store.Outcome, cfg.MaxInFlight),
+		lanes:    map[string]*lane{},
+		projects: map[string]int{},
+		slow:     map[string]time.Time{},
+		sendCtx:  sendCtx, cancelSend: cancel,
 		done: make(chan struct{}),
 	}
 }
@@ -281,11 +298,26 @@ func (e *Engine) sleep(ctx context.Context, d time.Duration) {
 func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, err error) {
 	e.mu.Lock()
 	free := e.cfg.MaxInFlight - e.inFlight
-	var exclude []string
-	laneCap := e.laneCap()
+	var exclude, excludeProjects []string
+	for id, until := range e.slow {
+		if now.After(until) {
+			delete(e.slow, id)
+		}
+	}
 	for id, l := range e.lanes {
-		if l.claimed >= laneCap {
+		if l.sending > 0 && now.Sub(l.moved) >= e.cfg.SlowAttempt && e.cfg.SlowAttempt > 0 {
+			// Attempts in flight and none finished for a while: an endpoint
+			// that hangs is slow before its first attempt times out.
+			e.slow[id] = now.Add(time.Minute)
+		}
+		if l.claimed >= e.laneCap(id) {
 			exclude = append(exclude, id)
+		}
+	}
+	share := e.projectShare()
+	for p, n := range e.projects {
+		if n >= share {
+			excludeProjects = append(excludeProjects, p)
 		}
 	}
 	e.mu.Unlock()
@@ -294,7 +326,8 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	}
 	limit = min(free, e.cfg.ClaimBatch)
 	jobs, err := e.store.ClaimDeliveries(ctx, store.ClaimOptions{
-		Owner: e.owner, Limit: limit, PerSubscription: laneCap, Exclude: exclude,
+		Owner: e.owner, Limit: limit, PerSubscription: e.cfg.LaneConcurrency * max(e.cfg.LaneBuffer, 1), Exclude: exclude,
+		PerProject: max(share/4, 1), ExcludeProjects: excludeProjects,
 		Lease: e.cfg.Lease, Now: now,
 	})
 	if err != nil {
@@ -304,11 +337,12 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	for _, j := range jobs {
 		l := e.lanes[j.Subscription.ID]
 		if l == nil {
-			l = &lane{slots: make(chan struct{}, e.cfg.LaneConcurrency)}
+			l = &lane{slots: make(chan struct{}, e.cfg.LaneConcurrency), project: j.Delivery.ProjectID}
 			e.lanes[j.Subscription.ID] = l
 		}
 		l.claimed++
 		e.inFlight++
+		e.projects[l.project]++
 		e.senders.Add(1)
 		go e.run(j, l)
 	}
@@ -316,9 +350,22 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 	return len(jobs), limit, nil
 }
 
-// laneCap is the most deliveries one lane holds claimed.
-func (e *Engine) laneCap() int {
+// laneCap is the most deliveries the lane of subscription id holds claimed:
+// LaneBuffer rounds ahead, or one round while the lane is slow. It must be
+// called with e.mu held.
+func (e *Engine) laneCap(id string) int {
+	if _, slow := e.slow[id]; slow {
+		return e.cfg.LaneConcurrency
+	}
 	return e.cfg.LaneConcurrency * max(e.cfg.LaneBuffer, 1)
+}
+
+// projectShare is the most deliveries one project may hold claimed.
+func (e *Engine) projectShare() int {
+	if e.cfg.MaxInFlightPerProject > 0 {
+		return e.cfg.MaxInFlightPerProject
+	}
+	return max(e.cfg.MaxInFlight/4, 1)
 }
 
 // run sends one job once its lane has a free slot.
@@ -331,8 +378,19 @@ func (e *Engine) run(j store.Job, l *lane) {
 		return // never sent: the lease is released at shutdown
 	}
 	now := time.Now()
+	e.mu.Lock()
+	if l.sending == 0 {
+		l.moved = now
+	}
+	l.sending++
+	e.mu.Unlock()
 	res := e.sender.Send(e.sendCtx, j, now)
+	e.mu.Lock()
+	l.sending--
+	l.moved = time.Now()
+	e.mu.Unlock()
 	<-l.slots
+	e.markSpeed(j.Subscription.ID, time.Since(now))
 	if e.sendCtx.Err() != nil && res.Retryable && res.StatusCode == 0 {
 		// Cut off by shutdown, not by the endpoint: leave it to the lease release.
 		e.finish(j.Subscription.ID, l)
@@ -346,11 +404,30 @@ func (e *Engine) finish(subID string, l *lane) {
 	e.mu.Lock()
 	l.claimed--
 	e.inFlight--
+	if e.projects[l.project]--; e.projects[l.project] <= 0 {
+		delete(e.projects, l.project)
+	}
 	if l.claimed == 0 {
 		delete(e.lanes, subID)
 	}
 	e.mu.Unlock()
 	e.Wake()
+}
+
+// markSpeed remembers, for a minute, that a subscription's endpoint answers
+// slowly (an attempt took SlowAttempt or more), and forgets it as soon as an
+// attempt is fast again.
+func (e *Engine) markSpeed(subID string, took time.Duration) {
+	if e.cfg.SlowAttempt <= 0 {
+		return
+	}
+	e.mu.Lock()
+	if took >= e.cfg.SlowAttempt {
+		e.slow[subID] = time.Now().Add(time.Minute)
+	} else {
+		delete(e.slow, subID)
+	}
+	e.mu.Unlock()
 }
 
 // completeLoop records outcomes in batches, one transaction each.

@@ -98,7 +98,24 @@ func Validate(in Input) error {
 	if len(in.Data) > 0 && !json.Valid(in.Data) {
 		return &ValidationError{"data", "must be valid JSON"}
 	}
-	return nil
+	return checkStorable(in)
+}
+
+// checkStorable refuses text either engine would refuse (see CheckText), so
+// an event that passes Validate is stored alike on SQLite and PostgreSQL.
+func checkStorable(in Input) error {
+	for _, f := range [...]struct{ name, value string }{
+		{"type", in.Type}, {"subject", in.Subject}, {"idempotency_key", in.IdempotencyKey},
+		{"ordering_key", in.OrderingKey}, {"deduplication_id", in.DeduplicationID},
+	} {
+		if err := CheckText(f.name, f.value); err != nil {
+			return err
+		}
+	}
+	if err := CheckTexts("attributes", in.Attributes); err != nil {
+		return err
+	}
+	return CheckJSON("data", in.Data)
 }
 
 type request struct {
@@ -239,10 +256,11 @@ func (p *Publisher) commit(batch []*request) {
 			DedupSince:      now.Add(-DeduplicationWindow),
 		}
 	}
-	results, err := p.store.InsertEvents(context.Background(), events, now.Add(-IdempotencyWindow))
-	created := false
+	results, errs := p.insert(events, now.Add(-IdempotencyWindow))
+	created, failed := false, false
 	for i, r := range batch {
-		if err != nil {
+		if err := errs[i]; err != nil {
+			failed = true
 			r.done <- reply{err: fmt.Errorf("publish: %w", err)}
 			continue
 		}
@@ -259,12 +277,38 @@ func (p *Publisher) commit(batch []*request) {
 		}
 		r.done <- reply{res: Result{EventID: res.EventID, Deliveries: res.Deliveries, Duplicate: res.Duplicate}}
 	}
-	if p.metrics != nil && err == nil {
+	if p.metrics != nil && !failed {
 		p.metrics.IngestBatch.Observe(float64(len(batch)))
 	}
 	if created && p.OnCommit != nil {
 		p.OnCommit()
 	}
+}
+
+// insert commits events in one transaction and returns each event's result or
+// error. Publishes of every project share a batch, so an event the store
+// rejects (a constraint or data error that validation did not foresee) must
+// not fail the others: the batch is split in halves, each committed on its
+// own, until only the event at fault is left with the error. An unavailable
+// store fails the whole batch at once: retrying it would only wait longer.
+func (p *Publisher) insert(events []store.NewEvent, idemSince time.Time) ([]store.InsertResult, []error) {
+	errs := make([]error, len(events))
+	results, err := p.store.InsertEvents(context.Background(), events, idemSince)
+	if err == nil {
+		return results, errs
+	}
+	if len(events) == 1 || store.IsUnavailable(err) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return make([]store.InsertResult, len(events)), errs
+	}
+	// The earlier half first: an idempotency key taken by an event of it makes
+	// a later event with the same key a duplicate, as in one transaction.
+	mid := len(events) / 2
+	r1, e1 := p.insert(events[:mid], idemSince)
+	r2, e2 := p.insert(events[mid:], idemSince)
+	return append(r1, r2...), append(e1, e2...)
 }
 
 // newID returns a UUIDv7 string: time-ordered, so indexes stay compact.

@@ -322,10 +322,17 @@ func (g *Guard) dialContext(ctx context.Context, network, addr string) (net.Conn
 	return nil, firstErr
 }
 
+// MaxResponseHeaderBytes bounds the response headers an endpoint may send
+// (Go's default is 10 MB, which hostile endpoints can use to hold memory);
+// an answer with more fails its attempt. Chat services and webhooks answer
+// with a few KiB at most.
+const MaxResponseHeaderBytes = 64 << 10
+
 // Client returns an *http.Client for delivering webhooks. Its transport
 // resolves hosts with g.Resolver and checks the address actually dialled
 // (so DNS rebinding cannot reach internal addresses), it never follows
-// redirects (the 3xx response is returned as is), has no overall Timeout
+// redirects (the 3xx response is returned as is), reads at most
+// MaxResponseHeaderBytes of response headers, has no overall Timeout
 // (callers use per-request contexts), keeps connections alive, ignores
 // proxy environment variables and verifies TLS normally. maxConnsPerHost
 // limits connections per host; 0 means unlimited.
@@ -338,15 +345,16 @@ func (g *Guard) Client(maxConnsPerHost int) *http.Client {
 		maxConnsPerHost = 0
 	}
 	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           gc.dialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          maxIdleConns,
-		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
-		MaxConnsPerHost:       maxConnsPerHost,
-		IdleConnTimeout:       idleConnTimeout,
-		TLSHandshakeTimeout:   tlsHandshakeTimeout,
-		ExpectContinueTimeout: 1 * time.Second,
+		Proxy:                  nil,
+		DialContext:            gc.dialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConnsPerHost,
+		MaxConnsPerHost:        maxConnsPerHost,
+		IdleConnTimeout:        idleConnTimeout,
+		TLSHandshakeTimeout:    tlsHandshakeTimeout,
+		ExpectContinueTimeout:  1 * time.Second,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 	}
 	return &http.Client{
 		Transport: tr,

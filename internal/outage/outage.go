@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/spool"
+	"carrier/internal/store"
 	"carrier/internal/task"
 )
 
@@ -29,20 +32,34 @@ type callbackRecord struct {
 	Raw   task.RawCallback `json:"raw"`
 }
 
+// Dead letters of the spool: a record the store refused for good.
+const (
+	DeadLetterSource = "spool"
+	ReasonRejected   = "rejected_by_store"
+)
+
+// Store is what the spooler needs of the store: whether it answers, and where
+// to keep a record it refuses for good.
+type Store interface {
+	Ping(ctx context.Context) error
+	TaskByTokenHash(ctx context.Context, hash string) (store.Task, error)
+	CreateDeadLetter(ctx context.Context, d store.DeadLetter) error
+}
+
 // Spooler writes callbacks and publishes to the spool and replays them.
 type Spooler struct {
 	spool   *spool.Spool
 	tasks   *task.Service // nil when async tasks are off
 	pub     *ingest.Publisher
-	ping    func(ctx context.Context) error
+	store   Store
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	wake    chan struct{}
 }
 
-// New returns a spooler over an open spool. ping tells whether the store answers.
-func New(sp *spool.Spool, tasks *task.Service, pub *ingest.Publisher, ping func(ctx context.Context) error, mx *metrics.Metrics, log *slog.Logger) *Spooler {
-	s := &Spooler{spool: sp, tasks: tasks, pub: pub, ping: ping, metrics: mx, log: log, wake: make(chan struct{}, 1)}
+// New returns a spooler over an open spool.
+func New(sp *spool.Spool, tasks *task.Service, pub *ingest.Publisher, st Store, mx *metrics.Metrics, log *slog.Logger) *Spooler {
+	s := &Spooler{spool: sp, tasks: tasks, pub: pub, store: st, metrics: mx, log: log, wake: make(chan struct{}, 1)}
 	s.gauge()
 	return s
 }
@@ -114,10 +131,13 @@ func (s *Spooler) Run(ctx context.Context, interval time.Duration) {
 }
 
 // ReplayOnce moves spooled records into the store, oldest first, stopping at
-// the first one the store cannot take yet.
+// the first one the store cannot take yet. A record the store refuses for
+// good becomes a dead letter and replay goes on past it: it would be refused
+// on every try, and every later record (other tenants' included) would wait
+// behind it for ever.
 func (s *Spooler) ReplayOnce(ctx context.Context) (int, error) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := s.ping(pctx)
+	err := s.store.Ping(pctx)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("store not reachable: %w", err)
@@ -126,8 +146,64 @@ func (s *Spooler) ReplayOnce(ctx context.Context) (int, error) {
 	return s.spool.Replay(ctx, func(r spool.Record) error {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		return s.replay(rctx, r)
+		err := s.replay(rctx, r)
+		if err == nil || !refused(ctx, err) {
+			return err
+		}
+		return s.deadLetter(rctx, r, err)
 	})
+}
+
+// refused tells whether a replay error is for good: not an unavailable store,
+// not a shutdown, not the replay being stopped.
+func refused(ctx context.Context, err error) bool {
+	return !store.IsUnavailable(err) && !errors.Is(err, ingest.ErrClosed) && ctx.Err() == nil &&
+		!errors.Is(err, context.Canceled)
+}
+
+// deadLetter keeps a refused record as a dead letter of its project, visible
+// in /v1/dead-letters and counted in the dead-letter metrics. A pingback keeps
+// its raw request and task, so it can be redriven like any dead pingback.
+func (s *Spooler) deadLetter(ctx context.Context, r spool.Record, cause error) error {
+	now := time.Now().UTC()
+	d := store.DeadLetter{ID: uuid.Must(uuid.NewV7()).String(), Source: DeadLetterSource, Reason: ReasonRejected,
+		Message: ingest.Storable(fmt.Sprintf("spooled %s refused by the store: %v", r.Kind, cause)),
+		Status:  store.DeadLetterPending, Body: ingest.Storable(string(r.Payload)), ContentType: "application/json",
+		CreatedAt: now, UpdatedAt: now}
+	switch r.Kind {
+	case KindPublish:
+		var in ingest.Input
+		if json.Unmarshal(r.Payload, &in) == nil {
+			d.ProjectID = in.ProjectID
+		}
+	case KindCallback:
+		var c callbackRecord
+		if json.Unmarshal(r.Payload, &c) == nil {
+			d.Method, d.Query, d.ContentType = c.Raw.Method, ingest.Storable(c.Raw.Query), ingest.Storable(c.Raw.ContentType)
+			d.Body = ingest.Storable(c.Raw.Body)
+			t, err := s.store.TaskByTokenHash(ctx, task.HashToken(c.Token))
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("dead letter for spool record %d: find task: %w", r.Seq, err)
+			}
+			d.ProjectID, d.TaskID = t.ProjectID, t.ID
+		}
+	}
+	if err := s.store.CreateDeadLetter(ctx, d); err != nil {
+		if store.IsUnavailable(err) {
+			return fmt.Errorf("dead letter for spool record %d: %w", r.Seq, err)
+		}
+		// Not even the sanitised copy is accepted: keep it in the log rather
+		// than stall every record behind it.
+		s.log.Error("spooled record refused by the store, and so was its dead letter; dropped", "seq", r.Seq, "kind", r.Kind,
+			"payload", string(r.Payload), "err", cause, "dead_letter_err", err)
+		return nil
+	}
+	s.log.Error("spooled record refused by the store; kept as a dead letter", "seq", r.Seq, "kind", r.Kind,
+		"project", d.ProjectID, "dead_letter", d.ID, "err", cause)
+	if s.metrics != nil {
+		s.metrics.DeadLetters.WithLabelValues(ReasonRejected).Inc()
+	}
+	return nil
 }
 
 func (s *Spooler) replay(ctx context.Context, r spool.Record) error {
@@ -142,6 +218,9 @@ func (s *Spooler) replay(ctx context.Context, r spool.Record) error {
 			s.log.Error("spooled callback dropped: async tasks are not configured", "seq", r.Seq)
 			return nil
 		}
+		if err := task.CheckRaw(c.Raw); err != nil {
+			return err // spooled before the door checked it: a dead letter
+		}
 		_, err := s.tasks.HandleCallback(ctx, c.Token, c.Raw)
 		if errors.Is(err, task.ErrUnknownToken) {
 			// Accepted while the store could not say whether the token exists.
@@ -155,12 +234,9 @@ func (s *Spooler) replay(ctx context.Context, r spool.Record) error {
 			s.log.Error("spooled publish unreadable; dropped", "seq", r.Seq, "err", err)
 			return nil
 		}
+		// An invalid publish (spooled before validation refused NUL and
+		// invalid UTF-8) comes back as a validation error: a dead letter too.
 		_, err := s.pub.Publish(ctx, in)
-		var verr *ingest.ValidationError
-		if errors.As(err, &verr) {
-			s.log.Error("spooled publish invalid; dropped", "seq", r.Seq, "err", err)
-			return nil
-		}
 		return err
 	}
 	s.log.Error("spool record of unknown kind dropped", "seq", r.Seq, "kind", r.Kind)

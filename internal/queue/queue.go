@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -219,10 +218,15 @@ func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Me
 		if len(m.Body) > MaxBodyBytes {
 			return nil, invalid(field, "must be at most %d bytes", MaxBodyBytes)
 		}
-		if !utf8.ValidString(m.Body) {
-			return nil, invalid(field, "must be valid UTF-8")
+		// One rule with events and every other stored text: no NUL, valid
+		// UTF-8 (PostgreSQL refuses both; SQLite would keep them).
+		if err := ingest.CheckText(field, m.Body); err != nil {
+			return nil, err
 		}
 		prefix := strings.TrimSuffix(field, "body")
+		if err := ingest.CheckTexts(prefix+"attributes", m.Attributes); err != nil {
+			return nil, err
+		}
 		if q.FIFO {
 			if m.Delay != nil {
 				return nil, invalid(prefix+"delay_seconds", "is not allowed on FIFO queues (set the queue's delay)")

@@ -196,23 +196,19 @@ func Verify(secret, service string, auth Authorization, r SigRequest, now time.T
 	if auth.Service != service {
 		return &SigError{"SignatureDoesNotMatch", fmt.Sprintf("Credential should be scoped to correct service: '%s'.", service)}
 	}
-	signedHost, signedDate := false, false
+	signed := map[string]bool{}
 	for i, h := range auth.SignedHeaders {
 		if h != strings.ToLower(h) || (i > 0 && auth.SignedHeaders[i-1] >= h) {
 			return &SigError{"SignatureDoesNotMatch", "SignedHeaders must be lower case and sorted"}
 		}
-		signedHost = signedHost || h == "host"
-		signedDate = signedDate || h == "x-amz-date" || h == "date"
-	}
-	if !signedHost {
-		return &SigError{"SignatureDoesNotMatch", "'Host' must be a signed header"}
+		signed[h] = true
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	if amzDate == "" {
 		return &SigError{"IncompleteSignature", "X-Amz-Date header is required"}
 	}
-	if !signedDate {
-		return &SigError{"SignatureDoesNotMatch", "'X-Amz-Date' must be a signed header"}
+	if name := unsignedRequired(signed, r.Header); name != "" {
+		return &SigError{"SignatureDoesNotMatch", "'" + name + "' must be a signed header"}
 	}
 	t, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {
@@ -233,6 +229,27 @@ func Verify(secret, service string, auth Authorization, r SigRequest, now time.T
 		return &SigError{"SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 	}
 	return nil
+}
+
+// unsignedRequired returns the first header that must be signed but is not,
+// or "". A header outside the signature can be changed by anyone who captured
+// the request: X-Amz-Target picks the action (a signed ListQueues replayed as
+// DeleteQueue) and Content-Type how the body is read, so both are required
+// when sent, as are Host and X-Amz-Date always. The AWS SDKs (aws-sdk-go-v2's
+// v4 signer, botocore) sign every header but a few such as User-Agent, so
+// their requests always pass.
+func unsignedRequired(signed map[string]bool, h http.Header) string {
+	switch {
+	case !signed["host"]:
+		return "Host"
+	case !signed["x-amz-date"]:
+		return "X-Amz-Date"
+	case len(h.Values("X-Amz-Target")) > 0 && !signed["x-amz-target"]:
+		return "X-Amz-Target"
+	case len(h.Values("Content-Type")) > 0 && !signed["content-type"]:
+		return "Content-Type"
+	}
+	return ""
 }
 
 // errSig tells whether err is a *SigError.

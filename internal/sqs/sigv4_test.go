@@ -121,3 +121,44 @@ func TestAttributesMD5(t *testing.T) {
 		t.Fatalf("md5s %s %s", a, b)
 	}
 }
+
+// TestVerifyRequiresSignedTargetAndType: a signature over host and
+// x-amz-date only (the SDK signs whatever headers the request has) must not
+// let a captured request be replayed with another X-Amz-Target or
+// Content-Type.
+func TestVerifyRequiresSignedTargetAndType(t *testing.T) {
+	at := time.Date(2026, 11, 22, 15, 0, 0, 0, time.UTC)
+	body := `{"QueueUrl":"http://127.0.0.1:8080/default/results"}`
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:8080/", strings.NewReader(body))
+	hash := sha256Hex(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: exampleKey, SecretAccessKey: exampleSecret}, req, hash, "sqs", "eu-central-1", at); err != nil {
+		t.Fatal(err)
+	}
+	auth, err := ParseAuthorization(req.Header.Get("Authorization"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(auth.SignedHeaders, ";"); got != "content-length;host;x-amz-date" {
+		t.Fatalf("signed headers %s, want content-length;host;x-amz-date", got)
+	}
+	sr := func(h http.Header) SigRequest {
+		return SigRequest{Method: "POST", EscapedPath: "/", Host: req.Host, Header: h, ContentLength: req.ContentLength, PayloadHash: hash}
+	}
+	if err := Verify(exampleSecret, "sqs", auth, sr(req.Header.Clone()), at); err != nil {
+		t.Fatalf("a signature over host and x-amz-date with neither header sent: %v", err)
+	}
+	for name, value := range map[string]string{"X-Amz-Target": "AmazonSQS.DeleteQueue", "Content-Type": contentType} {
+		h := req.Header.Clone()
+		h.Set(name, value)
+		err := Verify(exampleSecret, "sqs", auth, sr(h), at)
+		if se, ok := errSig(err); !ok || se.Code != "SignatureDoesNotMatch" || !strings.Contains(se.Message, name) {
+			t.Errorf("unsigned %s added: %v, want SignatureDoesNotMatch naming it", name, err)
+		}
+	}
+	// Signing "date" instead of x-amz-date is not enough either.
+	a := auth
+	a.SignedHeaders = []string{"date", "host"}
+	if se, ok := errSig(Verify(exampleSecret, "sqs", a, sr(req.Header.Clone()), at)); !ok || !strings.Contains(se.Message, "X-Amz-Date") {
+		t.Errorf("x-amz-date unsigned: %v", se)
+	}
+}

@@ -242,8 +242,13 @@ type ClaimOptions struct {
 	PerSubscription int
 	// Exclude lists subscriptions whose lanes are full; none of their deliveries are claimed.
 	Exclude []string
-	Lease   time.Duration
-	Now     time.Time
+	// PerProject caps how many deliveries of one project a single claim takes.
+	PerProject int
+	// ExcludeProjects lists projects that hold their share of the claimer's
+	// budget; none of their deliveries are claimed.
+	ExcludeProjects []string
+	Lease           time.Duration
+	Now             time.Time
 }
 
 // Counts is the number of deliveries in each state, for metrics.
@@ -268,7 +273,13 @@ type Store interface {
 	CreateAPIKey(ctx context.Context, k APIKey) error
 	// APIKeyByHash finds an unrevoked key by its hash.
 	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// LookupAPIKey finds a key by its hash, revoked or not (RevokedAt set).
+	LookupAPIKey(ctx context.Context, hash string) (APIKey, error)
+	// GetAPIKey reads a project's key by id, revoked or not (RevokedAt set).
+	GetAPIKey(ctx context.Context, projectID, keyID string) (APIKey, error)
 	RevokeAPIKey(ctx context.Context, projectID, keyID string, at time.Time) error
+	// SetAPIKeyHash replaces a key's stored hash (found by key id).
+	SetAPIKeyHash(ctx context.Context, keyID, hash string) error
 	// CountAPIKeys counts every key, revoked or not, across projects.
 	CountAPIKeys(ctx context.Context) (int, error)
 
@@ -297,6 +308,8 @@ type Store interface {
 	// duplicates: nothing is created for them.
 	InsertEvents(ctx context.Context, events []NewEvent, idemSince time.Time) ([]InsertResult, error)
 	GetEvent(ctx context.Context, projectID, id string) (Event, error)
+	// ListEvents lists a project's events, newest first: at most limit, and fewer
+	// once they hold ListBytes of payload.
 	ListEvents(ctx context.Context, projectID string, limit, offset int) ([]Event, error)
 
 	GetDelivery(ctx context.Context, projectID, id string) (Delivery, error)

@@ -6,6 +6,8 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+
+	"carrier/internal/ingest"
 )
 
 // RawCallback is a pingback exactly as it arrived, kept so that a dead letter
@@ -15,6 +17,19 @@ type RawCallback struct {
 	Query       string `json:"query"`
 	Body        string `json:"body"`
 	ContentType string `json:"content_type"`
+}
+
+// CheckRaw refuses a pingback whose text no store could keep alike (see
+// ingest.CheckText): it may become a dead letter, which keeps it verbatim.
+func CheckRaw(raw RawCallback) error {
+	for _, f := range [...]struct{ name, value string }{
+		{"query", raw.Query}, {"body", raw.Body}, {"content_type", raw.ContentType},
+	} {
+		if err := ingest.CheckText(f.name, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Callback is what a pingback says: which provider task, and its answer (or

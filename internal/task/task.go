@@ -56,13 +56,22 @@ type Config struct {
 	// ManualRedrive turns off the automatic redrive of a task's dead letters
 	// once its submission is answered (they then wait for an explicit redrive).
 	ManualRedrive bool
+	// ShutdownGrace is how long submissions in flight when Run's context ends
+	// may still take to be answered and recorded (CARRIER_SHUTDOWN_GRACE).
+	ShutdownGrace time.Duration
 }
 
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{CallbackTimeout: 120 * time.Second, PollInterval: 30 * time.Second, MaxAge: 10 * time.Minute,
-		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 16}
+		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 16,
+		ShutdownGrace: 10 * time.Second}
 }
+
+// recordTimeout bounds recording a provider's answer to a submission, even
+// after the shutdown grace ran out: the provider has charged for the task, and
+// an answer not recorded means a second submission, paid again.
+const recordTimeout = 5 * time.Second
 
 // Event types the service publishes.
 const (
@@ -131,6 +140,9 @@ func New(cfg Config, st store.Store, p *provider.Client, pub *ingest.Publisher, 
 	if cfg.SubmitConcurrency <= 0 {
 		cfg.SubmitConcurrency = d.SubmitConcurrency
 	}
+	if cfg.ShutdownGrace < 0 {
+		cfg.ShutdownGrace = 0
+	}
 	return &Service{cfg: cfg, store: st, provider: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1),
 		marks: make(chan store.TaskMark, 4096)}
 }
@@ -186,6 +198,13 @@ func Validate(in NewTask) error {
 		if k == "" || len(k) > 64 {
 			return &ValidationError{Field: "params", Message: "keys must be 1-64 characters"}
 		}
+	}
+	// Params also come from in.php forms, which no JSON check has seen.
+	if err := ingest.CheckTexts("params", in.Params); err != nil {
+		return err
+	}
+	if err := ingest.CheckJSON("metadata", in.Metadata); err != nil {
+		return err
 	}
 	if in.Method == "userrecaptcha" || in.Method == "hcaptcha" || in.Method == "turnstile" {
 		key := "googlekey"
@@ -295,8 +314,20 @@ func (s *Service) markLoop(ctx context.Context) {
 
 func (s *Service) submitLoop(ctx context.Context) {
 	sem := make(chan struct{}, s.cfg.SubmitConcurrency)
+	// Submissions in flight do not end with ctx: a provider that accepted a
+	// task has charged for it, and an answer abandoned at shutdown means the
+	// task is submitted (and paid for) again after the restart, and the first
+	// submission's result is dead-lettered. They get the shutdown grace,
+	// counted from the signal, to be answered and recorded; what is still
+	// waiting then is cut off.
+	inFlight, cutOff := context.WithCancel(context.WithoutCancel(ctx))
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.ShutdownGrace, cutOff) })
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		stopGrace()
+		cutOff()
+	}()
 	for ctx.Err() == nil {
 		free := s.cfg.SubmitConcurrency - len(sem)
 		var tasks []store.Task
@@ -318,11 +349,17 @@ func (s *Service) submitLoop(ctx context.Context) {
 			}
 		}
 		for _, t := range tasks {
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break // nothing new starts after the signal; these are tried again once their lease runs out
+			}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := s.submit(ctx, t, tokens[t.CallbackTokenHash]); err != nil && ctx.Err() == nil {
+				if err := s.submit(inFlight, t, tokens[t.CallbackTokenHash]); err != nil {
 					s.log.Warn("submit task", "task", t.ID, "err", err)
 				}
 			}()
@@ -347,7 +384,8 @@ func (s *Service) submitLoop(ctx context.Context) {
 }
 
 // submit sends one claimed task to the provider, with the pingback token its
-// claim recorded, and records what the provider said.
+// claim recorded, and records what the provider said. ctx ends only when the
+// shutdown grace runs out (see submitLoop).
 func (s *Service) submit(ctx context.Context, t store.Task, token string) error {
 	sub := provider.Submission{Method: t.Method, Params: t.Params}
 	if s.cfg.PublicURL != "" {
@@ -358,8 +396,13 @@ func (s *Service) submit(ctx context.Context, t store.Task, token string) error 
 	cancel()
 	s.countUpstream("submit", serr)
 	if serr != nil && ctx.Err() != nil {
-		return nil // shutting down: the lease runs out and the task is tried again
+		s.log.Warn("submission cut off by the end of the shutdown grace (CARRIER_SHUTDOWN_GRACE); the task is submitted again once its lease runs out",
+			"task", t.ID)
+		return nil
 	}
+	// The answer is in: record it even if the grace runs out meanwhile.
+	ctx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancelRecord()
 	at := now()
 	t.LeaseOwner, t.LeaseUntil, t.UpdatedAt = "", time.Time{}, at
 	var entry store.TaskEntry

@@ -5,6 +5,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -35,6 +36,8 @@ type Options struct {
 	Dispatch     func(*dispatch.Config)
 	Configure    func(*config.Config)
 	Tasks        func(*task.Config)
+	// EmailTLS is the email destination's base TLS configuration (app.Options.EmailTLS).
+	EmailTLS *tls.Config
 }
 
 // Carrier is a running Carrier under test.
@@ -71,7 +74,7 @@ func Start(t testing.TB, e storetest.Engine, o Options) *Carrier {
 		o.Configure(&cfg)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(context.Background(), cfg, log, app.Options{Resolver: o.Resolver, Tasks: o.Tasks, Dispatch: func(d *dispatch.Config) {
+	a, err := app.New(context.Background(), cfg, log, app.Options{Resolver: o.Resolver, Tasks: o.Tasks, EmailTLS: o.EmailTLS, Dispatch: func(d *dispatch.Config) {
 		d.PollInterval = 50 * time.Millisecond
 		if o.Dispatch != nil {
 			o.Dispatch(d)

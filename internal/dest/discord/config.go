@@ -26,7 +26,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/template"
 	"unicode/utf8"
 
 	"carrier/internal/dest"
@@ -127,7 +126,7 @@ type Config struct {
 	// not a setting: Send fills it in from the job.
 	Subscription string `json:"-"`
 
-	title, description *template.Template
+	title, description *dest.Template
 	fields             []dest.CompiledField
 	compiled           bool
 	// secret is the part of WebhookURL hidden from error messages.

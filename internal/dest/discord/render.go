@@ -2,11 +2,11 @@ package discord
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
-	"text/template"
 	"unicode/utf8"
 
 	"carrier/internal/dest"
@@ -91,7 +91,12 @@ type AllowedMentions struct {
 // hand is compiled here; a template that does not compile renders as an
 // error text).
 func Render(cfg Config, e store.Event, deliveryID string) []byte {
-	b, err := dest.EncodeJSON(BuildMessage(cfg, e, deliveryID))
+	return renderIn(nil, cfg, e, deliveryID)
+}
+
+// renderIn is Render with its templates run under budget (see buildMessage).
+func renderIn(budget *dest.Budget, cfg Config, e store.Event, deliveryID string) []byte {
+	b, err := dest.EncodeJSON(buildMessage(budget, cfg, e, deliveryID))
 	if err != nil {
 		// Only invalid UTF-8 could fail here, and strings are made valid.
 		return []byte(`{"content":"(Carrier could not encode this event)"}`)
@@ -101,6 +106,17 @@ func Render(cfg Config, e store.Event, deliveryID string) []byte {
 
 // BuildMessage is Render before encoding.
 func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
+	return buildMessage(nil, cfg, e, deliveryID)
+}
+
+// buildMessage is BuildMessage with its templates run under budget (nil: a
+// fresh one); when the budget stops them, budget.Err() says so and the
+// message must not be sent.
+func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID string) Message {
+	if budget == nil {
+		budget = dest.NewBudget(context.Background(), dest.TemplateTimeLimit)
+	}
+	execute := func(t *dest.Template, ctx map[string]any) string { return executeIn(budget, t, ctx) }
 	compileErr := cfg.compile()
 
 	severityAttr := cfg.SeverityAttribute
@@ -310,9 +326,10 @@ func fieldName(s string) string {
 	return s
 }
 
-// execute runs a template; a run-time error becomes visible text.
-func execute(t *template.Template, ctx map[string]any) string {
-	return dest.ExecuteTemplate(t, ctx, nil)
+// executeIn runs a template under budget; a run-time error becomes
+// visible text.
+func executeIn(budget *dest.Budget, t *dest.Template, ctx map[string]any) string {
+	return dest.ExecuteTemplate(t, budget, ctx, nil)
 }
 
 // --- the event ---

@@ -67,9 +67,9 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 }
 
 // prepare renders job's event for the webhook URL of cfg.
-func prepare(cfg Config, job store.Job) (url, secret string, body []byte) {
+func prepare(budget *dest.Budget, cfg Config, job store.Job) (url, secret string, body []byte) {
 	cfg.Subscription = job.Subscription.Name
-	return cfg.WebhookURL, cfg.secret, Render(cfg, job.Event, job.Delivery.ID)
+	return cfg.WebhookURL, cfg.secret, renderIn(budget, cfg, job.Event, job.Delivery.ID)
 }
 
 // apiError is Discord's error body.

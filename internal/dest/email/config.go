@@ -66,7 +66,7 @@ type Config struct {
 	// attributes}; ParseConfig fills in DefaultSubject when it is empty.
 	Subject string `json:"subject"`
 
-	subject *template.Template
+	subject *dest.Template
 }
 
 var knownFields = []string{"host", "port", "security", "username", "password", "from", "to", "subject"}
@@ -241,8 +241,9 @@ func parseAddress(s string) (*mail.Address, error) {
 // parseSubject compiles a subject template. Only what a subject line needs
 // is allowed: actions, pipelines, if and with. range, define, block and
 // template are refused, which keeps rendering linear in the template's size
-// (no loops, no recursion).
-func parseSubject(src string) (*template.Template, error) {
+// (no loops, no recursion). It runs as every settings template does, under
+// a dest.Budget, which also bounds what printf and the escapers may build.
+func parseSubject(src string) (*dest.Template, error) {
 	if len(src) > MaxSubjectTemplate {
 		return nil, fmt.Errorf("must be at most %d characters", MaxSubjectTemplate)
 	}
@@ -256,7 +257,15 @@ func parseSubject(src string) (*template.Template, error) {
 	if err := checkNodes(t.Tree.Root); err != nil {
 		return nil, err
 	}
-	return t, nil
+	bounded, err := dest.ParseTemplate("subject", src)
+	if err != nil {
+		var fe *dest.FieldError
+		if errors.As(err, &fe) {
+			return nil, errors.New(fe.Message)
+		}
+		return nil, err
+	}
+	return bounded, nil
 }
 
 func checkNodes(n parse.Node) error {

@@ -37,7 +37,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -244,10 +243,11 @@ func (s *Sender) dialer(ctx context.Context, cfg Config, tlsCfg *tls.Config) mai
 			conn.SetDeadline(dl)
 		}
 		context.AfterFunc(ctx, func() { conn.Close() })
+		capped := &cappedConn{Conn: conn, left: MaxServerBytes}
 		if security != SecurityTLS {
-			return conn, nil
+			return capped, nil
 		}
-		tc := tls.Client(conn, tlsCfg)
+		tc := tls.Client(capped, tlsCfg)
 		if err := tc.HandshakeContext(dialCtx); err != nil {
 			conn.Close()
 			return nil, err
@@ -299,6 +299,8 @@ func classify(ctx context.Context, step string, err error) dispatch.Result {
 	switch {
 	case netguard.IsBlocked(err):
 		return dispatch.Result{ErrorCode: "ssrf_blocked", ErrorMessage: msg}
+	case errors.Is(err, errServerTooChatty):
+		return dispatch.Result{Retryable: true, ErrorCode: "response_too_large", ErrorMessage: msg}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return dispatch.Result{Retryable: true, ErrorCode: "timeout", ErrorMessage: step + ": no answer within the timeout"}
 	case errors.Is(ctx.Err(), context.Canceled):
@@ -438,30 +440,21 @@ func eventTime(ev store.Event, at time.Time) string {
 // renderSubject renders the subject template. When it fails on this event
 // (a field of the wrong type, say), the default subject is used instead so
 // the alert still goes out, and the error is returned for the body to note.
-func renderSubject(t *template.Template, job store.Job, at time.Time) (string, error) {
+func renderSubject(t *dest.Template, job store.Job, at time.Time) (string, error) {
 	data := templateData(job, at)
-	var b limitedBuffer
-	err := t.Execute(&b, data)
+	out, err := t.Execute(nil, data)
 	if err != nil {
 		def, _ := parseSubject(DefaultSubject)
-		b = limitedBuffer{}
-		def.Execute(&b, data)
+		out, _ = def.Execute(nil, data)
 	}
-	s := strings.Join(strings.Fields(b.String()), " ")
+	if len(out) > 4<<10 {
+		out = out[:4<<10] // cut to the runes below, made valid UTF-8 there
+	}
+	s := strings.ToValidUTF8(strings.Join(strings.Fields(out), " "), "")
 	if utf8.RuneCountInString(s) > maxSubject {
 		s = string([]rune(s)[:maxSubject-1]) + "…"
 	}
 	return s, err
-}
-
-// limitedBuffer stops a template from producing a huge subject.
-type limitedBuffer struct{ bytes.Buffer }
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > 4<<10 {
-		return 0, errors.New("subject longer than 4 KiB")
-	}
-	return b.Buffer.Write(p)
 }
 
 // Body is the plain-text body of a job's email: the event's type, subject,
@@ -521,4 +514,31 @@ func Body(job store.Job, at time.Time, subjectErr error) string {
 	}
 	fmt.Fprintf(&b, "\n-- \nSent by Carrier for delivery %s.\n", job.Delivery.ID)
 	return b.String()
+}
+
+// MaxServerBytes is the most an SMTP server may send in one attempt, TLS
+// handshake included. A session for one message reads a few kilobytes; the
+// cap keeps a hostile server from making the SMTP client buffer an endless
+// reply line (the client reads lines without a limit of its own).
+const MaxServerBytes = 256 << 10
+
+// errServerTooChatty ends a session whose server sent more than MaxServerBytes.
+var errServerTooChatty = errors.New("the SMTP server sent more than 256 KiB in one session")
+
+// cappedConn is a connection that fails reads past its byte allowance.
+type cappedConn struct {
+	net.Conn
+	left int
+}
+
+func (c *cappedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errServerTooChatty
+	}
+	if len(p) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= n
+	return n, err
 }

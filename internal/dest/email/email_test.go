@@ -2,6 +2,7 @@ package email
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,6 +267,43 @@ func TestServerDownIsRetryable(t *testing.T) {
 	res := (&Sender{AllowPrivate: true}).Send(context.Background(), job, time.Now())
 	if res.Delivered || !res.Retryable || res.ErrorCode != "connection_refused" {
 		t.Fatalf("%+v", res)
+	}
+}
+
+// TestEndlessServerReplyIsCut: a server that greets with a line that never
+// ends makes the attempt fail once it sent MaxServerBytes, instead of the
+// SMTP client buffering it for the whole timeout.
+func TestEndlessServerReplyIsCut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var sent atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Write([]byte("220-"))
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		for i := 0; i < 1000; i++ { // 32 MB at most, no line end
+			n, err := c.Write(chunk)
+			sent.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	job := testJob(settings(t, map[string]any{"host": "127.0.0.1", "port": port, "security": "none", "from": "a@example.com", "to": []string{"b@example.com"}}))
+	res := (&Sender{AllowPrivate: true, Timeout: 10 * time.Second}).Send(context.Background(), job, time.Now())
+	if res.Delivered || res.ErrorCode != "response_too_large" || !res.Retryable {
+		t.Fatalf("%+v, want a retryable response_too_large", res)
+	}
+	if got := sent.Load(); got > 8<<20 {
+		t.Errorf("the server could send %d bytes before the attempt ended", got)
 	}
 }
 

@@ -3,7 +3,9 @@
 //
 // A subscription names only a file (settings {"file": "audit.jsonl"}); the
 // directory is the Sender's, so the API can never make Carrier write anywhere
-// else. Names are 1–128 characters of [A-Za-z0-9._-], not starting with a dot
+// else. Each project has its own directory below it, <Dir>/<project id>/, so
+// projects that name the same file write to different files: one project can
+// never append to another's audit trail. Names are 1–128 characters of [A-Za-z0-9._-], not starting with a dot
 // (so never "." or ".."), and the file is opened through an os.Root on the
 // directory, which refuses anything that would leave it.
 //
@@ -163,10 +165,7 @@ func Render(job store.Job, at time.Time) ([]byte, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = json.RawMessage("null")
 	}
-	projectID := job.Subscription.ProjectID
-	if projectID == "" {
-		projectID = ev.ProjectID
-	}
+	projectID := projectOf(job)
 	// encoding/json compacts Data, so a line never contains a raw newline.
 	b, err := json.Marshal(Line{
 		DeliveryID: job.Delivery.ID, EventID: ev.ID, Type: ev.Type, Subject: ev.Subject,
@@ -179,6 +178,19 @@ func Render(job store.Job, at time.Time) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
+// projectOf is the project a job's line belongs to: the subscription's (the
+// event's when a job carries no subscription project).
+func projectOf(job store.Job) string {
+	if job.Subscription.ProjectID != "" {
+		return job.Subscription.ProjectID
+	}
+	return job.Event.ProjectID
+}
+
+// Path is where the Sender with directory dir appends the lines of a
+// project's log destination naming file.
+func Path(dir, projectID, file string) string { return filepath.Join(dir, projectID, file) }
+
 // DefaultMaxOpenFiles is how many log files a Sender keeps open when
 // MaxOpenFiles is zero.
 const DefaultMaxOpenFiles = 256
@@ -188,8 +200,8 @@ const DefaultMaxOpenFiles = 256
 // until Close, or until more than MaxOpenFiles files are in use, when idle
 // ones are closed.
 type Sender struct {
-	// Dir is the directory that holds every log file. It is created (0700)
-	// when the first line is written.
+	// Dir is the directory that holds every project's directory of log
+	// files (Path). Both are created (0700) when the first line is written.
 	Dir string
 	// MaxOpenFiles bounds the handles kept open; zero means
 	// DefaultMaxOpenFiles.
@@ -228,6 +240,10 @@ func (s *Sender) send(job store.Job, at time.Time) dispatch.Result {
 	if s.Dir == "" {
 		return dispatch.Result{ErrorCode: "log_dir_unset", ErrorMessage: "no log directory is configured for log destinations"}
 	}
+	project := projectOf(job)
+	if err := CheckName(project); err != nil {
+		return dispatch.Result{ErrorCode: "invalid_settings", ErrorMessage: "log destination: project id " + err.Error()}
+	}
 	line, err := Render(job, at)
 	if err != nil {
 		return dispatch.Result{ErrorCode: "payload_error", ErrorMessage: "render log line: " + err.Error()}
@@ -235,11 +251,11 @@ func (s *Sender) send(job store.Job, at time.Time) dispatch.Result {
 	// A handle found broken (closed by a failed write of another send) is
 	// replaced once; a second failure is reported.
 	for try := 0; ; try++ {
-		f, err := s.open(cfg.File)
+		f, err := s.open(project, cfg.File)
 		if err != nil {
 			return failure("open", cfg.File, err)
 		}
-		err = s.write(cfg.File, f, line)
+		err = s.write(project+"/"+cfg.File, f, line)
 		if errors.Is(err, errBroken) && try == 0 {
 			continue
 		}
@@ -330,9 +346,11 @@ func (f *file) closeLocked() {
 	}
 }
 
-// open returns the shared handle of the named file, opening it (and
-// repairing a torn tail) on first use. The caller releases it.
-func (s *Sender) open(name string) (*file, error) {
+// open returns the shared handle of a project's named file, opening it (and
+// repairing a torn tail) on first use. The caller releases it with the key
+// project/name.
+func (s *Sender) open(project, fileName string) (*file, error) {
+	name := project + "/" + fileName
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f := s.files[name]; f != nil {
@@ -352,7 +370,7 @@ func (s *Sender) open(name string) (*file, error) {
 			delete(s.files, n)
 		}
 	}
-	h, size, err := openFile(s.Dir, name)
+	h, size, err := openFile(filepath.Join(s.Dir, project), fileName)
 	if err != nil {
 		return nil, err
 	}

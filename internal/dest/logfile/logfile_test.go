@@ -104,7 +104,7 @@ func TestSendWritesLine(t *testing.T) {
 	if !res.Delivered {
 		t.Fatalf("not delivered: %+v", res)
 	}
-	path := filepath.Join(dir, "audit.jsonl")
+	path := filepath.Join(dir, "proj-1", "audit.jsonl")
 	lines, tail := readLines(t, path)
 	if len(lines) != 1 || tail != "" {
 		t.Fatalf("lines %q tail %q", lines, tail)
@@ -169,7 +169,7 @@ func TestConcurrentSendsWriteWholeLines(t *testing.T) {
 	wg.Wait()
 	seen := map[string]bool{}
 	for _, name := range []string{"a.jsonl", "b.jsonl"} {
-		lines, tail := readLines(t, filepath.Join(dir, name))
+		lines, tail := readLines(t, filepath.Join(dir, "proj-1", name))
 		if tail != "" {
 			t.Fatalf("%s ends without a newline", name)
 		}
@@ -196,7 +196,8 @@ func TestConcurrentSendsWriteWholeLines(t *testing.T) {
 
 func TestTornTailIsTruncatedOnOpen(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "audit.jsonl")
+	path := filepath.Join(dir, "proj-1", "audit.jsonl")
+	os.Mkdir(filepath.Dir(path), 0o700)
 	whole := `{"delivery_id":"old"}` + "\n"
 	if err := os.WriteFile(path, []byte(whole+`{"delivery_id":"torn","da`), 0o600); err != nil {
 		t.Fatal(err)
@@ -212,13 +213,13 @@ func TestTornTailIsTruncatedOnOpen(t *testing.T) {
 	}
 
 	// A file that is nothing but a torn line is emptied.
-	if err := os.WriteFile(filepath.Join(dir, "only.jsonl"), bytes.Repeat([]byte("x"), 100_000), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "proj-1", "only.jsonl"), bytes.Repeat([]byte("x"), 100_000), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if res := s.Send(context.Background(), job("only.jsonl", "n", `1`), time.Now()); !res.Delivered {
 		t.Fatalf("%+v", res)
 	}
-	lines, tail = readLines(t, filepath.Join(dir, "only.jsonl"))
+	lines, tail = readLines(t, filepath.Join(dir, "proj-1", "only.jsonl"))
 	if tail != "" || len(lines) != 1 || !strings.HasPrefix(lines[0], `{"delivery_id":"n"`) {
 		t.Fatalf("lines %q tail %q", lines, tail)
 	}
@@ -241,7 +242,8 @@ func TestCannotEscapeDirectory(t *testing.T) {
 	}
 	// A symlink planted in the directory cannot lead out of it.
 	outside := filepath.Join(base, "outside.jsonl")
-	if err := os.Symlink(outside, filepath.Join(dir, "link.jsonl")); err != nil {
+	os.Mkdir(filepath.Join(dir, "proj-1"), 0o700)
+	if err := os.Symlink(outside, filepath.Join(dir, "proj-1", "link.jsonl")); err != nil {
 		t.Fatal(err)
 	}
 	res := s.Send(context.Background(), job("link.jsonl", "d", `1`), time.Now())
@@ -323,7 +325,7 @@ func TestKill9(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	path := filepath.Join(dir, "audit.jsonl")
+	path := filepath.Join(dir, "proj-1", "audit.jsonl")
 	reported := map[string]bool{}
 	for round := range 2 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1", "-test.v=false")
@@ -465,9 +467,42 @@ func TestIdleHandlesAreClosedBeyondTheLimit(t *testing.T) {
 		t.Fatalf("%d handles open, limit 2", open)
 	}
 	for i := range 5 {
-		lines, tail := readLines(t, filepath.Join(dir, fmt.Sprintf("f%d.jsonl", i)))
+		lines, tail := readLines(t, filepath.Join(dir, "proj-1", fmt.Sprintf("f%d.jsonl", i)))
 		if len(lines) != 2 || tail != "" {
 			t.Fatalf("f%d: %q %q", i, lines, tail)
+		}
+	}
+}
+
+// TestProjectsHaveTheirOwnFiles: two projects naming the same file write to
+// different files, so one project cannot append to another's audit trail,
+// and a job without a project (or with one that is not a plain name) writes
+// nowhere.
+func TestProjectsHaveTheirOwnFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := &Sender{Dir: dir}
+	defer s.Close()
+	victim, attacker := job("audit.jsonl", "v-1", `{"who":"victim"}`), job("audit.jsonl", "a-1", `{"who":"attacker"}`)
+	attacker.Subscription.ProjectID = "proj-2"
+	for _, j := range []store.Job{victim, attacker} {
+		if res := s.Send(context.Background(), j, time.Now()); !res.Delivered {
+			t.Fatalf("%s: %+v", j.Delivery.ID, res)
+		}
+	}
+	for project, want := range map[string]string{"proj-1": "v-1", "proj-2": "a-1"} {
+		lines, _ := readLines(t, Path(dir, project, "audit.jsonl"))
+		if len(lines) != 1 || !strings.Contains(lines[0], `"delivery_id":"`+want+`"`) || !strings.Contains(lines[0], `"project_id":"`+project+`"`) {
+			t.Errorf("%s's file holds %q, want only %s", project, lines, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "audit.jsonl")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file outside the project directories: %v", err)
+	}
+	for _, project := range []string{"", "..", "a/b"} {
+		j := job("audit.jsonl", "x", `1`)
+		j.Subscription.ProjectID, j.Event.ProjectID = project, ""
+		if res := s.Send(context.Background(), j, time.Now()); res.Delivered || res.ErrorCode != "invalid_settings" {
+			t.Errorf("project %q: %+v", project, res)
 		}
 	}
 }

@@ -38,6 +38,9 @@ type Registry struct {
 	// Refresh makes the matcher see subscription changes (force: reload even
 	// if the store's subscription version seems unchanged).
 	Refresh func(ctx context.Context, force bool) error
+	// Quota, when set, tells whether the project may have one more
+	// subscription; Ensure returns its error instead of making one.
+	Quota func(ctx context.Context, projectID string) error
 }
 
 // SubscriptionID is the id of the pingback subscription of a project's host.
@@ -56,6 +59,11 @@ func (r *Registry) Ensure(ctx context.Context, projectID, host string) (store.Su
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return sub, fmt.Errorf("pingback subscription for %s: %w", host, err)
+	}
+	if r.Quota != nil {
+		if err := r.Quota(ctx, projectID); err != nil {
+			return sub, err
+		}
 	}
 	sub = newSubscription(projectID, host)
 	if err := r.Store.CreateSubscription(ctx, sub); err != nil {

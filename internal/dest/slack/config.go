@@ -29,7 +29,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"text/template"
 
 	"carrier/internal/dest"
 )
@@ -77,7 +76,7 @@ type Config struct {
 	// It is not a setting: Send fills it in from the job.
 	Subscription string `json:"-"`
 
-	title, text *template.Template
+	title, text *dest.Template
 	fields      []dest.CompiledField
 	compiled    bool
 	// secret is the part of WebhookURL hidden from error messages.

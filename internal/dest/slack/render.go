@@ -1,10 +1,10 @@
 package slack
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/template"
 	"time"
 
 	"carrier/internal/dest"
@@ -62,7 +62,12 @@ type TextObject struct {
 // truncation. cfg should come from ParseConfig (a Config built by hand is
 // compiled here).
 func Render(cfg Config, e store.Event, deliveryID string) []byte {
-	b, err := dest.EncodeJSON(BuildMessage(cfg, e, deliveryID))
+	return renderIn(nil, cfg, e, deliveryID)
+}
+
+// renderIn is Render with its templates run under budget (see buildMessage).
+func renderIn(budget *dest.Budget, cfg Config, e store.Event, deliveryID string) []byte {
+	b, err := dest.EncodeJSON(buildMessage(budget, cfg, e, deliveryID))
 	if err != nil {
 		return []byte(`{"text":"(Carrier could not encode this event)"}`)
 	}
@@ -71,6 +76,17 @@ func Render(cfg Config, e store.Event, deliveryID string) []byte {
 
 // BuildMessage is Render before encoding.
 func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
+	return buildMessage(nil, cfg, e, deliveryID)
+}
+
+// buildMessage is BuildMessage with its templates run under budget (nil: a
+// fresh one); when the budget stops them, budget.Err() says so and the
+// message must not be sent.
+func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID string) Message {
+	if budget == nil {
+		budget = dest.NewBudget(context.Background(), dest.TemplateTimeLimit)
+	}
+	execute := func(t *dest.Template, ctx map[string]any) string { return executeIn(budget, t, ctx) }
 	compileErr := cfg.compile()
 	data := dest.DecodeData(e.Data)
 	if s, ok := data.(string); ok {
@@ -226,9 +242,10 @@ func escapeAll(v any) any {
 	}
 }
 
-// execute runs a template; a run-time error becomes visible (escaped) text.
-func execute(t *template.Template, ctx map[string]any) string {
-	return dest.ExecuteTemplate(t, ctx, escape)
+// executeIn runs a template under budget; a run-time error becomes
+// visible (escaped) text.
+func executeIn(budget *dest.Budget, t *dest.Template, ctx map[string]any) string {
+	return dest.ExecuteTemplate(t, budget, ctx, escape)
 }
 
 // defaultFields turns the first DefaultFieldCount top-level data keys into

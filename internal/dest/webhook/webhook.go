@@ -43,6 +43,39 @@ func IsReserved(name string) bool {
 	return false
 }
 
+// Forbidden are header names a subscription may not set although Carrier
+// does not set them: hop-by-hop headers, and headers that change how the
+// request is framed, routed or answered (Expect makes the endpoint answer
+// 100 Continue, Trailer and TE announce what is never sent, Upgrade and
+// Connection switch protocols or drop headers, Proxy-* speak to proxies).
+var Forbidden = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Expect", "Host", "Content-Length", "Content-Encoding",
+}
+
+// IsForbidden reports whether a header name is one of Forbidden.
+func IsForbidden(name string) bool {
+	c := http.CanonicalHeaderKey(name)
+	for _, f := range Forbidden {
+		if c == f {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckHeaderValue refuses a custom header value that no request could
+// carry: control characters (CR, LF, NUL and the rest of C0 but tab, and
+// DEL) would otherwise be accepted when saved and fail every attempt.
+func CheckHeaderValue(v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return fmt.Errorf("must not contain control characters (found %q at byte %d)", c, i)
+		}
+	}
+	return nil
+}
+
 // Payload is the body of every webhook request (the Standard Webhooks shape).
 type Payload struct {
 	ID        string          `json:"id"`
@@ -93,7 +126,8 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	}
 	header := http.Header{}
 	for k, v := range sub.Headers {
-		if !IsReserved(k) {
+		// Checked when saved; skipped here too for rows saved before that.
+		if !IsReserved(k) && !IsForbidden(k) && CheckHeaderValue(v) == nil {
 			header.Set(k, v)
 		}
 	}

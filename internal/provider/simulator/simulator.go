@@ -7,9 +7,9 @@
 //
 // Faults make it behave like a real provider on a bad day: lost, late and
 // duplicated pingbacks, transient and permanent submit errors, unsolvable
-// tasks, slow and failing res.php answers. Fault dice are seeded, and hooks
-// (FailNextSubmits, DropNextPingbacks, SetNextOutcomes) force exact outcomes
-// for tests. Every timer and pingback goroutine ends with Close.
+// tasks, slow in.php answers, slow and failing res.php answers. Fault dice
+// are seeded, and hooks (FailNextSubmits, DropNextPingbacks, SetNextOutcomes)
+// force exact outcomes for tests. Every timer and pingback goroutine ends with Close.
 package simulator
 
 import (
@@ -100,6 +100,11 @@ type Faults struct {
 	Unsolvable         float64       // a task ends ERROR_CAPTCHA_UNSOLVABLE (the pingback's code)
 	ResDelay           time.Duration // every res.php answer is this late
 	ResFailures        float64       // a res.php request answers HTTP 500
+	// SubmitDelay holds back every accepted in.php answer: the task is taken
+	// (and charged) at once, its id is answered this much later, as over a
+	// slow link. A client that hangs up meanwhile has paid for a task whose id
+	// it never learns, so a resubmission pays twice.
+	SubmitDelay time.Duration
 }
 
 // Validate reports the first setting out of range, naming it.
@@ -136,8 +141,8 @@ func (f Faults) Validate() error {
 			return fmt.Errorf("%s must be a probability between 0 and 1, got %v", p.name, p.v)
 		}
 	}
-	if f.LateBy < 0 || f.ResDelay < 0 {
-		return errors.New("late-by and res-delay must not be negative")
+	if f.LateBy < 0 || f.ResDelay < 0 || f.SubmitDelay < 0 {
+		return errors.New("late-by, res-delay and submit-delay must not be negative")
 	}
 	return nil
 }
@@ -519,7 +524,19 @@ func (s *Simulator) serveIn(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.SubmitsAccepted++
 	s.afterLocked(out.Delay, func() { s.finish(id) })
+	hold := s.faults.SubmitDelay
 	s.mu.Unlock()
+	if hold > 0 {
+		tm := time.NewTimer(hold)
+		select {
+		case <-tm.C:
+		case <-r.Context().Done():
+			tm.Stop()
+			return // the client hung up: the task stays taken and charged
+		case <-s.ctx.Done():
+			tm.Stop()
+		}
+	}
 	writeOK(w, asJSON, id, "")
 }
 

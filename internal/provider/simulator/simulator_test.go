@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -447,6 +448,31 @@ func TestSubmitAndResFaults(t *testing.T) {
 	}
 }
 
+// TestSubmitDelay checks the slow in.php fault: the id is answered late, and
+// a client that gives up before then has still been charged for the task.
+func TestSubmitDelay(t *testing.T) {
+	s, base := start(t, Config{Balance: 1, Price: 0.25, MinDelay: time.Hour, Faults: Faults{SubmitDelay: 300 * time.Millisecond}})
+	t0 := time.Now()
+	if got := post(t, base, recaptchaForm()); got != "OK|"+strconv.Itoa(FirstID) {
+		t.Fatalf("slow submit = %q", got)
+	}
+	if d := time.Since(t0); d < 300*time.Millisecond {
+		t.Fatalf("in.php answered after %v, want ≥300ms", d)
+	}
+	impatient := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := impatient.PostForm(base+"/in.php", recaptchaForm()); err == nil {
+		resp.Body.Close()
+		t.Fatalf("an impatient client got an answer: HTTP %d", resp.StatusCode)
+	}
+	waitFor(t, 2*time.Second, "the abandoned submit to be accepted", func() bool { return s.Stats().SubmitsAccepted == 2 })
+	if _, ok := s.Task(strconv.Itoa(FirstID + 1)); !ok {
+		t.Errorf("the abandoned submit's task is unknown")
+	}
+	if b := s.Balance(); b != 0.5 {
+		t.Errorf("balance %v after two charged submits, want 0.5", b)
+	}
+}
+
 func TestDelaysAreSeededAndBounded(t *testing.T) {
 	draw := func() []time.Duration {
 		s := New(Config{MinDelay: time.Second, MaxDelay: 2 * time.Second, Seed: 42})
@@ -481,6 +507,7 @@ func TestConfigValidate(t *testing.T) {
 		{Faults: Faults{LostPingbacks: 1.5}},
 		{Faults: Faults{ResFailures: -0.1}},
 		{Faults: Faults{LateBy: -time.Second}},
+		{Faults: Faults{SubmitDelay: -time.Second}},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", c)

@@ -4,6 +4,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -17,6 +18,10 @@ import (
 
 // FileName is the database file inside the data directory.
 const FileName = "carrier.db"
+
+// ErrInUse is returned by Open when another process holds the data directory,
+// so that commands that need the store can say to stop that process first.
+var ErrInUse = errors.New("in use by another Carrier process")
 
 // Open opens (creating if needed) the database in dir. Call Migrate before use.
 func Open(dir string) (*sqlstore.Store, error) {
@@ -35,7 +40,7 @@ func Open(dir string) (*sqlstore.Store, error) {
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("open sqlite: data dir %s is in use by another Carrier process (CARRIER_DATA_DIR); use PostgreSQL (CARRIER_DATABASE_URL) to run several", dir)
+		return nil, fmt.Errorf("open sqlite: data dir %s is %w (CARRIER_DATA_DIR); use PostgreSQL (CARRIER_DATABASE_URL) to run several", dir, ErrInUse)
 	}
 	path := filepath.Join(dir, FileName)
 	pragmas := url.Values{}

@@ -59,12 +59,16 @@ func (s *Store) ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) (
 	q, args := l.query("dead_letters", deadLetterColumns, f.Limit, f.Offset)
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	out := []store.DeadLetter{}
-	err = scanAll(rows, err)(func(r *sql.Rows) error {
+	var b budget
+	err = scanUpTo(rows, err)(func(r *sql.Rows) error {
 		d, err := scanDeadLetter(r)
 		if err != nil {
 			return err
 		}
 		out = append(out, d)
+		if b.full(d.Size()) {
+			return errListFull
+		}
 		return nil
 	})
 	if err != nil {

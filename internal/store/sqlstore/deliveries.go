@@ -126,6 +126,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	if per <= 0 {
 		per = opts.Limit
 	}
+	perProject := opts.PerProject
+	if perProject <= 0 {
+		perProject = opts.Limit
+	}
 	// picked chooses due deliveries, oldest first, at most $5 per subscription,
 	// looking at a window of $7 candidates; held deliveries (of inactive
 	// subscriptions) are not in the due index at all. A FIFO delivery that is
@@ -134,14 +138,21 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	// never takes two deliveries of a key. Under concurrent claims the head's
 	// lease (and, on PostgreSQL, its row lock) keeps it to one claimer, and a
 	// follower becomes head only once the head is delivered or failed.
+	//
+	// Fairness between tenants: deliveries of the projects in $8 (at their
+	// share of this process's budget) are not candidates, and one claim takes
+	// at most $9 of any one project, so a project whose endpoints hang can
+	// hold only its share, never the whole budget.
 	picked := `SELECT id FROM (
-			SELECT id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
-				SELECT d.id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-				WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
-				AND d.subscription_id NOT IN (` + s.inList(4) + `) AND ` + isHead("d") + `
-				ORDER BY d.next_attempt_at LIMIT $7
-			) c
-		) x WHERE rn <= $5 ORDER BY next_attempt_at LIMIT $6`
+			SELECT id, next_attempt_at, rn, ROW_NUMBER() OVER (PARTITION BY project_id ORDER BY next_attempt_at) AS pn FROM (
+				SELECT id, project_id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
+					SELECT d.id, d.project_id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+					WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
+					AND d.subscription_id NOT IN (` + s.inList(4) + `) AND d.project_id NOT IN (` + s.inList(8) + `) AND ` + isHead("d") + `
+					ORDER BY d.next_attempt_at LIMIT $7
+				) c
+			) x WHERE rn <= $5
+		) y WHERE pn <= $9 ORDER BY next_attempt_at LIMIT $6`
 	claim := `UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (` + picked + `) RETURNING id`
 	if s.dialect == Postgres {
 		// Lock only the rows picked, skipping any another node is claiming now;
@@ -154,7 +165,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ids, err := scanIDs(s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow))
+		ids, err := scanIDs(s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow,
+			jsonList(opts.ExcludeProjects), perProject))
 		if err != nil {
 			return err
 		}

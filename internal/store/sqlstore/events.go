@@ -226,16 +226,23 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, limit, offset 
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
-	defer rows.Close()
 	out := []store.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
+	var b budget
+	err = scanUpTo(rows, nil)(func(r *sql.Rows) error {
+		e, err := scanEvent(r)
 		if err != nil {
-			return nil, fmt.Errorf("list events: %w", err)
+			return err
 		}
 		out = append(out, e)
+		if b.full(e.Size()) {
+			return errListFull
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Prune deletes up to limit events created before cutoff whose deliveries have

@@ -1,9 +1,13 @@
 package sqlstore
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"carrier/internal/store"
 )
 
 // listing builds the query of a project's records, newest first, with the
@@ -47,4 +51,28 @@ func (l *listing) query(table, columns string, limit, offset int) (string, []any
 	args := append(l.args, limit, offset)
 	return fmt.Sprintf(`SELECT %s FROM %s WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d`,
 		columns, table, strings.Join(l.where, " AND "), len(args)-1, len(args)), args
+}
+
+// errListFull stops a list scan once its rows reached store.ListBytes.
+var errListFull = errors.New("list reached its byte budget")
+
+// budget counts the payload a list has taken; full is true once the row just
+// taken brought it to store.ListBytes.
+type budget struct{ used int }
+
+func (b *budget) full(size int) bool {
+	b.used += size
+	return b.used >= store.ListBytes
+}
+
+// scanUpTo reads rows like scanAll, stopping without error when scan returns
+// errListFull.
+func scanUpTo(rows *sql.Rows, err error) func(func(*sql.Rows) error) error {
+	all := scanAll(rows, err)
+	return func(scan func(*sql.Rows) error) error {
+		if err := all(scan); err != nil && !errors.Is(err, errListFull) {
+			return err
+		}
+		return nil
+	}
 }

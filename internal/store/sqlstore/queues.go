@@ -166,11 +166,20 @@ func (s *Store) queueInTx(ctx context.Context, tx *sql.Tx, projectID, id string)
 	return q, notFound(err)
 }
 
-// nextSeq returns the last seq used in a queue.
-func nextSeq(ctx context.Context, tx *sql.Tx, queueID string) (int64, error) {
-	var seq int64
-	err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM queue_messages WHERE queue_id = $1`, queueID).Scan(&seq)
-	return seq, err
+// reserveSeq hands out n sequence numbers of a queue, base+1 to base+n, and
+// returns base. The counter lives on the queue row: the UPDATE is atomic, and
+// the row lock it takes is held until tx ends, so concurrent senders (several
+// processes on PostgreSQL) get distinct numbers and commit in their order; a
+// FIFO receive therefore never sees a later message of a group committed
+// before an earlier one. Numbers of duplicates that are not inserted leave
+// gaps, which order does not mind.
+func reserveSeq(ctx context.Context, tx *sql.Tx, queueID string, n int) (int64, error) {
+	var last int64
+	err := tx.QueryRowContext(ctx, `UPDATE queues SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq`, n, queueID).Scan(&last)
+	if err != nil {
+		return 0, notFound(err)
+	}
+	return last - int64(n), nil
 }
 
 // SendMessages inserts messages into a queue in one transaction. A message
@@ -184,7 +193,7 @@ func (s *Store) SendMessages(ctx context.Context, projectID, queueID string, msg
 		if err != nil {
 			return err
 		}
-		seq, err := nextSeq(ctx, tx, queueID)
+		seq, err := reserveSeq(ctx, tx, queueID, len(msgs))
 		if err != nil {
 			return err
 		}
@@ -321,7 +330,6 @@ func (s *Store) ReceiveMessages(ctx context.Context, projectID, queueID string, 
 				return err
 			}
 		}
-		var dlqSeq int64 = -1
 		seen := map[string]bool{} // with a zero visibility a leased message is visible again at once
 		// Candidates that go to the dead-letter queue leave room for more:
 		// look again, a bounded number of times.
@@ -350,12 +358,11 @@ func (s *Store) ReceiveMessages(ctx context.Context, projectID, queueID string, 
 				seen[c.id] = true
 				fresh++
 				if hasDLQ && c.count >= q.MaxReceiveCount {
-					if dlqSeq < 0 {
-						if dlqSeq, err = nextSeq(ctx, tx, dlq.ID); err != nil {
-							return err
-						}
+					base, err := reserveSeq(ctx, tx, dlq.ID, 1)
+					if err != nil {
+						return err
 					}
-					dlqSeq++
+					dlqSeq := base + 1
 					if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET queue_id = $1, seq = $2, visible_at = $3, receive_count = 0,
 						receipt_handle = '', first_received_at = 0, source_queue_id = $4, expires_at = sent_at + $5, dedup_id = ''
 						WHERE id = $6`, dlq.ID, dlqSeq, ms(now), q.ID, dlq.Retention.Milliseconds(), c.id); err != nil {
@@ -481,16 +488,12 @@ func (s *Store) RedriveDeadLetters(ctx context.Context, projectID, dlqID string,
 		if err != nil {
 			return err
 		}
-		seqs := map[string]int64{}
 		for _, c := range cands {
-			seq, ok := seqs[c.source]
-			if !ok {
-				if seq, err = nextSeq(ctx, tx, c.source); err != nil {
-					return err
-				}
+			base, err := reserveSeq(ctx, tx, c.source, 1)
+			if err != nil {
+				return err
 			}
-			seq++
-			seqs[c.source] = seq
+			seq := base + 1
 			if _, err := tx.ExecContext(ctx, `UPDATE queue_messages SET queue_id = $1, seq = $2, visible_at = $3, receive_count = 0,
 				receipt_handle = '', first_received_at = 0, source_queue_id = '', expires_at = sent_at + $4 WHERE id = $5`,
 				c.source, seq, ms(now), c.retention, c.id); err != nil {

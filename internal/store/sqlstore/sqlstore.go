@@ -305,6 +305,28 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, er
 	return k, nil
 }
 
+// LookupAPIKey finds a key by its hash, revoked or not.
+func (s *Store) LookupAPIKey(ctx context.Context, hash string) (store.APIKey, error) {
+	return scanAPIKey(s.reader.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = $1`, hash))
+}
+
+// GetAPIKey reads a project's key by id, revoked or not.
+func (s *Store) GetAPIKey(ctx context.Context, projectID, keyID string) (store.APIKey, error) {
+	return scanAPIKey(s.reader.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1 AND project_id = $2`, keyID, projectID))
+}
+
+const apiKeyColumns = `id, project_id, name, prefix, hash, admin, created_at, revoked_at`
+
+func scanAPIKey(row scanner) (store.APIKey, error) {
+	var k store.APIKey
+	var created, revoked int64
+	if err := row.Scan(&k.ID, &k.ProjectID, &k.Name, &k.Prefix, &k.Hash, &k.Admin, &created, &revoked); err != nil {
+		return k, fmt.Errorf("get api key: %w", notFound(err))
+	}
+	k.CreatedAt, k.RevokedAt = fromMS(created), fromMSPtr(revoked)
+	return k, nil
+}
+
 // RevokeAPIKey marks a project's key revoked.
 func (s *Store) RevokeAPIKey(ctx context.Context, projectID, keyID string, at time.Time) error {
 	res, err := s.writer.ExecContext(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND project_id = $3 AND revoked_at = 0`, ms(at), keyID, projectID)

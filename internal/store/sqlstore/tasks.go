@@ -129,7 +129,20 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter) ([]store.Task
 	l.eq("status", f.Status)
 	l.created(f.From, f.To)
 	q, args := l.query("tasks", taskColumns, f.Limit, f.Offset)
-	out, err := scanTasks(s.reader.QueryContext(ctx, q, args...))
+	rows, err := s.reader.QueryContext(ctx, q, args...)
+	out := []store.Task{}
+	var b budget
+	err = scanUpTo(rows, err)(func(r *sql.Rows) error {
+		t, err := scanTask(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, t)
+		if b.full(t.Size()) {
+			return errListFull
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}

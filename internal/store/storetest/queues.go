@@ -383,3 +383,89 @@ func testQueueFIFODeadLetter(t *testing.T, e Engine) {
 	check(t, "dead-lettered", bodies(dead), []string{"one"})
 	check(t, "group kept", dead[0].GroupID, "g")
 }
+
+// testQueueFIFOConcurrentSenders sends to one FIFO queue from several
+// goroutines over separate stores (separate processes on PostgreSQL): every
+// message gets its own sequence number, each sender's numbers grow in its send
+// order, and no receive hands out a message of a group while an earlier one
+// of that group is in flight. A sequence number read as MAX(seq) without a
+// lock let two senders share one, and then the FIFO receive took both.
+func testQueueFIFOConcurrentSenders(t *testing.T, e Engine) {
+	f := setup(t, e)
+	p := f.project()
+	q := f.queue(p.ID, "race.fifo", fifo)
+	stores := f.workerStores(4)
+	const senders, sends, groups = 8, 12, 3
+	sent := make([][]store.QueueMessage, senders)
+	errs := make([]error, senders)
+	var wg sync.WaitGroup
+	for i := range senders {
+		wg.Go(func() {
+			st := stores[i%len(stores)]
+			for j := range sends {
+				// Batches of one and two messages, every sender in every group.
+				batch := []store.QueueMessage{{ID: newID(), Body: fmt.Sprintf("s%d-%d", i, j), SentAt: f.base, VisibleAt: f.base,
+					GroupID: fmt.Sprint("g", j%groups), DedupID: fmt.Sprintf("s%d-%d", i, j)}}
+				if j%2 == 1 {
+					batch = append(batch, store.QueueMessage{ID: newID(), Body: fmt.Sprintf("s%d-%db", i, j), SentAt: f.base, VisibleAt: f.base,
+						GroupID: fmt.Sprint("g", (j+1)%groups), DedupID: fmt.Sprintf("s%d-%db", i, j)})
+				}
+				out, err := st.SendMessages(f.ctx, p.ID, q.ID, batch)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				sent[i] = append(sent[i], out...)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		f.must(err)
+	}
+	seqOwner := map[int64]string{}
+	total := 0
+	for i, msgs := range sent {
+		var last int64
+		for _, m := range msgs {
+			total++
+			if other, dup := seqOwner[m.Seq]; dup {
+				t.Errorf("messages %s and %s share sequence number %d", other, m.Body, m.Seq)
+			}
+			seqOwner[m.Seq] = m.Body
+			if m.Seq <= last {
+				t.Errorf("sender %d: %s got sequence number %d after %d", i, m.Body, m.Seq, last)
+			}
+			last = m.Seq
+		}
+	}
+
+	// Receive without deleting: a group handed out once stays blocked, and
+	// what one receive takes of a group is its oldest messages, in order.
+	inFlight := map[string]bool{}
+	received := 0
+	for round := 0; round < 200; round++ {
+		got, err := stores[round%len(stores)].ReceiveMessages(f.ctx, p.ID, q.ID, 3, time.Hour, f.base)
+		f.must(err)
+		if len(got) == 0 {
+			break
+		}
+		fresh := map[string]bool{}
+		for _, m := range got {
+			if inFlight[m.GroupID] && !fresh[m.GroupID] {
+				t.Errorf("receive %d handed out %s (seq %d) of group %s while an earlier message of the group is in flight", round, m.Body, m.Seq, m.GroupID)
+			}
+			if !inFlight[m.GroupID] {
+				fresh[m.GroupID] = true
+			}
+			inFlight[m.GroupID] = true
+			received++
+		}
+	}
+	if received > total || received == 0 {
+		t.Errorf("received %d of %d messages", received, total)
+	}
+	if len(inFlight) != groups {
+		t.Errorf("groups handed out: %v, want %d", inFlight, groups)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,7 +71,9 @@ var cases = []testCase{
 	{name: "QueueFIFOOrder", run: testQueueFIFOOrder},
 	{name: "QueueFIFODedup", run: testQueueFIFODedup},
 	{name: "QueueFIFODeadLetter", run: testQueueFIFODeadLetter},
+	{name: "QueueFIFOConcurrentSenders", run: testQueueFIFOConcurrentSenders},
 	{name: "SQSCredentials", run: testSQSCredentials},
+	{name: "ErrorClasses", run: testErrorClasses},
 }
 
 // --- fixture and helpers ---
@@ -324,9 +327,30 @@ func testProjectsAndAPIKeys(t *testing.T, e Engine) {
 	if _, err := f.s.APIKeyByHash(f.ctx, k1.Hash); err != nil {
 		t.Errorf("key revoked through another project: %v", err)
 	}
+	gk, err = f.s.GetAPIKey(f.ctx, p1.ID, k1.ID)
+	f.must(err)
+	check(t, "GetAPIKey", gk, k1)
+	_, err = f.s.GetAPIKey(f.ctx, p2.ID, k1.ID)
+	wantErr(t, "GetAPIKey(other project's key)", err, store.ErrNotFound)
 	f.must(f.s.RevokeAPIKey(f.ctx, p1.ID, k1.ID, f.at(time.Second)))
 	_, err = f.s.APIKeyByHash(f.ctx, k1.Hash)
 	wantErr(t, "APIKeyByHash(revoked)", err, store.ErrNotFound)
+	// A revoked key is still there to read, so start-up can tell that the
+	// configured bootstrap key was revoked rather than never stored.
+	revoked := k1
+	revokedAt := f.at(time.Second)
+	revoked.RevokedAt = &revokedAt
+	gk, err = f.s.GetAPIKey(f.ctx, p1.ID, k1.ID)
+	f.must(err)
+	check(t, "GetAPIKey(revoked)", gk, revoked)
+	gk, err = f.s.LookupAPIKey(f.ctx, k1.Hash)
+	f.must(err)
+	check(t, "LookupAPIKey(revoked)", gk, revoked)
+	gk, err = f.s.LookupAPIKey(f.ctx, k2.Hash)
+	f.must(err)
+	check(t, "LookupAPIKey", gk, k2)
+	_, err = f.s.LookupAPIKey(f.ctx, "nope")
+	wantErr(t, "LookupAPIKey(unknown)", err, store.ErrNotFound)
 	wantErr(t, "RevokeAPIKey(already revoked)", f.s.RevokeAPIKey(f.ctx, p1.ID, k1.ID, f.base), store.ErrNotFound)
 	wantErr(t, "RevokeAPIKey(missing)", f.s.RevokeAPIKey(f.ctx, p1.ID, newID(), f.base), store.ErrNotFound)
 	if _, err := f.s.APIKeyByHash(f.ctx, k2.Hash); err != nil {
@@ -651,6 +675,38 @@ func testListEvents(t *testing.T, e Engine) {
 	check(t, "ListEvents newest first", ids(10, 0), want)
 	check(t, "ListEvents limit 2 offset 1", ids(2, 1), want[1:3])
 	check(t, "ListEvents past the end", ids(10, 4), []string{})
+
+	// Large payloads: a list stops once its rows hold store.ListBytes, after
+	// the row that reaches it, however high the limit; paging on with the
+	// offset reaches every event.
+	p3 := f.project()
+	big := `{"blob": "` + strings.Repeat("x", store.ListBytes/3) + `"}`
+	var bigIDs []string
+	for i := range 7 {
+		ne := newEvent(p3.ID, "big", f.at(time.Duration(i)*time.Second))
+		ne.Event.Data = json.RawMessage(big)
+		f.insert(ne)
+		bigIDs = append([]string{ne.Event.ID}, bigIDs...)
+	}
+	var paged []string
+	for offset, pages := 0, 0; pages < 10; pages++ {
+		evs, err := f.s.ListEvents(f.ctx, p3.ID, 1000, offset)
+		f.must(err)
+		if len(evs) == 0 {
+			break
+		}
+		if len(evs) > 3 {
+			t.Errorf("ListEvents of %d-byte events returned %d at once, want at most 3 (ListBytes %d)", len(big), len(evs), store.ListBytes)
+		}
+		if !store.ListCut(evs) && len(evs) == 3 {
+			t.Errorf("a page of 3 large events does not report it was cut")
+		}
+		for _, ev := range evs {
+			paged = append(paged, ev.ID)
+		}
+		offset += len(evs)
+	}
+	check(t, "large events paged by offset", paged, bigIDs)
 }
 
 // --- claiming ---
@@ -770,6 +826,29 @@ func testClaimExcludeAndCaps(t *testing.T, e Engine) {
 	now = now.Add(2 * time.Second)
 	jobs = f.claim("v", now, 100, short)
 	check(t, "claim everything", len(jobs), 30)
+
+	// Fairness between projects: a project at its share is excluded, and one
+	// claim takes at most PerProject of any project.
+	q := f.project()
+	qsub := f.subscription(q.ID)
+	var qevents []store.NewEvent
+	for i := range 10 {
+		qevents = append(qevents, newEvent(q.ID, "t", f.at(-time.Minute+time.Duration(i)*time.Millisecond), qsub.ID))
+	}
+	f.insert(qevents...)
+	perProject := func(jobs []store.Job) map[string]int {
+		m := map[string]int{}
+		for _, j := range jobs {
+			m[j.Delivery.ProjectID]++
+		}
+		return m
+	}
+	now = now.Add(2 * time.Second)
+	jobs = f.claim("u", now, 100, short, func(o *store.ClaimOptions) { o.ExcludeProjects = []string{p.ID} })
+	check(t, "claim excluding a project", perProject(jobs), map[string]int{q.ID: 10})
+	now = now.Add(2 * time.Second)
+	jobs = f.claim("s", now, 100, short, func(o *store.ClaimOptions) { o.PerProject = 3 })
+	check(t, "claim 3 per project", perProject(jobs), map[string]int{p.ID: 3, q.ID: 3})
 }
 
 func testClaimInactive(t *testing.T, e Engine) {

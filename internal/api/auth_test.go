@@ -1,0 +1,56 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"carrier/internal/store"
+	"carrier/internal/store/sqlite"
+)
+
+// TestKeyCacheOutageIsBounded: while the store cannot be reached, a key it
+// confirmed keeps working for KeyOutageGrace from that confirmation, and no
+// longer (a revoked key must not work for the whole of a long outage).
+func TestKeyCacheOutageIsBounded(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateProject(ctx, store.Project{ID: "p1", Name: "p", CreatedAt: now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := IssueKey(ctx, st, "p1", "k", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Deps{Store: st, Log: slog.Default()})
+	at := time.Now()
+	s.clock = func() time.Time { return at }
+	auth := func() error {
+		r := httptest.NewRequest("GET", "/v1/webhooks", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		_, err := s.authenticate(r)
+		return err
+	}
+	if err := auth(); err != nil {
+		t.Fatalf("key before the outage: %v", err)
+	}
+	st.Close() // the store is now unreachable
+	start := at
+	for _, c := range []struct {
+		after time.Duration
+		works bool
+	}{{KeyTTL + time.Second, true}, {KeyOutageGrace - time.Second, true}, {KeyOutageGrace + time.Second, false}, {time.Hour, false}} {
+		at = start.Add(c.after)
+		if err := auth(); (err == nil) != c.works {
+			t.Errorf("%v into the outage: err %v, want working %v", c.after, err, c.works)
+		}
+	}
+}
