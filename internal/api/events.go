@@ -77,6 +77,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k store.APIK
 	if err != nil {
 		return err
 	}
+	if err := s.allowList(w, k.ProjectID); err != nil {
+		return err
+	}
 	events, err := s.Store.ListEvents(r.Context(), k.ProjectID, limit, offset)
 	if err != nil {
 		return err
@@ -85,6 +88,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, k store.APIK
 	for i, e := range events {
 		out[i] = eventView(e)
 	}
+	s.spendList(k.ProjectID, store.ListSize(events))
 	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(events), store.ListCut(events)))
 	return nil
 }

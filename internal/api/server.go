@@ -52,6 +52,9 @@ type Deps struct {
 	Queues *queue.Service
 	// MaxSubscriptions is the most subscriptions one project may have (0: no limit).
 	MaxSubscriptions int
+	// ListBytesPerSecond is how much list payload one project may read a
+	// second (0: no limit).
+	ListBytesPerSecond int
 	// Pingbacks keeps the pingback subscriptions of the 2captcha front; nil
 	// refuses pingback URLs.
 	Pingbacks *pingback.Registry
@@ -87,6 +90,7 @@ type Server struct {
 	// with the revocation does not cache the key again.
 	keysGen atomic.Uint64
 	clock   func() time.Time
+	reads   readBudget // each project's list payload allowance
 	balance balanceCache
 }
 

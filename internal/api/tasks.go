@@ -98,6 +98,9 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, k store.APIKe
 	if err != nil {
 		return err
 	}
+	if err := s.allowList(w, k.ProjectID); err != nil {
+		return err
+	}
 	f := store.TaskFilter{ProjectID: k.ProjectID, Limit: limit, Offset: offset}
 	q := r.URL.Query()
 	if st := q.Get("status"); st != "" {
@@ -117,6 +120,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, k store.APIKe
 	for i, t := range tasks {
 		out[i] = taskView(t)
 	}
+	s.spendList(k.ProjectID, store.ListSize(tasks))
 	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(tasks), store.ListCut(tasks)))
 	return nil
 }
@@ -270,6 +274,9 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, k store
 	if err != nil {
 		return err
 	}
+	if err := s.allowList(w, k.ProjectID); err != nil {
+		return err
+	}
 	f, err := deadLetterFilter(r, k)
 	if err != nil {
 		return err
@@ -283,6 +290,7 @@ func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, k store
 	for i, d := range dls {
 		out[i] = deadLetterView(d)
 	}
+	s.spendList(k.ProjectID, store.ListSize(dls))
 	ok(w, http.StatusOK, out, "meta", pageMeta(limit, offset, len(dls), store.ListCut(dls)))
 	return nil
 }

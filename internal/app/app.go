@@ -203,6 +203,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
 		Spool:     a.Spooler, // setUpTasks always opens one
 		Pingbacks: a.Pingbacks, MaxSubscriptions: cfg.MaxSubscriptionsPerProject,
+		ListBytesPerSecond: cfg.ListBytesPerSecond,
 	}
 	deps.ChatCompatibleHosts = chatHosts
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}

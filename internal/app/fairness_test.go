@@ -232,11 +232,12 @@ func TestHostileProjectDoesNotHurtAnother(t *testing.T) {
 }
 
 // unchanged is the most a p99 measured under attack may be and still count as
-// the base one: 20% more, plus 250 ms for the scheduling noise of other test
-// packages running on the same two cores (a starved victim waits for the
-// hanging attempts' 30 s timeouts, far beyond that).
+// the base one: 20% more, plus 500 ms for the scheduling noise of the race
+// detector and of other test packages running on the same two cores (a
+// starved victim waits for the hanging attempts' 30 s timeouts, far beyond
+// that; the figures each run logs show how close to the base it stays).
 func unchanged(base time.Duration) time.Duration {
-	return base + base/5 + 250*time.Millisecond
+	return base + base/5 + 500*time.Millisecond
 }
 
 // p99 is the 99th percentile of durations (the largest of fewer than 100).

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"carrier/internal/app/apptest"
 	"carrier/internal/config"
@@ -19,7 +20,9 @@ import (
 func TestListsAreBoundedByBytes(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
-			c := apptest.Start(t, e, apptest.Options{})
+			// No rate limit here: this test pages as fast as it can (the
+			// rate is TestListReadsAreRateLimited's).
+			c := apptest.Start(t, e, apptest.Options{Configure: func(cfg *config.Config) { cfg.ListBytesPerSecond = 0 }})
 			_, key := c.NewProject("big")
 			blob := strings.Repeat("y", 900<<10)
 			const n = 12
@@ -89,4 +92,42 @@ func TestSubscriptionsPerProjectAreLimited(t *testing.T) {
 	}
 	_, other := c.NewProject("other")
 	c.CreateWebhook(other, map[string]any{"webhook_url": ep.URL, "event_types": []string{"a"}})
+}
+
+// TestListReadsAreRateLimited: a project that lists large events in a loop
+// is answered 429 with Retry-After once it read CARRIER_LIST_BYTES_PER_SECOND
+// (plus the burst), while another project's lists go on; after the wait the
+// first project may list again.
+func TestListReadsAreRateLimited(t *testing.T) {
+	e := storetest.Engines(t)[0]
+	c := apptest.Start(t, e, apptest.Options{Configure: func(cfg *config.Config) { cfg.ListBytesPerSecond = 1 << 20 }})
+	_, reader := c.NewProject("reader")
+	_, other := c.NewProject("other")
+	blob := strings.Repeat("q", 900<<10)
+	for range 3 {
+		c.Publish(reader, map[string]any{"type": "big", "data": map[string]any{"blob": blob}})
+	}
+	limited := -1
+	for i := 0; i < 20; i++ {
+		r := c.Do("GET", "/v1/events?limit=100", reader, nil)
+		if r.Status == http.StatusTooManyRequests {
+			if r.ErrorCode() != "rate_limited" || r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), "CARRIER_LIST_BYTES_PER_SECOND") {
+				t.Fatalf("429 without its code, Retry-After or the setting: %v %s", r.Header, r.Body)
+			}
+			limited = i
+			break
+		}
+		if r.Status != http.StatusOK {
+			t.Fatalf("list: %d %s", r.Status, r.Body)
+		}
+	}
+	if limited < 0 {
+		t.Fatal("20 lists of about 1.8 MB each were never limited")
+	}
+	if r := c.Do("GET", "/v1/events?limit=100", other, nil); r.Status != http.StatusOK {
+		t.Errorf("another project's list: %d %s", r.Status, r.Body)
+	}
+	apptest.Eventually(t, 10*time.Second, "the reader may list again", func() bool {
+		return c.Do("GET", "/v1/events?limit=1", reader, nil).Status == http.StatusOK
+	})
 }

@@ -34,8 +34,10 @@ type Config struct {
 	MaxInFlightPerProject int
 	// MaxSubscriptionsPerProject bounds a project's subscriptions (0: no limit).
 	MaxSubscriptionsPerProject int
-	Retention                  time.Duration
-	ShutdownGrace              time.Duration
+	// ListBytesPerSecond bounds the list payload one project reads a second (0: no limit).
+	ListBytesPerSecond int
+	Retention          time.Duration
+	ShutdownGrace      time.Duration
 	// MaxConnections caps the API's open client connections; more wait to
 	// be accepted. BodyReadTimeout bounds how long a request body may take
 	// to arrive after its headers.
@@ -111,6 +113,7 @@ var Settings = []Setting{
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
 	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "4096", "most deliveries one process holds claimed (sending or queued behind a busy webhook)", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
 	{"max-subscriptions-per-project", "CARRIER_MAX_SUBSCRIPTIONS_PER_PROJECT", "1000", "most subscriptions (of every kind) one project may have, which bounds the deliveries one publish fans out to (0: no limit)", intSetter(func(c *Config) *int { return &c.MaxSubscriptionsPerProject }, 0, 1000000)},
+	{"list-bytes-per-second", "CARRIER_LIST_BYTES_PER_SECOND", "2097152", "list payload (events, tasks, dead letters) one project may read a second, with a burst of twice that; more answers 429 with Retry-After (0: no limit)", intSetter(func(c *Config) *int { return &c.ListBytesPerSecond }, 0, 1<<30)},
 	{"max-in-flight-per-project", "CARRIER_MAX_IN_FLIGHT_PER_PROJECT", "0", "most of CARRIER_MAX_IN_FLIGHT one project may hold, so a tenant whose endpoints hang cannot starve the others (0: a quarter of it)", intSetter(func(c *Config) *int { return &c.MaxInFlightPerProject }, 0, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long events, deliveries, attempts, finished tasks and redriven dead letters are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},

@@ -31,12 +31,17 @@ func (d DeadLetter) Size() int {
 	return len(d.Body) + len(d.Query) + len(d.Message) + len(d.LastError)
 }
 
-// ListCut reports whether rows of these sizes reached ListBytes, that is,
-// whether a list call may have stopped before its limit because of it.
-func ListCut[T interface{ Size() int }](rows []T) bool {
+// ListSize is the payload of rows, as ListBytes counts it.
+func ListSize[T interface{ Size() int }](rows []T) int {
 	n := 0
 	for _, r := range rows {
 		n += r.Size()
 	}
-	return n >= ListBytes
+	return n
+}
+
+// ListCut reports whether rows of these sizes reached ListBytes, that is,
+// whether a list call may have stopped before its limit because of it.
+func ListCut[T interface{ Size() int }](rows []T) bool {
+	return ListSize(rows) >= ListBytes
 }
