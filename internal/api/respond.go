@@ -27,6 +27,17 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// Refusal tells an error the API made to refuse a request (such as the
+// subscription quota's) from a failure, and returns its message, for other
+// fronts to pass on in their own shape.
+func Refusal(err error) (message string, ok bool) {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message, true
+	}
+	return "", false
+}
+
 // Stable machine-readable error codes.
 const (
 	CodeInvalidJSON      = "invalid_json"

@@ -60,9 +60,14 @@ type Deps struct {
 	Pingbacks *pingback.Registry
 	// SQS answers the SQS protocol (POST / with X-Amz-Target: AmazonSQS.*); nil turns it off.
 	SQS http.Handler
-	// ChatCompatibleHosts are the Slack- and Discord-compatible servers'
-	// hosts (CARRIER_CHAT_COMPATIBLE_HOSTS); the senders check with the same.
-	ChatCompatibleHosts dest.CompatibleHosts
+	// Fronts are other protocols' routes served on the API's mux (the
+	// 2captcha front's /in.php and /res.php), pattern to handler, so their
+	// paths get the API's own 404 and 405 answers for other methods.
+	Fronts map[string]http.Handler
+	// Destinations are the destination kinds a subscription may have: the
+	// registry the delivery engine sends with, so what the API accepts is
+	// what gets sent.
+	Destinations *dest.Registry
 }
 
 // Spooler keeps writes durably on local disk while the store cannot take them,
@@ -91,7 +96,6 @@ type Server struct {
 	keysGen atomic.Uint64
 	clock   func() time.Time
 	reads   readBudget // each project's list payload allowance
-	balance balanceCache
 }
 
 type cachedKey struct {
@@ -225,10 +229,9 @@ func (s *Server) routes() {
 	s.handle("DELETE /v1/sqs-credentials/{id}", s.revokeSQSCredential)
 	s.mux.HandleFunc("GET /callbacks/{token}", s.callback)
 	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
-	s.mux.HandleFunc("POST /in.php", s.compatIn)
-	s.mux.HandleFunc("GET /in.php", s.compatIn)
-	s.mux.HandleFunc("GET /res.php", s.compatRes)
-	s.mux.HandleFunc("POST /res.php", s.compatRes)
+	for pattern, h := range s.Fronts {
+		s.mux.Handle(pattern, h)
+	}
 	s.handle("GET /v1/dead-letters", s.listDeadLetters)
 	s.handle("GET /v1/dead-letters/{id}", s.getDeadLetter)
 	s.handle("POST /v1/dead-letters/{id}/redrive", s.redriveDeadLetter)
@@ -277,6 +280,32 @@ func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
 	if !found || strings.TrimSpace(key) == "" {
 		return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing API key: send Authorization: Bearer <key>"}
 	}
+	return s.authenticateKey(r.Context(), key)
+}
+
+// AuthenticateKey checks a key that came other than in an Authorization
+// header (the 2captcha front's key parameter), with the same cache and
+// outage grace. ok is false, with a nil error, when there is no such key or
+// it was revoked; an error means the store could not be asked.
+func (s *Server) AuthenticateKey(ctx context.Context, key string) (store.APIKey, bool, error) {
+	if strings.TrimSpace(key) == "" {
+		return store.APIKey{}, false, nil
+	}
+	k, err := s.authenticateKey(ctx, key)
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+		return store.APIKey{}, false, nil
+	}
+	if err != nil {
+		return k, false, err
+	}
+	return k, true, nil
+}
+
+// authenticateKey looks a key up: in the cache while it is fresh, else in the
+// store, falling back on a recently confirmed cached key while the store
+// cannot be reached.
+func (s *Server) authenticateKey(ctx context.Context, key string) (store.APIKey, error) {
 	hash := HashKey(strings.TrimSpace(key))
 	c, cached := s.keys.Load(hash)
 	t := s.clock()
@@ -284,7 +313,7 @@ func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
 		return c.(cachedKey).key, nil
 	}
 	gen := s.keysGen.Load()
-	k, err := s.Store.APIKeyByHash(r.Context(), hash)
+	k, err := s.Store.APIKeyByHash(ctx, hash)
 	if err != nil {
 		if isNotFound(err) {
 			s.keys.Delete(hash)

@@ -10,12 +10,8 @@ import (
 	"strings"
 
 	"carrier/internal/dest"
-	"carrier/internal/dest/discord"
-	"carrier/internal/dest/email"
-	"carrier/internal/dest/logfile"
-	"carrier/internal/dest/pingback"
 	destqueue "carrier/internal/dest/queue"
-	"carrier/internal/dest/slack"
+	"carrier/internal/dest/webhook"
 	"carrier/internal/filter"
 	"carrier/internal/netguard"
 	"carrier/internal/sign"
@@ -27,103 +23,8 @@ import (
 // any kind. A webhook is a subscription whose destination is "webhook"; it
 // appears in both APIs.
 
-// destinationKind validates and shows the settings of one destination kind.
-type destinationKind struct {
-	// parse validates the settings; compatible are the hosts whose chat
-	// webhook URLs need not have the vendor's shape (Deps.ChatCompatibleHosts).
-	parse  func(raw json.RawMessage, compatible dest.CompatibleHosts) error
-	redact func(json.RawMessage) json.RawMessage
-	// summary is what attempts record as the destination (no secrets).
-	summary func(json.RawMessage) string
-	// secrets are the settings the API shows hidden; one sent back as
-	// "***hidden***" keeps its stored value (see keepHidden).
-	secrets []string
-	// recipient are the settings that say where, and as whom, the secrets
-	// are sent: while any of them changes, a hidden secret is not kept, so
-	// a project key cannot point the destination at its own server and have
-	// the stored secret sent there.
-	recipient []string
-}
-
-var destinationKinds = map[string]destinationKind{
-	"discord": {
-		parse: func(raw json.RawMessage, compatible dest.CompatibleHosts) error {
-			_, err := discord.ParseConfig(raw, compatible)
-			return err
-		},
-		redact:  discord.Redact,
-		summary: func(raw json.RawMessage) string { return "discord:" + redactedURL(discord.Redact(raw)) },
-		// The URL holds the token: kept whole, it still points where it did.
-		secrets: []string{"webhook_url"},
-	},
-	"slack": {
-		parse: func(raw json.RawMessage, compatible dest.CompatibleHosts) error {
-			_, err := slack.ParseConfig(raw, compatible)
-			return err
-		},
-		redact:  slack.Redact,
-		summary: func(raw json.RawMessage) string { return "slack:" + redactedURL(slack.Redact(raw)) },
-		secrets: []string{"webhook_url"},
-	},
-	"email": {
-		parse:  func(raw json.RawMessage, _ dest.CompatibleHosts) error { _, err := email.ParseConfig(raw); return err },
-		redact: email.Redact,
-		summary: func(raw json.RawMessage) string {
-			var c struct {
-				Host string   `json:"host"`
-				To   []string `json:"to"`
-			}
-			json.Unmarshal(raw, &c)
-			return "smtp://" + c.Host + " to " + strings.Join(c.To, ",")
-		},
-		secrets:   []string{"password"},
-		recipient: []string{"host", "port", "security", "username", "from", "to"},
-	},
-	"log": {
-		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
-			_, err := logfile.ParseConfig(raw)
-			return err
-		},
-		redact: logfile.Redact,
-		summary: func(raw json.RawMessage) string {
-			var c struct {
-				File string `json:"file"`
-			}
-			json.Unmarshal(raw, &c)
-			return "log:" + c.File
-		},
-	},
-	pingback.Kind: {
-		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
-			_, err := pingback.ParseConfig(raw)
-			return err
-		},
-		redact: pingback.Redact,
-		summary: func(raw json.RawMessage) string {
-			c, _ := pingback.ParseConfig(raw)
-			return "pingback:" + c.Host
-		},
-	},
-	"queue": {
-		parse: func(raw json.RawMessage, _ dest.CompatibleHosts) error {
-			_, err := destqueue.ParseConfig(raw)
-			return err
-		},
-		redact: destqueue.Redact,
-		summary: func(raw json.RawMessage) string {
-			c, _ := destqueue.ParseConfig(raw)
-			return "queue:" + c.Queue
-		},
-	},
-}
-
-func redactedURL(raw json.RawMessage) string {
-	var c struct {
-		URL string `json:"webhook_url"`
-	}
-	json.Unmarshal(raw, &c)
-	return c.URL
-}
+// What each destination kind accepts, shows and records is its dest.Kind,
+// looked up in Deps.Destinations: the registry the delivery engine sends with.
 
 // subscriptionRequest is the body of POST and PUT /v1/subscriptions.
 type subscriptionRequest struct {
@@ -178,7 +79,7 @@ type subscriptionJSON struct {
 	UpdatedAt              string          `json:"updated_at"`
 }
 
-func subscriptionView(sub store.Subscription) subscriptionJSON {
+func (s *Server) subscriptionView(sub store.Subscription) subscriptionJSON {
 	w := webhookView(sub)
 	v := subscriptionJSON{ID: sub.ID, Name: w.Name, Description: w.Description, EventTypes: w.EventTypes, Scope: w.Scope,
 		SpecificTaskIDs: w.SpecificTaskIDs, FilterPolicy: sub.FilterPolicy, FilterPolicyScope: sub.FilterScope,
@@ -193,39 +94,41 @@ func subscriptionView(sub store.Subscription) subscriptionJSON {
 	if v.FilterPolicyScope == "" {
 		v.FilterPolicyScope = filter.ScopeAttributes
 	}
-	if sub.Kind == "webhook" || sub.Kind == "" {
-		v.Destination, _ = json.Marshal(map[string]any{"type": "webhook", "url": sub.URL, "custom_headers": w.CustomHeaders, "secret": hiddenSecret})
-		return v
-	}
-	settings := json.RawMessage("{}")
-	if k, ok := destinationKinds[sub.Kind]; ok && len(sub.Destination) > 0 {
-		settings = k.redact(sub.Destination)
+	kindName, settings := sub.Kind, json.RawMessage("{}")
+	if k, ok := s.Destinations.Lookup(sub.Kind); ok {
+		kindName = k.Name()
+		// A kind whose settings are columns has them even when the
+		// Destination document is empty.
+		if _, columns := k.(dest.ColumnSettings); columns || len(sub.Destination) > 0 {
+			settings = k.Redact(sub)
+		}
 	}
 	var m map[string]any
 	json.Unmarshal(settings, &m)
 	if m == nil {
 		m = map[string]any{}
 	}
-	m["type"] = sub.Kind
+	m["type"] = kindName
 	v.Destination, _ = json.Marshal(m)
 	return v
 }
 
 // destinationType reads destination.type.
-func destinationType(raw json.RawMessage) (string, error) {
+func (s *Server) destinationType(raw json.RawMessage) (dest.Kind, error) {
 	var d struct {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return "", invalid("destination", "must be an object with a type")
+		return nil, invalid("destination", "must be an object with a type")
 	}
 	if d.Type == "" {
-		return "", invalid("destination.type", "is required: webhook, discord, slack, email, log or queue")
+		return nil, invalid("destination.type", "is required: webhook, discord, slack, email, log or queue")
 	}
-	if _, ok := destinationKinds[d.Type]; !ok && d.Type != "webhook" {
-		return "", invalid("destination.type", "must be webhook, discord, slack, email, log or queue")
+	k, ok := s.Destinations.Lookup(d.Type)
+	if !ok {
+		return nil, invalid("destination.type", "must be webhook, discord, slack, email, log or queue")
 	}
-	return d.Type, nil
+	return k, nil
 }
 
 // applySubscription validates req and writes it onto sub (all required fields
@@ -245,15 +148,18 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 		SpecificTaskIDs: req.SpecificTaskIDs, TimeoutSeconds: req.TimeoutSeconds, MaxRetries: req.MaxRetries,
 		RetryBackoffMultiplier: req.RetryBackoffMultiplier, Tags: req.Tags, Metadata: req.Metadata, Ordering: req.Ordering}
 	if len(req.Destination) > 0 && string(req.Destination) != "null" {
-		kind, err := destinationType(req.Destination)
+		k, err := s.destinationType(req.Destination)
 		if err != nil {
 			return err
 		}
+		kind := k.Name()
 		if !create && kind != sub.Kind {
 			return invalid("destination.type", "cannot be changed from %s; create a new subscription", sub.Kind)
 		}
 		sub.Kind = kind
-		if kind == "webhook" {
+		if _, columns := k.(dest.ColumnSettings); columns {
+			// The webhook's settings are the subscription's URL and header
+			// columns, shared with /v1/webhooks: its rules write them.
 			var d webhookDestination
 			if err := strictDecode(req.Destination, &d); err != nil {
 				return err
@@ -263,21 +169,21 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 			}
 			wreq.WebhookURL, wreq.CustomHeaders = d.URL, d.CustomHeaders
 		} else {
-			kept, err := keepHidden(req.Destination, sub.Destination, destinationKinds[kind])
+			kept, err := keepHidden(req.Destination, sub.Destination, k)
 			if err != nil {
 				return err
 			}
-			settings, err := s.destinationSettings(r, kind, kept)
+			settings, err := s.destinationSettings(r, k, kept)
 			if err != nil {
 				return err
 			}
-			if kind == "queue" {
+			if kind == destqueue.Kind {
 				if err := s.checkQueueDestination(r, sub.ProjectID, settings); err != nil {
 					return err
 				}
 			}
 			sub.Destination = settings
-			sub.URL = destinationKinds[kind].summary(settings)
+			sub.URL = k.Summary(settings)
 		}
 	}
 	if err := s.apply(r, wreq, sub, false); err != nil {
@@ -322,30 +228,26 @@ func (s *Server) applySubscription(r *http.Request, req subscriptionRequest, sub
 
 // destinationSettings validates a non-webhook destination object and returns
 // its settings (without "type"), with any URL in it checked against SSRF rules.
-func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawMessage) (json.RawMessage, error) {
+func (s *Server) destinationSettings(r *http.Request, k dest.Kind, raw json.RawMessage) (json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, invalid("destination", "must be an object")
 	}
 	delete(m, "type")
 	settings, _ := json.Marshal(m)
-	if err := destinationKinds[kind].parse(settings, s.ChatCompatibleHosts); err != nil {
+	if err := k.Validate(settings); err != nil {
 		var ferr *dest.FieldError
 		if errors.As(err, &ferr) {
 			return nil, invalid("destination."+ferr.Field, "%s", ferr.Message)
 		}
 		return nil, invalid("destination", "%v", err)
 	}
-	var u struct {
-		URL  string `json:"webhook_url"`
-		Host string `json:"host"`
-	}
-	json.Unmarshal(settings, &u)
-	field, target := "destination.webhook_url", u.URL
-	if kind == pingback.Kind {
-		field, target = "destination.host", "http://"+u.Host
-	}
-	if target != "" {
+	if t, ok := k.(dest.Target); ok {
+		setting, target := t.Target(settings)
+		if target == "" {
+			return settings, nil
+		}
+		field := "destination." + setting
 		if err := s.Guard.CheckURL(r.Context(), target); err != nil {
 			if errors.Is(err, netguard.ErrBlocked) {
 				return nil, urlNotAllowed(field, err)
@@ -361,14 +263,19 @@ func (s *Server) destinationSettings(r *http.Request, kind string, raw json.RawM
 // from the API can be sent back without knowing the secret. It refuses to
 // when a recipient setting changes: the secret must then be sent again.
 // "***hidden***" in any other setting is taken as it is.
-func keepHidden(sent, stored json.RawMessage, kind destinationKind) (json.RawMessage, error) {
+func keepHidden(sent, stored json.RawMessage, k dest.Kind) (json.RawMessage, error) {
+	h, ok := k.(dest.HiddenSettings)
+	if !ok {
+		return sent, nil
+	}
+	secrets, recipient := h.SecretSettings()
 	var in, old map[string]json.RawMessage
 	if json.Unmarshal(sent, &in) != nil {
 		return sent, nil
 	}
 	json.Unmarshal(stored, &old)
 	changed := false
-	for _, k := range kind.secrets {
+	for _, k := range secrets {
 		if string(in[k]) != `"`+hiddenSecret+`"` {
 			continue
 		}
@@ -376,7 +283,7 @@ func keepHidden(sent, stored json.RawMessage, kind destinationKind) (json.RawMes
 		if !ok {
 			return nil, invalid("destination."+k, "is %s but no value is stored: send the value", hiddenSecret)
 		}
-		for _, r := range kind.recipient {
+		for _, r := range recipient {
 			if !sameJSON(in[r], old[r]) {
 				return nil, invalid("destination."+k, "is required when destination.%s changes: a stored secret is only sent where it was sent before", r)
 			}
@@ -445,7 +352,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, k st
 		return err
 	}
 	out := map[string]any{"subscription_id": sub.ID}
-	if sub.Kind == "webhook" {
+	if sub.Kind == webhook.Kind {
+		// The signing secret is a column of its own, minted here and shown once.
 		secret, err := sign.NewSecret()
 		if err != nil {
 			return err
@@ -457,7 +365,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request, k st
 		return err
 	}
 	s.subscriptionsChanged(r)
-	out["subscription"] = subscriptionView(sub)
+	out["subscription"] = s.subscriptionView(sub)
 	ok(w, http.StatusCreated, out, "message", fmt.Sprintf("Subscription created (destination: %s).", sub.Kind))
 	return nil
 }
@@ -469,7 +377,7 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request, k sto
 	}
 	out := make([]subscriptionJSON, len(subs))
 	for i, sub := range subs {
-		out[i] = subscriptionView(sub)
+		out[i] = s.subscriptionView(sub)
 	}
 	ok(w, http.StatusOK, out)
 	return nil
@@ -480,7 +388,7 @@ func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request, k store
 	if err != nil {
 		return err
 	}
-	ok(w, http.StatusOK, subscriptionView(sub))
+	ok(w, http.StatusOK, s.subscriptionView(sub))
 	return nil
 }
 
@@ -501,7 +409,7 @@ func (s *Server) updateSubscription(w http.ResponseWriter, r *http.Request, k st
 		return err
 	}
 	s.subscriptionsChanged(r)
-	ok(w, http.StatusOK, subscriptionView(sub), "message", "Subscription updated")
+	ok(w, http.StatusOK, s.subscriptionView(sub), "message", "Subscription updated")
 	return nil
 }
 

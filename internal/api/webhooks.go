@@ -468,7 +468,7 @@ func (s *Server) setActive(w http.ResponseWriter, r *http.Request, k store.APIKe
 	}
 	var view any = webhookView(sub)
 	if strings.HasPrefix(r.URL.Path, "/v1/subscriptions/") {
-		what, view = "Subscription", subscriptionView(sub)
+		what, view = "Subscription", s.subscriptionView(sub)
 	}
 	ok(w, http.StatusOK, view, "message", what+" "+state+" successfully")
 	return nil

@@ -32,6 +32,7 @@ import (
 	"carrier/internal/metrics"
 	"carrier/internal/netguard"
 	"carrier/internal/outage"
+	"carrier/internal/outbox"
 	"carrier/internal/provider"
 	"carrier/internal/provider/simulator"
 	"carrier/internal/queue"
@@ -42,6 +43,7 @@ import (
 	"carrier/internal/store/postgres"
 	"carrier/internal/store/sqlite"
 	"carrier/internal/task"
+	"carrier/internal/twocaptcha"
 )
 
 // DefaultProjectID is the project the bootstrap admin key belongs to.
@@ -61,6 +63,9 @@ type App struct {
 	Queues *queue.Service
 	// Pingbacks keeps the pingback subscriptions of the 2captcha front.
 	Pingbacks *pingback.Registry
+	// Outbox publishes the system events (webhook.disabled) that state
+	// changes wrote to the outbox in their own transactions.
+	Outbox *outbox.Relay
 	// Spooler takes callbacks and publishes while the store is down.
 	Spooler *outage.Spooler
 	// Simulator is the in-process provider simulator (--simulate), or nil.
@@ -86,6 +91,8 @@ type Options struct {
 	// EmailTLS, when set, is the email destination's base TLS configuration
 	// (the roots of a private mail server, or of a test's stand-in).
 	EmailTLS *tls.Config
+	// Outbox adjusts the outbox relay's configuration (tests: Hold).
+	Outbox func(*outbox.Config)
 }
 
 // OpenStore opens and migrates the store the configuration selects.
@@ -175,21 +182,29 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.logs = &logfile.Sender{Dir: logDir}
 	a.Queues = queue.New(st)
-	// The API checks chat destinations with the same hosts the senders do,
-	// as settings are checked again when sent.
+	// One registry of destination kinds, handed to the engine (send) and to
+	// the API (validate, show, summarise): a kind is registered once, here.
+	// Chat settings are checked again when sent, with the same hosts.
 	chatHosts := dest.NewCompatibleHosts(cfg.ChatCompatibleHosts)
-	sender := dispatch.Router{
-		"webhook":     &webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap},
-		"discord":     &discord.Sender{Client: client, Compatible: chatHosts},
-		"slack":       &slack.Sender{Client: client, Compatible: chatHosts},
-		"email":       &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS},
-		"log":         a.logs,
-		"queue":       &destqueue.Sender{Queues: a.Queues},
-		pingback.Kind: &pingback.Sender{Client: client},
-	}
+	destinations := dest.NewRegistry(webhook.Kind) // rows without a kind predate kinds: webhooks
+	destinations.Register(&webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap})
+	destinations.Register(&discord.Sender{Client: client, Compatible: chatHosts})
+	destinations.Register(&slack.Sender{Client: client, Compatible: chatHosts})
+	destinations.Register(&email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS})
+	destinations.Register(a.logs)
+	destinations.Register(&destqueue.Sender{Queues: a.Queues})
+	destinations.Register(&pingback.Sender{Client: client})
 	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.Matcher.Refresh}
-	a.Engine = dispatch.New(dcfg, st, sender, a.Publisher, mx, log)
+	a.Engine = dispatch.New(dcfg, st, destinations, a.Publisher, mx, log)
 	a.Publisher.OnCommit = a.Engine.Wake
+	ocfg := outbox.DefaultConfig()
+	if opts.Outbox != nil {
+		opts.Outbox(&ocfg)
+	}
+	// The relay leases rows as the engine's node, whose heartbeats let other
+	// nodes rescue its leases if it dies.
+	a.Outbox = outbox.New(ocfg, st, a.Publisher, a.Engine.Owner(), log)
+	a.Engine.OnDisable(a.Outbox.Wake)
 
 	if err := a.setUpTasks(mx, opts); err != nil {
 		st.Close()
@@ -205,9 +220,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Pingbacks: a.Pingbacks, MaxSubscriptions: cfg.MaxSubscriptionsPerProject,
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
 	}
-	deps.ChatCompatibleHosts = chatHosts
+	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
+	// The 2captcha front is served on the API's mux and checks its key
+	// parameter with the API's keys: it gets the server once there is one.
+	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Guard: guard, Pingbacks: a.Pingbacks, Refusal: api.Refusal, Log: log}
+	deps.Fronts = front.Routes()
 	a.API = api.New(deps)
+	front.Auth = a.API
 	a.Pingbacks.Quota = a.API.CheckSubscriptionQuota
 	return a, nil
 }
@@ -299,6 +319,9 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.pruneQueues(bgCtx) }()
 	go func() { defer wg.Done(); a.Spooler.Run(bgCtx, time.Second) }()
 	var tasks sync.WaitGroup // apart: it must end before the publisher closes
+	var relay sync.WaitGroup // apart too, for the same reason
+	relay.Add(1)
+	go func() { defer relay.Done(); a.Outbox.Run(bgCtx) }()
 	if a.Tasks != nil {
 		tasks.Add(1)
 		go func() { defer tasks.Done(); a.Tasks.Run(bgCtx) }()
@@ -330,6 +353,9 @@ func (a *App) Run(ctx context.Context) error {
 	// grace (as the engine's attempts do, meanwhile); their task events are
 	// then published before the publisher closes.
 	tasks.Wait()
+	// Rows written during the engine's grace stay in the outbox; the next
+	// start (or another node's relay) publishes them.
+	relay.Wait()
 	a.Publisher.Close()
 	wg.Wait()
 	a.logs.Close()

@@ -1,6 +1,8 @@
 // Package dest holds what every destination kind shares. Each kind lives in
-// its own package below (webhook, discord, slack, email, logfile) and sends
-// the deliveries of subscriptions of that kind.
+// its own package below (webhook, discord, slack, email, logfile, queue,
+// pingback) and implements Kind; one Registry of them, built at start, is
+// what the API validates and shows settings with and what the delivery
+// engine sends with.
 //
 // The HTTP kinds post through Attempt, which times the request, records at
 // most ResponseLimit bytes of the answer and classifies network failures

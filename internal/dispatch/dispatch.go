@@ -6,8 +6,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -81,26 +79,11 @@ func DefaultConfig() Config {
 	}
 }
 
-// Sender performs one attempt for a job and reports what happened.
+// Sender performs one attempt for a job and reports what happened. The
+// engine is handed one for every destination kind: the registry of kinds
+// (dest.Registry), which sends each job with its subscription's kind.
 type Sender interface {
 	Send(ctx context.Context, job store.Job, attemptAt time.Time) Result
-}
-
-// Router sends each job with the sender of its subscription's destination
-// kind ("webhook" when unset).
-type Router map[string]Sender
-
-// Send sends job with the sender of its kind; an unknown kind fails the attempt.
-func (r Router) Send(ctx context.Context, job store.Job, at time.Time) Result {
-	kind := job.Subscription.Kind
-	if kind == "" {
-		kind = "webhook"
-	}
-	s, ok := r[kind]
-	if !ok {
-		return Result{ErrorCode: "unknown_destination", ErrorMessage: "no sender for destination kind " + kind}
-	}
-	return s.Send(ctx, job, at)
 }
 
 // Engine runs deliveries for one process.
@@ -127,6 +110,8 @@ type Engine struct {
 	done       chan struct{}
 	completer  sync.WaitGroup
 	senders    sync.WaitGroup
+
+	onDisable func() // see OnDisable
 }
 
 type lane struct {
@@ -491,25 +476,19 @@ func (e *Engine) record(batch []store.Outcome) {
 	}
 	for _, d := range disabled {
 		e.log.Warn("subscription disabled", "project", d.ProjectID, "subscription", d.SubscriptionID, "reason", d.Reason)
-		if e.publisher == nil {
-			continue
-		}
-		go e.announceDisabled(d)
+	}
+	// CompleteAttempts wrote each webhook.disabled to the outbox in the
+	// transaction that disabled the webhook; the relay publishes it, and is
+	// woken here so that it need not wait for its slow poll.
+	if len(disabled) > 0 && e.onDisable != nil {
+		e.onDisable()
 	}
 }
 
-func (e *Engine) announceDisabled(d store.Disabled) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	data, _ := json.Marshal(map[string]any{
-		"webhook_id": d.SubscriptionID, "reason": d.Reason, "consecutive_failures": d.Failures,
-		"disabled_at": time.Now().UTC().Format(time.RFC3339Nano),
-	})
-	_, err := e.publisher.Publish(ctx, ingest.Input{ProjectID: d.ProjectID, Type: "webhook.disabled", Subject: d.SubscriptionID, Data: data})
-	if err != nil && !errors.Is(err, ingest.ErrClosed) {
-		e.log.Error("publish webhook.disabled", "err", err)
-	}
-}
+// OnDisable sets f to be called, from the engine's goroutine, after attempts
+// deactivated subscriptions (their webhook.disabled events then wait in the
+// outbox). f must not block. Call it before Run.
+func (e *Engine) OnDisable(f func()) { e.onDisable = f }
 
 // outcome turns an attempt's result into the delivery's next state.
 func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {

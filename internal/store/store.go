@@ -216,6 +216,31 @@ type Disabled struct {
 	Failures       int
 }
 
+// OutboxEvent is a system event written in the transaction of the change that
+// caused it, waiting for the relay to publish it.
+type OutboxEvent struct {
+	// ID is stable across relay attempts: the published event's id and
+	// idempotency key derive from it, so a second publish is a duplicate.
+	ID        string
+	ProjectID string
+	Type      string
+	Subject   string
+	Data      json.RawMessage
+	CreatedAt time.Time
+}
+
+// OutboxStore holds the outbox of system events. CompleteAttempts writes a
+// webhook.disabled row in the transaction that deactivates a subscription.
+type OutboxStore interface {
+	// ClaimOutbox leases up to limit rows whose lease has run out (or that
+	// never had one) to owner until now+lease, oldest first. PostgreSQL skips
+	// rows another claimer has locked; SQLite's single writer serialises claims.
+	// RescueLeases releases the leases of owners that stopped heartbeating.
+	ClaimOutbox(ctx context.Context, owner string, lease time.Duration, now time.Time, limit int) ([]OutboxEvent, error)
+	// DeleteOutbox removes a row once its event is published (a missing row is no error).
+	DeleteOutbox(ctx context.Context, id string) error
+}
+
 // DeliveryFilter selects deliveries for listing.
 type DeliveryFilter struct {
 	ProjectID      string
@@ -260,6 +285,7 @@ type Store interface {
 	TaskStore
 	QueueStore
 	CredentialStore
+	OutboxStore
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
 	Migrate(ctx context.Context) error
@@ -324,7 +350,8 @@ type Store interface {
 	ClaimDeliveries(ctx context.Context, opts ClaimOptions) ([]Job, error)
 	// CompleteAttempts records attempts and moves their deliveries on, in one
 	// transaction, and only where the caller still holds the lease. It returns the
-	// subscriptions that were deactivated as a result.
+	// subscriptions that were deactivated as a result; for each it writes a
+	// webhook.disabled row to the outbox in that same transaction.
 	CompleteAttempts(ctx context.Context, outcomes []Outcome, now time.Time) ([]Disabled, error)
 	// RenewLeases extends every lease held by owner to until, so work that waits
 	// in a busy lane never outlives its lease while its process is alive.
@@ -335,7 +362,7 @@ type Store interface {
 	Heartbeat(ctx context.Context, owner string, now time.Time) error
 	// RemoveNode forgets a process that is shutting down.
 	RemoveNode(ctx context.Context, owner string) error
-	// RescueLeases gives back the delivery and task leases of every owner other
+	// RescueLeases gives back the delivery, task and outbox leases of every owner other
 	// than self whose last heartbeat is older than staleBefore (or who never
 	// sent one), forgets those owners, and returns how many deliveries it released.
 	RescueLeases(ctx context.Context, self string, staleBefore time.Time) (int, error)

@@ -98,7 +98,7 @@ type ValidationError = ingest.ValidationError
 type Service struct {
 	cfg      Config
 	store    store.Store
-	provider *provider.Client
+	upstream Provider
 	pub      *ingest.Publisher
 	metrics  *metrics.Metrics
 	log      *slog.Logger
@@ -114,7 +114,7 @@ type Service struct {
 }
 
 // New returns a task service; owner names this process for leases.
-func New(cfg Config, st store.Store, p *provider.Client, pub *ingest.Publisher, mx *metrics.Metrics, log *slog.Logger, owner string) *Service {
+func New(cfg Config, st store.Store, p Provider, pub *ingest.Publisher, mx *metrics.Metrics, log *slog.Logger, owner string) *Service {
 	d := DefaultConfig()
 	if cfg.CallbackTimeout <= 0 {
 		cfg.CallbackTimeout = d.CallbackTimeout
@@ -143,12 +143,12 @@ func New(cfg Config, st store.Store, p *provider.Client, pub *ingest.Publisher, 
 	if cfg.ShutdownGrace < 0 {
 		cfg.ShutdownGrace = 0
 	}
-	return &Service{cfg: cfg, store: st, provider: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1),
+	return &Service{cfg: cfg, store: st, upstream: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1),
 		marks: make(chan store.TaskMark, 4096)}
 }
 
-// Provider is the upstream client the service submits to.
-func (s *Service) Provider() *provider.Client { return s.provider }
+// Provider is the upstream provider the service submits to.
+func (s *Service) Provider() Provider { return s.upstream }
 
 // SetPublicURL sets the base of pingback URLs (known only once Carrier listens).
 func (s *Service) SetPublicURL(u string) { s.cfg.PublicURL = strings.TrimRight(u, "/") }
@@ -392,7 +392,7 @@ func (s *Service) submit(ctx context.Context, t store.Task, token string) error 
 		sub.Pingback = s.cfg.PublicURL + "/callbacks/" + token
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	pid, serr := s.provider.Submit(sctx, sub)
+	pid, serr := s.upstream.Submit(sctx, sub)
 	cancel()
 	s.countUpstream("submit", serr)
 	if serr != nil && ctx.Err() != nil {
@@ -412,14 +412,14 @@ func (s *Service) submit(ctx context.Context, t store.Task, token string) error 
 		t.NextPollAt = at.Add(s.cfg.CallbackTimeout)
 		t.ErrorCode, t.ErrorMessage = "", ""
 		entry = entryOf(t, store.TaskSubmitDone, "accepted by the provider as "+pid, map[string]any{"provider_id": pid, "attempt": t.SubmitAttempts})
-	case provider.IsTransient(serr):
-		t.ErrorCode, t.ErrorMessage = codeOf(serr), serr.Error()
+	case s.upstream.IsTransient(serr):
+		t.ErrorCode, t.ErrorMessage = s.codeOf(serr), serr.Error()
 		t.NextSubmitAt = at.Add(backoff.Delay(t.SubmitAttempts, 2, s.cfg.SubmitRetryBase, rand.Float64()))
 		entry = entryOf(t, store.TaskSubmitError, "transient error, retrying: "+serr.Error(),
 			map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts, "next_submit_at": t.NextSubmitAt.Format(time.RFC3339Nano)})
 	default:
 		t.Status, t.CompletedAt = store.TaskFailed, &at
-		t.ErrorCode, t.ErrorMessage = codeOf(serr), serr.Error()
+		t.ErrorCode, t.ErrorMessage = s.codeOf(serr), serr.Error()
 		entry = entryOf(t, store.TaskSubmitError, "permanent error: "+serr.Error(), map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts})
 	}
 	t, err := s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entry})
@@ -540,7 +540,6 @@ func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *
 		if r.via == store.ViaPoll {
 			kind = store.TaskPolled
 		}
-		isError := strings.HasPrefix(r.code, "ERROR") || r.code == "IP_BANNED"
 		switch t.Status {
 		case store.TaskSolved, store.TaskFailed, store.TaskExpired:
 			same := (t.Status == store.TaskSolved && r.code == t.Solution) || (t.Status == store.TaskFailed && r.code == t.ErrorCode)
@@ -553,17 +552,14 @@ func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *
 		default:
 			return "", nil, fmt.Errorf("task %s has unknown status %q", t.ID, t.Status)
 		}
-		if r.code == "CAPCHA_NOT_READY" {
+		switch s.upstream.Interpret(r.code) {
+		case provider.NotReady, provider.Waiting:
+			// Still being solved, or a transient error about one task (rare): keep waiting.
 			return OutcomeNotReady, nil, nil
-		}
-		if isError {
-			if provider.Classify(r.code) {
-				// A transient error about one task (rare): keep waiting.
-				return OutcomeNotReady, nil, nil
-			}
+		case provider.Failed:
 			t.Status, t.ErrorCode, t.ErrorMessage = store.TaskFailed, r.code, "provider: "+r.code
 			entries = append(entries, entryOf(t, kind, "failed: "+r.code, r.detail))
-		} else {
+		default:
 			t.Status, t.Solution, t.Via = store.TaskSolved, r.code, r.via
 			t.ErrorCode, t.ErrorMessage = "", ""
 			entries = append(entries, entryOf(t, kind, "solved by "+r.via, r.detail))
@@ -712,7 +708,7 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 }
 
 // PollDue asks the provider about submitted tasks whose pingback is overdue,
-// up to provider.MaxBatch ids a request, within the upstream request budget.
+// up to the provider's batch limit of ids a request, within the upstream request budget.
 func (s *Service) PollDue(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if !s.takeBudget() {
@@ -722,7 +718,7 @@ func (s *Service) PollDue(ctx context.Context) error {
 		// requests; nothing is asked before at least one task is overdue.
 		at := now()
 		horizon := at.Add(min(s.cfg.PollInterval/2, s.cfg.CallbackTimeout/4))
-		tasks, err := s.store.TasksToPoll(ctx, horizon, provider.MaxBatch)
+		tasks, err := s.store.TasksToPoll(ctx, horizon, s.upstream.BatchLimit())
 		if err != nil {
 			s.returnBudget()
 			return err
@@ -736,10 +732,10 @@ func (s *Service) PollDue(ctx context.Context) error {
 			ids[i] = t.ProviderID
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		results, err := s.provider.GetMany(pctx, ids)
+		results, err := s.upstream.GetMany(pctx, ids)
 		cancel()
 		s.countUpstream("get", err)
-		if provider.ErrorCode(err) == provider.CodeBatchMismatch {
+		if s.upstream.IsBatchMismatch(err) {
 			// An answer contained the batch separator: ask one by one.
 			results, err = s.getEach(ctx, ids)
 		}
@@ -748,19 +744,14 @@ func (s *Service) PollDue(ctx context.Context) error {
 			for _, t := range tasks {
 				s.deferPoll(ctx, t, err)
 			}
-			if provider.IsTransient(err) {
+			if s.upstream.IsTransient(err) {
 				return nil
 			}
 			return fmt.Errorf("poll provider: %w", err)
 		}
 		for i, t := range tasks {
 			r := results[i]
-			code := r.Solution
-			if r.Err != nil {
-				code = provider.ErrorCode(r.Err)
-			} else if !r.Ready {
-				code = "CAPCHA_NOT_READY"
-			}
+			code := r.Answer()
 			out, rej, err := s.apply(ctx, t, result{providerID: t.ProviderID, code: code, cost: r.Cost, via: store.ViaPoll,
 				detail: map[string]any{"answer": code}})
 			switch {
@@ -772,7 +763,7 @@ func (s *Service) PollDue(ctx context.Context) error {
 				s.deferPoll(ctx, t, nil)
 			}
 		}
-		if len(tasks) < provider.MaxBatch {
+		if len(tasks) < s.upstream.BatchLimit() {
 			return nil
 		}
 	}
@@ -789,7 +780,7 @@ func (s *Service) getEach(ctx context.Context, ids []string) ([]provider.Result,
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		r, err := s.provider.Get(pctx, id)
+		r, err := s.upstream.Get(pctx, id)
 		cancel()
 		s.countUpstream("get", err)
 		if err != nil {
@@ -805,7 +796,7 @@ func (s *Service) deferPoll(ctx context.Context, t store.Task, cause error) {
 	t.Polls++
 	t.NextPollAt = now().Add(s.cfg.PollInterval)
 	if cause != nil {
-		t.ErrorCode = codeOf(cause)
+		t.ErrorCode = s.codeOf(cause)
 	}
 	if _, err := s.store.UpdateTask(ctx, t, t.Version, nil); err != nil && !errors.Is(err, store.ErrConflict) {
 		s.log.Warn("defer poll", "task", t.ID, "err", err)
@@ -957,8 +948,8 @@ func entryOf(t store.Task, kind, msg string, detail any) store.TaskEntry {
 	return store.TaskEntry{ID: newID(), TaskID: t.ID, ProjectID: t.ProjectID, Kind: kind, Message: msg, Detail: raw, At: now()}
 }
 
-func codeOf(err error) string {
-	if c := provider.ErrorCode(err); c != "" {
+func (s *Service) codeOf(err error) string {
+	if c := s.upstream.ErrorCode(err); c != "" {
 		return c
 	}
 	return "error"

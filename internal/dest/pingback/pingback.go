@@ -26,6 +26,7 @@ import (
 
 	"carrier/internal/dest"
 	"carrier/internal/dispatch"
+	"carrier/internal/provider"
 	"carrier/internal/store"
 )
 
@@ -127,7 +128,7 @@ func LegacyAnswer(status, solution, errorCode string) (answer string, solved boo
 	case store.TaskExpired:
 		return "ERROR_CAPTCHA_UNSOLVABLE", false
 	case store.TaskPending, store.TaskSubmitted:
-		return "CAPCHA_NOT_READY", false
+		return provider.CodeNotReady, false
 	}
 	return "", false
 }

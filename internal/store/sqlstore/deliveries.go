@@ -377,6 +377,11 @@ func (s *Store) updateCounters(ctx context.Context, tx *sql.Tx, recorded []store
 		if err := bumpVersion(ctx, tx); err != nil {
 			return nil, err
 		}
+		// The event commits with the deactivation, so no crash or error between
+		// the two can leave a webhook disabled without its webhook.disabled.
+		if err := insertOutbox(ctx, tx, disabledEvent(d.projectID, id, reason, failures, now)); err != nil {
+			return nil, err
+		}
 		disabled = append(disabled, store.Disabled{ProjectID: d.projectID, SubscriptionID: id, Reason: reason, Failures: failures})
 	}
 	return disabled, nil
@@ -432,6 +437,13 @@ func (s *Store) RescueLeases(ctx context.Context, self string, staleBefore time.
 		n, _ = res.RowsAffected()
 		// Tasks a dead process was submitting are tried again at once.
 		if _, err := tx.ExecContext(ctx, `UPDATE tasks SET lease_owner = '', lease_until = 0, version = version + 1
+			WHERE lease_until > 0 AND lease_owner <> $1
+			AND lease_owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)`, self, ms(staleBefore)); err != nil {
+			return err
+		}
+		// Outbox rows a dead relay had claimed are published by the next claim,
+		// without waiting for their lease to run out.
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET lease_owner = '', lease_until = 0
 			WHERE lease_until > 0 AND lease_owner <> $1
 			AND lease_owner NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2)`, self, ms(staleBefore)); err != nil {
 			return err

@@ -42,6 +42,8 @@ var cases = []testCase{
 	{name: "CompleteRequiresLease", run: testCompleteRequiresLease},
 	{name: "AutoDisable", run: testAutoDisable},
 	{name: "OutcomeDisable", run: testOutcomeDisable},
+	{name: "Outbox", run: testOutbox},
+	{name: "OutboxConcurrentClaimers", run: testOutboxConcurrentClaimers},
 	{name: "ReleaseLeases", run: testReleaseLeases},
 	{name: "RescueLeases", run: testRescueLeases},
 	{name: "NextDueAt", run: testNextDueAt},
