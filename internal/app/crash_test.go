@@ -53,11 +53,17 @@ func startProcess(t *testing.T, e storetest.Engine, env ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve")
 	dataDir := e.DataDir
 	if dataDir == "" {
 		dataDir = t.TempDir() // the local spool lives here on PostgreSQL too
 	}
+	return launch(t, exec.Command(bin, "serve"), e, dataDir, env...)
+}
+
+// launch starts cmd as a Carrier on the engine's storage in dataDir (env adds
+// or overrides CARRIER_* variables) and waits until it says where it listens.
+func launch(t *testing.T, cmd *exec.Cmd, e storetest.Engine, dataDir string, env ...string) *process {
+	t.Helper()
 	cmd.Env = append(os.Environ(),
 		"CARRIER_LISTEN=127.0.0.1:0",
 		"CARRIER_DATA_DIR="+dataDir,

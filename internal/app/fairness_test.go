@@ -33,54 +33,9 @@ func TestHangingProjectDoesNotStarveAnother(t *testing.T) {
 			_, attacker := c.NewProject("attacker")
 			_, victim := c.NewProject("victim")
 
-			release := make(chan struct{})
-			hang := apptest.NewEndpoint(t, func(int, apptest.Request, http.ResponseWriter) {
-				select {
-				case <-release:
-				case <-time.After(30 * time.Second):
-				}
-			})
-			defer close(release)
-
-			var mu sync.Mutex
-			arrived := map[string]time.Time{}
-			fast := apptest.NewEndpoint(t, func(_ int, r apptest.Request, w http.ResponseWriter) {
-				var body struct{ ID string }
-				json.Unmarshal(r.Body, &body)
-				mu.Lock()
-				arrived[body.ID] = r.At // the event id
-				mu.Unlock()
-			})
-			c.CreateWebhook(victim, map[string]any{"webhook_url": fast.URL, "event_types": []string{"order.paid"}})
-
-			// measure publishes n events of the victim, one every 10 ms, and
-			// returns the publish → delivered p99 once all have arrived.
-			measure := func(round string, n int) time.Duration {
-				t.Helper()
-				sent := map[string]time.Time{}
-				for i := range n {
-					subject := round + "-" + strconv.Itoa(i)
-					start := time.Now()
-					id := c.Publish(victim, map[string]any{"type": "order.paid", "subject": subject})
-					sent[id] = start
-					time.Sleep(10 * time.Millisecond)
-				}
-				var lat []time.Duration
-				apptest.Eventually(t, 60*time.Second, "victim's events delivered in round "+round, func() bool {
-					mu.Lock()
-					defer mu.Unlock()
-					lat = lat[:0]
-					for id, start := range sent {
-						if at, ok := arrived[id]; ok {
-							lat = append(lat, at.Sub(start))
-						}
-					}
-					return len(lat) == n
-				})
-				return p99(lat)
-			}
-
-			base := measure("base", 60)
+			hang := hangingEndpoint(t)
+			v := newVictim(t, c, victim)
+			_, base := v.measure("base", 60)
 
 			// The attacker: 20 webhooks on an endpoint that never answers, 40
 			// events each: 800 deliveries against a budget of 200.
@@ -92,7 +47,7 @@ func TestHangingProjectDoesNotStarveAnother(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond) // let the engine claim what it will of them
 
-			under := measure("attack", 60)
+			_, under := v.measure("attack", 60)
 			t.Logf("victim p99: %v alone, %v while the attacker's endpoints hang", base, under)
 			if limit := unchanged(base); under > limit {
 				t.Errorf("victim p99 %v while another project's endpoints hang, want at most %v (base %v)", under, limit, base)
@@ -122,53 +77,9 @@ func TestHostileProjectDoesNotHurtAnother(t *testing.T) {
 			})
 			_, attacker := c.NewProject("attacker")
 			_, victim := c.NewProject("victim")
-			release := make(chan struct{})
-			hang := apptest.NewEndpoint(t, func(int, apptest.Request, http.ResponseWriter) {
-				select {
-				case <-release:
-				case <-time.After(30 * time.Second):
-				}
-			})
-			defer close(release)
-			var mu sync.Mutex
-			arrived := map[string]time.Time{}
-			fast := apptest.NewEndpoint(t, func(_ int, r apptest.Request, w http.ResponseWriter) {
-				var body struct{ ID string }
-				json.Unmarshal(r.Body, &body)
-				mu.Lock()
-				arrived[body.ID] = r.At
-				mu.Unlock()
-			})
-			c.CreateWebhook(victim, map[string]any{"webhook_url": fast.URL, "event_types": []string{"order.paid"}})
-
-			// measure publishes n of the victim's events, one every 10 ms, and
-			// returns the p99 of the publish calls and of publish → delivered.
-			measure := func(round string, n int) (publish, delivered time.Duration) {
-				t.Helper()
-				sent := map[string]time.Time{}
-				var calls []time.Duration
-				for i := range n {
-					start := time.Now()
-					id := c.Publish(victim, map[string]any{"type": "order.paid", "subject": round + "-" + strconv.Itoa(i)})
-					calls = append(calls, time.Since(start))
-					sent[id] = start
-					time.Sleep(10 * time.Millisecond)
-				}
-				var lat []time.Duration
-				apptest.Eventually(t, 60*time.Second, "every accepted event of the victim delivered in round "+round, func() bool {
-					mu.Lock()
-					defer mu.Unlock()
-					lat = lat[:0]
-					for id, start := range sent {
-						if at, ok := arrived[id]; ok {
-							lat = append(lat, at.Sub(start))
-						}
-					}
-					return len(lat) == n
-				})
-				return p99(calls), p99(lat)
-			}
-			basePub, baseDel := measure("base", 60)
+			hang := hangingEndpoint(t)
+			v := newVictim(t, c, victim)
+			basePub, baseDel := v.measure("base", 60)
 
 			// The attacker configures: hanging webhooks and a chat template
 			// that the budget stops, up to its subscription limit.
@@ -217,7 +128,7 @@ func TestHostileProjectDoesNotHurtAnother(t *testing.T) {
 				}
 			}()
 			time.Sleep(500 * time.Millisecond)
-			pub, del := measure("attack", 60)
+			pub, del := v.measure("attack", 60)
 			close(stop)
 			wg.Wait()
 			t.Logf("victim p99 publish %v → %v, delivered %v → %v", basePub, pub, baseDel, del)
@@ -229,6 +140,73 @@ func TestHostileProjectDoesNotHurtAnother(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hangingEndpoint accepts requests and never answers them (until the test
+// ends, or 30 s).
+func hangingEndpoint(t *testing.T) *apptest.Endpoint {
+	release := make(chan struct{})
+	ep := apptest.NewEndpoint(t, func(int, apptest.Request, http.ResponseWriter) {
+		select {
+		case <-release:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	t.Cleanup(func() { close(release) }) // registered after the server's Close, so it runs first
+	return ep
+}
+
+// victim is a project with one fast webhook on order.paid, whose latencies a
+// test measures.
+type victim struct {
+	t       *testing.T
+	c       *apptest.Carrier
+	key     string
+	mu      sync.Mutex
+	arrived map[string]time.Time // event id -> when the endpoint got it
+}
+
+func newVictim(t *testing.T, c *apptest.Carrier, key string) *victim {
+	v := &victim{t: t, c: c, key: key, arrived: map[string]time.Time{}}
+	fast := apptest.NewEndpoint(t, func(_ int, r apptest.Request, w http.ResponseWriter) {
+		var body struct{ ID string }
+		json.Unmarshal(r.Body, &body)
+		v.mu.Lock()
+		v.arrived[body.ID] = r.At
+		v.mu.Unlock()
+	})
+	c.CreateWebhook(key, map[string]any{"webhook_url": fast.URL, "event_types": []string{"order.paid"}})
+	return v
+}
+
+// measure publishes n of the victim's events, one every 10 ms, waits until
+// every accepted one arrived, and returns the p99 of the publish calls and of
+// publish → delivered.
+func (v *victim) measure(round string, n int) (publish, delivered time.Duration) {
+	t := v.t
+	t.Helper()
+	sent := map[string]time.Time{}
+	var calls []time.Duration
+	for i := range n {
+		start := time.Now()
+		id := v.c.Publish(v.key, map[string]any{"type": "order.paid", "subject": round + "-" + strconv.Itoa(i)})
+		calls = append(calls, time.Since(start))
+		sent[id] = start
+		time.Sleep(10 * time.Millisecond)
+	}
+	var lat []time.Duration
+	apptest.Eventually(t, 60*time.Second, "every accepted event of the victim delivered in round "+round, func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		lat = lat[:0]
+		for id, start := range sent {
+			if at, ok := v.arrived[id]; ok {
+				lat = append(lat, at.Sub(start))
+			}
+		}
+		return len(lat) == n
+	})
+	return p99(calls), p99(lat)
 }
 
 // unchanged is the most a p99 measured under attack may be and still count as

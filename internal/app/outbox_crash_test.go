@@ -1,8 +1,6 @@
 package app_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,42 +63,7 @@ func TestOutboxChildProcess(t *testing.T) {
 func startOutboxChild(t *testing.T, e storetest.Engine, dataDir, hold string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOutboxChildProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(),
-		envOutboxChild+"="+hold,
-		"CARRIER_LISTEN=127.0.0.1:0",
-		"CARRIER_DATA_DIR="+dataDir,
-		"CARRIER_DATABASE_URL="+e.DatabaseURL,
-		"CARRIER_API_KEY="+apptest.AdminKey,
-		"CARRIER_ALLOW_PRIVATE_NETWORKS=true",
-		"CARRIER_RETRY_BASE=100ms",
-		"CARRIER_LOG_LEVEL=warn",
-	)
-	p := &process{cmd: cmd, stderr: &bytes.Buffer{}}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case p.url = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("carrier child did not start; stderr:\n%s", p.stderr)
-	}
-	return p
+	return launch(t, cmd, e, dataDir, envOutboxChild+"="+hold)
 }
 
 // TestOutboxCrashDeliversDisabledOnce makes a webhook fail until it is
