@@ -563,6 +563,9 @@ func TestCloseStopsEverything(t *testing.T) {
 	submit(rc.URL) // solved at once, pingback delivered (a keep-alive connection stays)
 	rc.next(t, 2*time.Second)
 	submit(slow.URL) // solved at once; its pingback hangs
+	// The solve runs on a timer goroutine: wait for its pingback before
+	// changing the faults, or the change can reach it too.
+	waitFor(t, 2*time.Second, "hanging pingback sent", func() bool { return s.Stats().PingbacksSent == 2 })
 	s.SetFaults(Faults{LatePingbacks: 1, LateBy: time.Hour})
 	submit(rc.URL) // solved at once; its pingback waits an hour
 	waitFor(t, 2*time.Second, "pingbacks in flight", func() bool {
