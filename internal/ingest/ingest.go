@@ -14,8 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
+	"carrier/internal/clock"
 	"carrier/internal/match"
 	"carrier/internal/metrics"
 	"carrier/internal/store"
@@ -224,7 +223,7 @@ func (p *Publisher) commitLoop() {
 
 func (p *Publisher) commit(batch []*request) {
 	ix := p.matcher.Index()
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := clock.Now()
 	events := make([]store.NewEvent, len(batch))
 	for i, r := range batch {
 		in := r.in
@@ -236,7 +235,7 @@ func (p *Publisher) commit(batch []*request) {
 		}
 		ids := make([]string, len(subs))
 		for k := range subs {
-			ids[k] = newID()
+			ids[k] = clock.NewID()
 		}
 		data := in.Data
 		if len(data) == 0 {
@@ -244,7 +243,7 @@ func (p *Publisher) commit(batch []*request) {
 		}
 		id := in.EventID
 		if id == "" {
-			id = newID()
+			id = clock.NewID()
 		}
 		events[i] = store.NewEvent{
 			Event: store.Event{ID: id, ProjectID: in.ProjectID, Type: in.Type, Subject: in.Subject, Data: data,
@@ -309,9 +308,4 @@ func (p *Publisher) insert(events []store.NewEvent, idemSince time.Time) ([]stor
 	r1, e1 := p.insert(events[:mid], idemSince)
 	r2, e2 := p.insert(events[mid:], idemSince)
 	return append(r1, r2...), append(e1, e2...)
-}
-
-// newID returns a UUIDv7 string: time-ordered, so indexes stay compact.
-func newID() string {
-	return uuid.Must(uuid.NewV7()).String()
 }

@@ -12,8 +12,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/google/uuid"
-
+	"carrier/internal/clock"
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/spool"
@@ -166,7 +165,7 @@ func refused(ctx context.Context, err error) bool {
 // its raw request and task, so it can be redriven like any dead pingback.
 func (s *Spooler) deadLetter(ctx context.Context, r spool.Record, cause error) error {
 	now := time.Now().UTC()
-	d := store.DeadLetter{ID: uuid.Must(uuid.NewV7()).String(), Source: DeadLetterSource, Reason: ReasonRejected,
+	d := store.DeadLetter{ID: clock.NewID(), Source: DeadLetterSource, Reason: ReasonRejected,
 		Message: ingest.Storable(fmt.Sprintf("spooled %s refused by the store: %v", r.Kind, cause)),
 		Status:  store.DeadLetterPending, Body: ingest.Storable(string(r.Payload)), ContentType: "application/json",
 		CreatedAt: now, UpdatedAt: now}

@@ -2,8 +2,12 @@ package sqs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+
+	"carrier/internal/ingest"
+	"carrier/internal/store"
 )
 
 // Error is an SQS error answer: HTTP status, {"__type": "<namespace>#<Code>",
@@ -100,4 +104,17 @@ func authError(se *SigError) *Error {
 
 func errInvalidClientTokenID() *Error {
 	return newErr(403, "InvalidClientTokenId", "", "The security token included in the request is invalid.")
+}
+
+// serviceError maps an error of the queue service.
+func serviceError(err error) *Error {
+	var verr *ingest.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		return errInvalidParameter("Value for parameter %s is invalid. Reason: %s %s.", verr.Field, verr.Field, verr.Message)
+	case errors.Is(err, store.ErrNotFound):
+		return errQueueDoesNotExist()
+	default:
+		return errInternal()
+	}
 }

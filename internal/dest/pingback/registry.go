@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
+	"carrier/internal/clock"
 	"carrier/internal/filter"
 	"carrier/internal/store"
 )
@@ -149,7 +149,7 @@ func (r *Registry) refresh(ctx context.Context, force bool) error {
 
 // newSubscription is the pingback subscription of a project's host.
 func newSubscription(projectID, host string) store.Subscription {
-	at := time.Now().UTC().Truncate(time.Millisecond)
+	at := clock.Now()
 	settings, _ := json.Marshal(Config{Host: host})
 	policy, _ := json.Marshal(map[string][]string{AttrHost: {host}})
 	return store.Subscription{

@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is the outcome of a run.
+type Report struct {
+	Machine Machine `json:"machine"`
+	Store   string  `json:"store"`
+	Params  Params  `json:"params"`
+	Carrier Carrier `json:"carrier"`
+	// Ingest is phase 1.
+	Ingest Ingest `json:"ingest"`
+	// Delivery is phase 2.
+	Delivery Delivery `json:"delivery"`
+	// Latency is phase 3.
+	Latency Latency `json:"latency"`
+	// FinalStates counts every delivery in the store by state at the end.
+	FinalStates map[string]int64 `json:"final_delivery_states"`
+}
+
+// Machine describes where the benchmark ran.
+type Machine struct {
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GOOS       string `json:"goos"`
+	GOARCH     string `json:"goarch"`
+	GoVersion  string `json:"go_version"`
+	CPUModel   string `json:"cpu_model,omitempty"`
+}
+
+// Params are the run's parameters.
+type Params struct {
+	Events      int     `json:"events"`
+	Concurrency int     `json:"concurrency"`
+	Webhooks    int     `json:"webhooks"`
+	Rate        int     `json:"rate"`
+	DurationS   float64 `json:"duration_s"`
+	TimeoutS    float64 `json:"timeout_s"`
+}
+
+// Carrier records the settings of the Carrier under test that matter here.
+type Carrier struct {
+	LaneConcurrency int     `json:"lane_concurrency"`
+	MaxInFlight     int     `json:"max_in_flight"`
+	ClaimBatch      int     `json:"claim_batch"`
+	PollIntervalMS  float64 `json:"poll_interval_ms"`
+	// PauseMode tells how phase 1 kept deliveries back (PauseInactive or PauseHeld).
+	PauseMode string `json:"pause_mode"`
+}
+
+// Ingest is the result of phase 1.
+type Ingest struct {
+	Accepted     int64   `json:"accepted"`
+	Deliveries   int64   `json:"deliveries_created"`
+	Errors       int64   `json:"errors"`
+	FirstError   string  `json:"first_error,omitempty"`
+	TimedOut     bool    `json:"timed_out"`
+	ElapsedS     float64 `json:"elapsed_s"`
+	EventsPerSec float64 `json:"events_per_s"`
+	// Accept is the closed-loop request latency (send to 202).
+	Accept Percentiles `json:"accept_latency"`
+}
+
+// Delivery is the result of phase 2.
+type Delivery struct {
+	// Expected counts phase 1's deliveries (the sink's target); StoreTarget
+	// adds any created by the pause-mode probe event.
+	Expected       int64   `json:"expected"`
+	StoreTarget    int64   `json:"store_target"`
+	SinkReceived   int64   `json:"sink_received"`
+	SinkDuplicates int64   `json:"sink_duplicates"`
+	StoreDelivered int64   `json:"store_delivered"`
+	TimedOut       bool    `json:"timed_out"`
+	SinkElapsedS   float64 `json:"sink_elapsed_s"`
+	StoreElapsedS  float64 `json:"store_elapsed_s"`
+	SinkPerSec     float64 `json:"sink_per_s"`
+	// DeliveriesPerSec is deliveries recorded as delivered per second.
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+}
+
+// Latency is the result of phase 3.
+type Latency struct {
+	TargetRate  int     `json:"target_rate"`
+	Scheduled   int     `json:"scheduled"`
+	Accepted    int64   `json:"accepted"`
+	Errors      int64   `json:"errors"`
+	FirstError  string  `json:"first_error,omitempty"`
+	AchievedPer float64 `json:"achieved_rate"`
+	// MaxSendLagMS is the most a send started after its scheduled time.
+	MaxSendLagMS float64 `json:"max_send_lag_ms"`
+	// LateSends counts sends that started more than 1 ms late.
+	LateSends  int64 `json:"late_sends"`
+	Expected   int64 `json:"expected_deliveries"`
+	Delivered  int64 `json:"delivered"`
+	Duplicates int64 `json:"duplicates"`
+	TimedOut   bool  `json:"timed_out"`
+	// Delivery is scheduled send time to arrival at the sink.
+	Delivery Percentiles `json:"delivery_latency"`
+	// Accept is scheduled send time to the 202 answer.
+	Accept Percentiles `json:"accept_latency"`
+}
+
+// Percentiles summarise latencies in milliseconds.
+type Percentiles struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean_ms"`
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+func percentiles(ns []int64) Percentiles {
+	if len(ns) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ns)
+	rank := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(ns)))) - 1
+		return ms(ns[max(0, min(i, len(ns)-1))])
+	}
+	var sum float64
+	for _, v := range ns {
+		sum += float64(v)
+	}
+	return Percentiles{N: len(ns), Mean: sum / float64(len(ns)) / 1e6, P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(ns[len(ns)-1])}
+}
+
+func ms(ns int64) float64 { return math.Round(float64(ns)/1e3) / 1e3 }
+
+func perSec(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return math.Round(float64(n)/d.Seconds()*10) / 10
+}
+
+func machine() Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GoVersion: runtime.Version()}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Targets are the figures a run is expected to reach.
+type Targets struct {
+	EventsPerSec     float64
+	DeliveriesPerSec float64
+	P99MS            float64
+}
+
+// DefaultTargets are Carrier's goals on SQLite: 10,000 events/s accepted,
+// 5,000 deliveries/s end to end, p99 under 50 ms at 1,000 events/s.
+var DefaultTargets = Targets{EventsPerSec: 10000, DeliveriesPerSec: 5000, P99MS: 50}
+
+// WriteText prints the report for people, with the targets checked.
+func (rep *Report) WriteText(w io.Writer, t Targets) error {
+	m := rep.Machine
+	var b strings.Builder
+	fmt.Fprintf(&b, "Carrier bench (store: %s)\n", rep.Store)
+	fmt.Fprintf(&b, "  machine   %d CPUs (GOMAXPROCS %d), %s/%s, %s", m.NumCPU, m.GOMAXPROCS, m.GOOS, m.GOARCH, m.GoVersion)
+	if m.CPUModel != "" {
+		fmt.Fprintf(&b, ", %s", m.CPUModel)
+	}
+	p, c := rep.Params, rep.Carrier
+	fmt.Fprintf(&b, "\n  params    events %d, concurrency %d, webhooks %d, rate %d/s for %gs\n", p.Events, p.Concurrency, p.Webhooks, p.Rate, p.DurationS)
+	fmt.Fprintf(&b, "  carrier   lane concurrency %d, max in flight %d, claim batch %d, poll %gms; phase 1 pause: %s\n",
+		c.LaneConcurrency, c.MaxInFlight, c.ClaimBatch, c.PollIntervalMS, c.PauseMode)
+
+	in := rep.Ingest
+	fmt.Fprintf(&b, "\nphase 1  ingest (durable, %d clients)\n", p.Concurrency)
+	fmt.Fprintf(&b, "  %d events accepted in %.3fs = %.0f events/s (%d deliveries created, %d errors%s)\n",
+		in.Accepted, in.ElapsedS, in.EventsPerSec, in.Deliveries, in.Errors, timedOut(in.TimedOut))
+	fmt.Fprintf(&b, "  request latency  %s\n", in.Accept)
+	if in.FirstError != "" {
+		fmt.Fprintf(&b, "  first error: %s\n", in.FirstError)
+	}
+
+	d := rep.Delivery
+	fmt.Fprintf(&b, "\nphase 2  delivery end to end\n")
+	fmt.Fprintf(&b, "  sink received %d/%d in %.3fs = %.0f/s (%d duplicates)\n", d.SinkReceived, d.Expected, d.SinkElapsedS, d.SinkPerSec, d.SinkDuplicates)
+	fmt.Fprintf(&b, "  store recorded %d/%d delivered in %.3fs = %.0f deliveries/s%s\n", d.StoreDelivered, d.StoreTarget, d.StoreElapsedS, d.DeliveriesPerSec, timedOut(d.TimedOut))
+
+	l := rep.Latency
+	fmt.Fprintf(&b, "\nphase 3  latency at %d events/s for %gs (open loop, from scheduled send time)\n", l.TargetRate, p.DurationS)
+	fmt.Fprintf(&b, "  %d/%d events accepted, achieved %.1f events/s, %d errors, %d sends >1ms late (max lag %.3fms)\n",
+		l.Accepted, l.Scheduled, l.AchievedPer, l.Errors, l.LateSends, l.MaxSendLagMS)
+	fmt.Fprintf(&b, "  publish -> delivered  %s  (%d/%d delivered, %d duplicates%s)\n", l.Delivery, l.Delivered, l.Expected, l.Duplicates, timedOut(l.TimedOut))
+	fmt.Fprintf(&b, "  publish -> 202        %s\n", l.Accept)
+	if l.FirstError != "" {
+		fmt.Fprintf(&b, "  first error: %s\n", l.FirstError)
+	}
+	if len(rep.FinalStates) > 0 {
+		states := make([]string, 0, len(rep.FinalStates))
+		for _, s := range slices.Sorted(maps.Keys(rep.FinalStates)) {
+			states = append(states, fmt.Sprintf("%s %d", s, rep.FinalStates[s]))
+		}
+		fmt.Fprintf(&b, "\nstore at the end: %s\n", strings.Join(states, ", "))
+	}
+
+	fmt.Fprintf(&b, "\ntargets\n")
+	fmt.Fprintf(&b, "  ingest   >= %.0f events/s      %s (%.0f)\n", t.EventsPerSec, pass(in.EventsPerSec >= t.EventsPerSec && in.Errors == 0), in.EventsPerSec)
+	fmt.Fprintf(&b, "  delivery >= %.0f deliveries/s   %s (%.0f)\n", t.DeliveriesPerSec, pass(d.DeliveriesPerSec >= t.DeliveriesPerSec && !d.TimedOut), d.DeliveriesPerSec)
+	fmt.Fprintf(&b, "  p99      <  %.0f ms             %s (%.3f ms at %d/s)\n", t.P99MS, pass(l.Delivery.N > 0 && l.Delivery.P99 < t.P99MS && !l.TimedOut), l.Delivery.P99, l.TargetRate)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// String renders the percentiles on one line.
+func (p Percentiles) String() string {
+	if p.N == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms  (mean %.2fms, n %d)", p.P50, p.P90, p.P99, p.Max, p.Mean, p.N)
+}
+
+func timedOut(b bool) string {
+	if b {
+		return ", TIMED OUT"
+	}
+	return ""
+}
+
+func pass(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
