@@ -18,6 +18,7 @@ import (
 	"carrier/internal/app/apptest"
 	"carrier/internal/config"
 	"carrier/internal/outbox"
+	"carrier/internal/provider/simulator"
 	"carrier/internal/store/storetest"
 )
 
@@ -165,6 +166,111 @@ func TestOutboxCrashDeliversDisabledOnce(t *testing.T) {
 				t.Errorf("delivered event %q, want event id %s", got[0], events[0])
 			}
 			t.Logf("webhook %s disabled before the kill; webhook.disabled %s delivered once after the restart", id, events[0])
+		})
+	}
+}
+
+// TestOutboxCrashDeliversTaskEventsOnce creates a task that the simulator
+// solves at once, kills the process with SIGKILL after the task is recorded
+// as solved and before its events are published (the relay is held back),
+// restarts it on the same storage, and checks that an observer subscribed to
+// task.* gets task.submitted and task.solved exactly once each, and that the
+// store holds one event of each.
+func TestOutboxCrashDeliversTaskEventsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Carrier as a child process")
+	}
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			sim := simulator.New(simulator.Config{})
+			simURL, err := sim.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			env := []string{"CARRIER_PROVIDER_URL=" + simURL, "CARRIER_PROVIDER_KEY=" + simulator.DefaultKey}
+
+			var mu sync.Mutex
+			seen := map[string][]string{} // event type -> event id of each delivery
+			observer := apptest.NewEndpoint(t, func(_ int, req apptest.Request, w http.ResponseWriter) {
+				var body struct {
+					ID   string `json:"id"`
+					Type string `json:"type"`
+				}
+				json.Unmarshal(req.Body, &body)
+				mu.Lock()
+				seen[body.Type] = append(seen[body.Type], body.ID)
+				mu.Unlock()
+				w.WriteHeader(http.StatusOK)
+			})
+			received := func() map[string][]string {
+				mu.Lock()
+				defer mu.Unlock()
+				out := map[string][]string{}
+				for k, v := range seen {
+					out[k] = append([]string(nil), v...)
+				}
+				return out
+			}
+			dataDir := e.DataDir
+			if dataDir == "" {
+				dataDir = t.TempDir()
+			}
+			p := launch(t, exec.Command(os.Args[0], "-test.run=^TestOutboxChildProcess$", "-test.count=1"), e, dataDir,
+				append(env, envOutboxChild+"=1h")...)
+			client := &http.Client{Timeout: 10 * time.Second}
+			if status, _, err := apiCall(client, "POST", p.url+"/v1/webhooks", map[string]any{
+				"name": "observer", "webhook_url": observer.URL, "event_types": []string{"task.*"},
+			}); err != nil || status != http.StatusCreated {
+				t.Fatalf("create observer: %d %v", status, err)
+			}
+			status, out, err := apiCall(client, "POST", p.url+"/v1/tasks", map[string]any{
+				"method": "userrecaptcha", "params": map[string]string{"googlekey": "k", "pageurl": "https://example.com"},
+			})
+			if err != nil || status != http.StatusAccepted {
+				t.Fatalf("create task: %d %v", status, err)
+			}
+			id := out["data"].(map[string]any)["task_id"].(string)
+			apptest.Eventually(t, 30*time.Second, "task solved", func() bool {
+				status, out, err := apiCall(client, "GET", p.url+"/v1/tasks/"+id, nil)
+				return err == nil && status == http.StatusOK && out["data"].(map[string]any)["status"] == "solved"
+			})
+			if got := received(); len(got) != 0 {
+				t.Fatalf("task events delivered before the kill (%v): the relay was not held back", got)
+			}
+			p.kill9(t)
+
+			p2 := launch(t, exec.Command(os.Args[0], "-test.run=^TestOutboxChildProcess$", "-test.count=1"), e, dataDir,
+				append(env, envOutboxChild+"=0s")...)
+			apptest.Eventually(t, 30*time.Second, "task events delivered after restart", func() bool {
+				got := received()
+				return len(got["task.submitted"]) > 0 && len(got["task.solved"]) > 0
+			})
+			status, out, err = apiCall(client, "GET", p2.url+"/v1/events?limit=100", nil)
+			if err != nil || status != http.StatusOK {
+				t.Fatalf("list events: %d %v", status, err)
+			}
+			stored := map[string][]string{}
+			for _, ev := range out["data"].([]any) {
+				m := ev.(map[string]any)
+				stored[m["type"].(string)] = append(stored[m["type"].(string)], m["id"].(string))
+			}
+			// Absence of a second delivery: wait a bounded while, longer than
+			// a claim poll and the relay's wake, for one that should not come.
+			time.Sleep(time.Second)
+			got := received()
+			for _, typ := range []string{"task.submitted", "task.solved"} {
+				if len(stored[typ]) != 1 {
+					t.Errorf("%s events in the store: %v, want exactly one", typ, stored[typ])
+					continue
+				}
+				if len(got[typ]) != 1 || got[typ][0] != stored[typ][0] {
+					t.Errorf("observer got %s %v, want exactly once, event %s", typ, got[typ], stored[typ][0])
+				}
+			}
+			if len(got) != 2 {
+				t.Errorf("observer got event types %v, want task.submitted and task.solved only", got)
+			}
 		})
 	}
 }

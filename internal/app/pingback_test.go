@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"carrier/internal/api"
 	"carrier/internal/app/apptest"
+	"carrier/internal/auth"
 	"carrier/internal/config"
 	"carrier/internal/dest/pingback"
 	"carrier/internal/provider/simulator"
@@ -251,7 +251,7 @@ func taskHistory(c *apptest.Carrier, key, id string) []map[string]any {
 // projectOf is the project id of a key.
 func projectOf(t *testing.T, c *apptest.Carrier, key string) string {
 	t.Helper()
-	k, err := c.App.Store.APIKeyByHash(t.Context(), api.HashKey(key))
+	k, err := c.App.Store.APIKeyByHash(t.Context(), auth.HashKey(key))
 	if err != nil {
 		t.Fatal(err)
 	}

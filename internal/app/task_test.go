@@ -70,7 +70,6 @@ func startTaskRig(t *testing.T, e storetest.Engine, o rigOptions) *taskRig {
 		},
 		Tasks: func(tc *task.Config) {
 			tc.Tick = 50 * time.Millisecond
-			tc.RepublishAfter = 300 * time.Millisecond
 			tc.ManualRedrive = o.manualRedrive
 		},
 	})

@@ -101,8 +101,8 @@ type TaskOptions struct {
 	// it saw.
 	Timeout time.Duration
 	// Settle is how long a scenario keeps listening after the last task was
-	// solved, to catch late duplicates (default the task service's
-	// RepublishAfter plus 2 s, so a republished event would be seen).
+	// solved, to catch late duplicates (default 2 s, longer than the outbox
+	// relay takes to publish a row a crash or a failed publish left).
 	Settle time.Duration
 	// Seed seeds the simulator's delay and fault dice (default 1).
 	Seed int64
@@ -200,7 +200,6 @@ type TaskCarrier struct {
 	TickMS            float64 `json:"tick_ms"`
 	SubmitConcurrency int     `json:"submit_concurrency"`
 	PollBudget        int     `json:"poll_budget_per_min"`
-	RepublishAfterMS  float64 `json:"republish_after_ms"`
 	// MaxBatch is the most task ids one poll request carries.
 	MaxBatch int `json:"max_batch"`
 }
@@ -396,10 +395,10 @@ func runTaskScenario(ctx context.Context, o TaskOptions, lost float64, rep *Task
 	}
 	rep.Store = tr.r.app.Store.Engine()
 	rep.Carrier = TaskCarrier{TickMS: msOf(tr.tcfg.Tick), SubmitConcurrency: tr.tcfg.SubmitConcurrency, PollBudget: tr.tcfg.PollBudget,
-		RepublishAfterMS: msOf(tr.tcfg.RepublishAfter), MaxBatch: provider.MaxBatch}
+		MaxBatch: provider.MaxBatch}
 	settle := o.Settle
 	if settle == 0 {
-		settle = tr.tcfg.RepublishAfter + 2*time.Second
+		settle = 2 * time.Second
 	}
 	rep.Params.SettleMS = msOf(settle)
 

@@ -1,7 +1,7 @@
 // Package outbox relays system events from the outbox table to the publisher.
 //
 // A state change that causes a system event (a webhook disabled by the
-// delivery engine, today) writes the event to the outbox in its own
+// delivery engine, a task decided by the task service) writes the event to the outbox in its own
 // transaction, so the change and the event commit together. The relay, which
 // runs on every node, claims pending rows with a lease (SKIP LOCKED on
 // PostgreSQL), publishes each through the ordinary publish path (matching,
@@ -156,12 +156,17 @@ func (r *Relay) Drain(ctx context.Context) (int, error) {
 func (r *Relay) publish(ctx context.Context, row store.OutboxEvent) error {
 	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	// The row's id is the event's id and, prefixed, its idempotency key: a
-	// second publish of the row (after a crash before the delete below, or
-	// by another node once a lease ran out) is a duplicate of the first.
+	// The row's id is the event's id and, unless the event has a natural
+	// idempotency key, prefixed, its idempotency key: a second publish of the
+	// row (after a crash before the delete below, or by another node once a
+	// lease ran out) is a duplicate of the first.
+	key := row.IdempotencyKey
+	if key == "" {
+		key = IdempotencyPrefix + row.ID
+	}
 	_, err := r.pub.Publish(pctx, ingest.Input{
-		ProjectID: row.ProjectID, Type: row.Type, Subject: row.Subject, Data: row.Data,
-		IdempotencyKey: IdempotencyPrefix + row.ID, EventID: row.ID,
+		ProjectID: row.ProjectID, Type: row.Type, Subject: row.Subject, Data: row.Data, Attributes: row.Attributes,
+		IdempotencyKey: key, EventID: row.ID,
 	})
 	if err != nil {
 		return err

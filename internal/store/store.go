@@ -226,7 +226,13 @@ type OutboxEvent struct {
 	Type      string
 	Subject   string
 	Data      json.RawMessage
-	CreatedAt time.Time
+	// Attributes are the event's attributes (filter policies match them).
+	Attributes map[string]string
+	// IdempotencyKey, when set, is the published event's idempotency key (an
+	// event with a natural one: task:<id>:<status>); otherwise the relay uses
+	// outbox:<ID>.
+	IdempotencyKey string
+	CreatedAt      time.Time
 }
 
 // OutboxStore holds the outbox of system events. CompleteAttempts writes a
@@ -377,6 +383,10 @@ type Store interface {
 
 	// CountDeliveries counts deliveries by state across projects.
 	CountDeliveries(ctx context.Context) (Counts, error)
+	// CountBacklog counts pending and retrying deliveries by state across
+	// projects, from an index over those rows only: cheap enough for every
+	// metrics scrape however much finished history retention keeps.
+	CountBacklog(ctx context.Context) (Counts, error)
 	// Prune deletes, each created or finished before cutoff and at most limit of
 	// each per call: events (with their deliveries and attempts), completed
 	// tasks (with their history) and redriven dead letters. It returns the

@@ -48,9 +48,6 @@ type Task struct {
 	NextSubmitAt   time.Time // pending: when the next submission try is due
 	NextPollAt     time.Time // submitted: when the fallback poller may ask next
 	Polls          int       // result requests made for this task
-	// PublishedStatus is the status whose event was last published, so a crash
-	// between a change and its event is repaired by publishing again.
-	PublishedStatus string
 
 	LeaseOwner string    // process submitting the task, while it does
 	LeaseUntil time.Time // zero when not leased
@@ -67,11 +64,6 @@ type Task struct {
 	// PingbackURL is where the task's result is sent when it is decided (the
 	// in.php pingback parameter); "" sends none. It never changes.
 	PingbackURL string
-}
-
-// TaskMark says that the event of a task's status was published.
-type TaskMark struct {
-	ProjectID, TaskID, Status string
 }
 
 // Task history kinds.
@@ -156,8 +148,10 @@ type TaskStore interface {
 	// UpdateTask writes every mutable field of t and appends entries, in one
 	// transaction, only if the stored version is still version; it then stores
 	// version+1. A changed version (someone else updated first) is ErrConflict
-	// and nothing is written; a missing task is ErrNotFound.
-	UpdateTask(ctx context.Context, t Task, version int64, entries []TaskEntry) (Task, error)
+	// and nothing is written; a missing task is ErrNotFound. Events are
+	// written to the outbox in the same transaction, so a status change and
+	// the event announcing it commit together.
+	UpdateTask(ctx context.Context, t Task, version int64, entries []TaskEntry, events ...OutboxEvent) (Task, error)
 	// AppendTaskHistory adds entries without changing any task.
 	AppendTaskHistory(ctx context.Context, entries []TaskEntry) error
 	// ClaimTasksToSubmit leases up to len(tokenHashes) pending tasks whose
@@ -172,14 +166,6 @@ type TaskStore interface {
 	// TasksToExpire lists pending or submitted tasks whose ExpiresAt has passed
 	// (a zero ExpiresAt never does).
 	TasksToExpire(ctx context.Context, now time.Time, limit int) ([]Task, error)
-	// TasksToPublish lists tasks whose status (submitted, solved, failed or
-	// expired) differs from PublishedStatus and that were updated before before.
-	TasksToPublish(ctx context.Context, before time.Time, limit int) ([]Task, error)
-	// MarkTasksPublished records, in one transaction, that the events of the
-	// marked statuses were published. A mark whose task has moved on to another
-	// status (or does not exist in that project) changes nothing. Version and
-	// UpdatedAt stay as they are.
-	MarkTasksPublished(ctx context.Context, marks []TaskMark) error
 	// NextTaskDueAt tells when the earliest pending task's submission is due
 	// (for a leased task: when its lease runs out).
 	NextTaskDueAt(ctx context.Context) (time.Time, bool, error)

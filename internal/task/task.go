@@ -2,7 +2,8 @@
 // (the 2captcha/CaptchaAI API) so that no paid-for result is lost: a task is
 // committed before it is acknowledged, submitted in the background with
 // retries, completed by the provider's pingback or, when that never comes, by
-// a batched fallback poller, and every outcome is published as one event.
+// a batched fallback poller, and every outcome is announced by one event,
+// written to the outbox in the transaction that records the outcome.
 // Pingbacks that cannot be matched or processed become dead letters.
 package task
 
@@ -48,9 +49,6 @@ type Config struct {
 	PollBudget int
 	// Tick is how often the background loops look for work when not woken.
 	Tick time.Duration
-	// RepublishAfter is how long a change may stay unpublished before the
-	// sweeper publishes its event (a crash between change and event).
-	RepublishAfter time.Duration
 	// SubmitConcurrency is how many submissions run at once in one process.
 	SubmitConcurrency int
 	// ManualRedrive turns off the automatic redrive of a task's dead letters
@@ -64,7 +62,7 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{CallbackTimeout: 120 * time.Second, PollInterval: 30 * time.Second, MaxAge: 10 * time.Minute,
-		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, RepublishAfter: 5 * time.Second, SubmitConcurrency: 16,
+		SubmitRetryBase: 5 * time.Second, PollBudget: 60, Tick: time.Second, SubmitConcurrency: 16,
 		ShutdownGrace: 10 * time.Second}
 }
 
@@ -99,12 +97,11 @@ type Service struct {
 	cfg      Config
 	store    store.Store
 	upstream Provider
-	pub      *ingest.Publisher
+	events   func() // tells the outbox relay that event rows were written
 	metrics  *metrics.Metrics
 	log      *slog.Logger
 	owner    string
 	wake     chan struct{}
-	marks    chan store.TaskMark // published events waiting to be recorded
 
 	pingbacks Pingbacks
 
@@ -113,8 +110,10 @@ type Service struct {
 	budgetUsed  int
 }
 
-// New returns a task service; owner names this process for leases.
-func New(cfg Config, st store.Store, p Provider, pub *ingest.Publisher, mx *metrics.Metrics, log *slog.Logger, owner string) *Service {
+// New returns a task service; owner names this process for leases. Task
+// events are written to the outbox with the change that causes them; events
+// (the relay's Wake, or nil) is called after each such commit.
+func New(cfg Config, st store.Store, p Provider, events func(), mx *metrics.Metrics, log *slog.Logger, owner string) *Service {
 	d := DefaultConfig()
 	if cfg.CallbackTimeout <= 0 {
 		cfg.CallbackTimeout = d.CallbackTimeout
@@ -134,17 +133,16 @@ func New(cfg Config, st store.Store, p Provider, pub *ingest.Publisher, mx *metr
 	if cfg.Tick <= 0 {
 		cfg.Tick = d.Tick
 	}
-	if cfg.RepublishAfter <= 0 {
-		cfg.RepublishAfter = d.RepublishAfter
-	}
 	if cfg.SubmitConcurrency <= 0 {
 		cfg.SubmitConcurrency = d.SubmitConcurrency
 	}
 	if cfg.ShutdownGrace < 0 {
 		cfg.ShutdownGrace = 0
 	}
-	return &Service{cfg: cfg, store: st, upstream: p, pub: pub, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1),
-		marks: make(chan store.TaskMark, 4096)}
+	if events == nil {
+		events = func() {}
+	}
+	return &Service{cfg: cfg, store: st, upstream: p, events: events, metrics: mx, log: log, owner: owner, wake: make(chan struct{}, 1)}
 }
 
 // Provider is the upstream provider the service submits to.
@@ -155,7 +153,7 @@ func (s *Service) SetPublicURL(u string) { s.cfg.PublicURL = strings.TrimRight(u
 
 // Pingbacks makes sure the result of a task with a pingback URL reaches that
 // URL: the pingback subscription of the URL's host exists, and this
-// process's matcher knows it, before the task's event is published.
+// process's matcher knows it, before the task's event is written.
 type Pingbacks interface {
 	Ensure(ctx context.Context, projectID, host string) (store.Subscription, error)
 }
@@ -265,49 +263,14 @@ func (s *Service) Wake() {
 	}
 }
 
-// Run runs the submitter, the fallback poller (with expiry) and the event
-// sweeper until ctx is done.
+// Run runs the submitter and the fallback poller (with expiry) until ctx is
+// done.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(2)
 	go func() { defer wg.Done(); s.submitLoop(ctx) }()
 	go func() { defer wg.Done(); s.pollLoop(ctx) }()
-	go func() { defer wg.Done(); s.sweepLoop(ctx) }()
-	go func() { defer wg.Done(); s.markLoop(ctx) }()
 	wg.Wait()
-}
-
-// markLoop records published events in batches until ctx is done, then
-// records what is queued. Marks queued after that are left to the sweeper.
-func (s *Service) markLoop(ctx context.Context) {
-	batch := make([]store.TaskMark, 0, 512)
-	for {
-		var m store.TaskMark
-		select {
-		case m = <-s.marks:
-		case <-ctx.Done():
-			select {
-			case m = <-s.marks:
-			default:
-				return
-			}
-		}
-		batch = append(batch[:0], m)
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case m := <-s.marks:
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := s.store.MarkTasksPublished(ctx, batch); err != nil {
-			s.log.Warn("mark task events published; the sweeper will check them again", "tasks", len(batch), "err", err)
-		}
-		cancel()
-	}
 }
 
 // --- submission ---
@@ -422,7 +385,7 @@ func (s *Service) submit(ctx context.Context, t store.Task, token string) error 
 		t.ErrorCode, t.ErrorMessage = s.codeOf(serr), serr.Error()
 		entry = entryOf(t, store.TaskSubmitError, "permanent error: "+serr.Error(), map[string]any{"error_code": t.ErrorCode, "attempt": t.SubmitAttempts})
 	}
-	t, err := s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entry})
+	t, err := s.update(ctx, t, entry)
 	if err != nil {
 		// Expired meanwhile (conflict), or the store failed: the lease runs out
 		// and the poller or a new try sorts it out.
@@ -430,9 +393,6 @@ func (s *Service) submit(ctx context.Context, t store.Task, token string) error 
 	}
 	if t.Status == store.TaskSubmitted && !s.cfg.ManualRedrive {
 		s.redriveForTask(ctx, t)
-	}
-	if t.Status != store.TaskPending {
-		s.publish(ctx, t)
 	}
 	return nil
 }
@@ -568,7 +528,7 @@ func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *
 			t.Cost = r.cost
 		}
 		t.CompletedAt, t.UpdatedAt, t.LeaseOwner, t.LeaseUntil = &at, at, "", time.Time{}
-		updated, err := s.store.UpdateTask(ctx, t, t.Version, entries)
+		updated, err := s.update(ctx, t, entries...)
 		if errors.Is(err, store.ErrConflict) {
 			if t, err = s.store.GetTask(ctx, t.ProjectID, t.ID); err != nil {
 				return "", nil, fmt.Errorf("reread task: %w", err)
@@ -579,7 +539,6 @@ func (s *Service) apply(ctx context.Context, t store.Task, r result) (Outcome, *
 			return "", nil, fmt.Errorf("record result: %w", err)
 		}
 		s.countTask(updated.Status, updated.Via)
-		s.publish(ctx, updated)
 		return OutcomeApplied, nil, nil
 	}
 	return "", nil, errors.New("task kept changing under the result; giving up")
@@ -690,7 +649,7 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 				t.ErrorCode = "expired"
 			}
 			t.ErrorMessage = fmt.Sprintf("no result within the maximum age of %v", s.cfg.MaxAge)
-			updated, err := s.store.UpdateTask(ctx, t, t.Version, []store.TaskEntry{entryOf(t, store.TaskFinished, t.ErrorMessage, nil)})
+			updated, err := s.update(ctx, t, entryOf(t, store.TaskFinished, t.ErrorMessage, nil))
 			if errors.Is(err, store.ErrConflict) {
 				continue // decided meanwhile
 			}
@@ -698,7 +657,6 @@ func (s *Service) ExpireDue(ctx context.Context) error {
 				return err
 			}
 			s.countTask(updated.Status, "")
-			s.publish(ctx, updated)
 		}
 		if len(tasks) < 100 {
 			return nil
@@ -842,11 +800,30 @@ type EventData struct {
 	CompletedAt  string          `json:"completed_at,omitempty"`
 }
 
-// publish sends the event of the task's current status through the core,
-// deduplicated by an idempotency key per task and status, then records it.
-func (s *Service) publish(ctx context.Context, t store.Task) {
-	if s.pub == nil || t.Status == store.TaskPending || t.PublishedStatus == t.Status {
-		return
+// update writes t (read at t.Version) with entries and, when its status
+// changed to one that is announced, the event announcing it, in one
+// transaction; then it wakes the outbox relay.
+func (s *Service) update(ctx context.Context, t store.Task, entries ...store.TaskEntry) (store.Task, error) {
+	var events []store.OutboxEvent
+	if e, ok := s.eventOf(ctx, t); ok {
+		events = append(events, e)
+		if pb, ok := s.pingbackEntry(ctx, t, e.ID); ok {
+			entries = append(entries, pb)
+		}
+	}
+	updated, err := s.store.UpdateTask(ctx, t, t.Version, entries, events...)
+	if err == nil && len(events) > 0 {
+		s.events()
+	}
+	return updated, err
+}
+
+// eventOf is the event announcing t's status (task.submitted, task.solved,
+// task.failed or task.expired), deduplicated by an idempotency key per task
+// and status; ok is false for a pending task, which is not announced.
+func (s *Service) eventOf(ctx context.Context, t store.Task) (store.OutboxEvent, bool) {
+	if t.Status == store.TaskPending {
+		return store.OutboxEvent{}, false
 	}
 	d := EventData{TaskID: t.ID, Status: t.Status, Method: t.Method, ProviderID: t.ProviderID, Solution: t.Solution, Via: t.Via,
 		ErrorCode: t.ErrorCode, ErrorMessage: t.ErrorMessage, Cost: t.Cost, CreatedAt: formatTime(t.CreatedAt)}
@@ -864,61 +841,35 @@ func (s *Service) publish(ctx context.Context, t store.Task) {
 	}
 	data, _ := json.Marshal(d)
 	attrs := map[string]string{"method": t.Method, "status": t.Status}
-	pingbackSub := ""
 	if u, err := pingback.ParseURL(t.PingbackURL); t.PingbackURL != "" && err == nil {
-		host := pingback.HostOf(u)
-		attrs[pingback.AttrURL], attrs[pingback.AttrHost] = t.PingbackURL, host
-		if s.pingbacks != nil && t.Status != store.TaskSubmitted {
-			sub, err := s.pingbacks.Ensure(ctx, t.ProjectID, host)
-			if err != nil {
-				s.log.Warn("make pingback subscription; the sweeper will retry", "task", t.ID, "host", host, "err", err)
-				return
-			}
-			pingbackSub = sub.ID
-		}
+		attrs[pingback.AttrURL], attrs[pingback.AttrHost] = t.PingbackURL, pingback.HostOf(u)
 	}
-	res, err := s.pub.Publish(ctx, ingest.Input{ProjectID: t.ProjectID, Type: "task." + t.Status, Subject: t.ID, Data: data,
-		Attributes: attrs, IdempotencyKey: "task:" + t.ID + ":" + t.Status})
-	if err != nil {
-		s.log.Warn("publish task event; the sweeper will retry", "task", t.ID, "status", t.Status, "err", err)
-		return
-	}
-	if pingbackSub != "" && !res.Duplicate {
-		e := entryOf(t, store.TaskPingback, "result queued for the pingback URL "+t.PingbackURL+" (event "+res.EventID+")",
-			map[string]any{"event_id": res.EventID, "subscription_id": pingbackSub, "url": t.PingbackURL})
-		if err := s.store.AppendTaskHistory(ctx, []store.TaskEntry{e}); err != nil {
-			s.log.Warn("record pingback in task history", "task", t.ID, "err", err)
-		}
-	}
-	// Marks are written in batches: a mark lost in a crash only makes the
-	// sweeper publish again, which the idempotency key turns into nothing.
-	select {
-	case s.marks <- store.TaskMark{ProjectID: t.ProjectID, TaskID: t.ID, Status: t.Status}:
-	default:
-		if err := s.store.MarkTasksPublished(ctx, []store.TaskMark{{ProjectID: t.ProjectID, TaskID: t.ID, Status: t.Status}}); err != nil {
-			s.log.Warn("mark task event published", "task", t.ID, "err", err)
-		}
-	}
+	return store.OutboxEvent{ID: newID(), ProjectID: t.ProjectID, Type: "task." + t.Status, Subject: t.ID, Data: data,
+		Attributes: attrs, IdempotencyKey: "task:" + t.ID + ":" + t.Status, CreatedAt: t.UpdatedAt}, true
 }
 
-// sweepLoop publishes events that a crash or a store failure left unpublished.
-func (s *Service) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(max(s.cfg.Tick, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		tasks, err := s.store.TasksToPublish(ctx, now().Add(-s.cfg.RepublishAfter), 500)
-		if err != nil {
-			continue
-		}
-		for _, task := range tasks {
-			s.publish(ctx, task)
-		}
+// pingbackEntry makes sure the pingback subscription of a decided task's
+// pingback URL exists (del_pingback may have removed it since in.php made it)
+// and returns the history entry saying the result is queued for that URL as
+// event eventID. ok is false when the task has no pingback URL, is not
+// decided, or the subscription cannot be made (the event is still written:
+// what the subscription does not get stays visible in the task's history).
+func (s *Service) pingbackEntry(ctx context.Context, t store.Task, eventID string) (store.TaskEntry, bool) {
+	if s.pingbacks == nil || t.PingbackURL == "" || t.Status == store.TaskSubmitted {
+		return store.TaskEntry{}, false
 	}
+	u, err := pingback.ParseURL(t.PingbackURL)
+	if err != nil {
+		return store.TaskEntry{}, false
+	}
+	host := pingback.HostOf(u)
+	sub, err := s.pingbacks.Ensure(ctx, t.ProjectID, host)
+	if err != nil {
+		s.log.Warn("make pingback subscription; the result is not sent to the pingback URL", "task", t.ID, "host", host, "err", err)
+		return store.TaskEntry{}, false
+	}
+	return entryOf(t, store.TaskPingback, "result queued for the pingback URL "+t.PingbackURL+" (event "+eventID+")",
+		map[string]any{"event_id": eventID, "subscription_id": sub.ID, "url": t.PingbackURL}), true
 }
 
 // --- small helpers ---

@@ -18,8 +18,9 @@ import (
 // of the change that causes it: the change and the event commit together or
 // not at all.
 func insertOutbox(ctx context.Context, tx *sql.Tx, e store.OutboxEvent) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, project_id, type, subject, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		e.ID, e.ProjectID, e.Type, e.Subject, string(e.Data), ms(e.CreatedAt)); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (id, project_id, type, subject, data, attributes, idempotency_key, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		e.ID, e.ProjectID, e.Type, e.Subject, string(e.Data), jsonText(nonNilMap(e.Attributes)), e.IdempotencyKey, ms(e.CreatedAt)); err != nil {
 		return fmt.Errorf("insert outbox %s: %w", e.Type, err)
 	}
 	return nil
@@ -44,13 +45,13 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, lease time.Durati
 	}
 	picked := `SELECT id FROM outbox WHERE lease_until < $3 ORDER BY created_at, id LIMIT $4`
 	claim := `UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id IN (` + picked + `)
-		RETURNING id, project_id, type, subject, data, created_at`
+		RETURNING id, project_id, type, subject, data, attributes, idempotency_key, created_at`
 	if s.dialect == Postgres {
 		// Rows locked by a concurrent claim on another node are skipped, so
 		// two relays do not publish the same row at once.
 		claim = `WITH picked AS (` + picked + ` FOR UPDATE SKIP LOCKED)
 			UPDATE outbox SET lease_owner = $1, lease_until = $2 WHERE id = ANY(ARRAY(SELECT id FROM picked))
-			RETURNING id, project_id, type, subject, data, created_at`
+			RETURNING id, project_id, type, subject, data, attributes, idempotency_key, created_at`
 	}
 	out := []store.OutboxEvent{}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -62,12 +63,15 @@ func (s *Store) ClaimOutbox(ctx context.Context, owner string, lease time.Durati
 		defer rows.Close()
 		for rows.Next() {
 			var e store.OutboxEvent
-			var data string
+			var data, attrs string
 			var created int64
-			if err := rows.Scan(&e.ID, &e.ProjectID, &e.Type, &e.Subject, &data, &created); err != nil {
+			if err := rows.Scan(&e.ID, &e.ProjectID, &e.Type, &e.Subject, &data, &attrs, &e.IdempotencyKey, &created); err != nil {
 				return err
 			}
 			e.Data, e.CreatedAt = json.RawMessage(data), fromMS(created)
+			if err := json.Unmarshal([]byte(attrs), &e.Attributes); err != nil {
+				return fmt.Errorf("outbox %s attributes: %w", e.ID, err)
+			}
 			out = append(out, e)
 		}
 		return rows.Err()

@@ -16,7 +16,7 @@ import (
 )
 
 const taskColumns = `id, project_id, method, params, metadata, status, provider_id, solution, via, error_code, error_message, cost,
-	callback_token_hash, submit_attempts, next_submit_at, next_poll_at, polls, published_status, lease_owner, lease_until, version,
+	callback_token_hash, submit_attempts, next_submit_at, next_poll_at, polls, lease_owner, lease_until, version,
 	created_at, updated_at, submitted_at, completed_at, expires_at, pingback_url`
 
 // taskRow holds the raw columns of a task while it is scanned.
@@ -30,7 +30,7 @@ type taskRow struct {
 func (r *taskRow) dest() []any {
 	t := &r.t
 	return []any{&t.ID, &t.ProjectID, &t.Method, &r.params, &r.metadata, &t.Status, &t.ProviderID, &t.Solution, &t.Via, &t.ErrorCode, &t.ErrorMessage, &t.Cost,
-		&t.CallbackTokenHash, &t.SubmitAttempts, &r.nextSubmit, &r.nextPoll, &t.Polls, &t.PublishedStatus, &t.LeaseOwner, &r.leaseUntil, &t.Version,
+		&t.CallbackTokenHash, &t.SubmitAttempts, &r.nextSubmit, &r.nextPoll, &t.Polls, &t.LeaseOwner, &r.leaseUntil, &t.Version,
 		&r.created, &r.updated, &r.submitted, &r.completed, &r.expiresAt, &t.PingbackURL}
 }
 
@@ -82,10 +82,10 @@ func newUUID() string { return uuid.Must(uuid.NewV7()).String() }
 func (s *Store) CreateTask(ctx context.Context, t store.Task) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO tasks (`+taskColumns+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
 			t.ID, t.ProjectID, t.Method, jsonText(nonNilMap(t.Params)), metadataText(t.Metadata), t.Status, t.ProviderID, t.Solution, t.Via,
 			t.ErrorCode, t.ErrorMessage, t.Cost, t.CallbackTokenHash, t.SubmitAttempts, ms(t.NextSubmitAt), ms(t.NextPollAt), t.Polls,
-			t.PublishedStatus, t.LeaseOwner, ms(t.LeaseUntil), t.Version,
+			t.LeaseOwner, ms(t.LeaseUntil), t.Version,
 			ms(t.CreatedAt), ms(t.UpdatedAt), msPtr(t.SubmittedAt), msPtr(t.CompletedAt), ms(t.ExpiresAt), t.PingbackURL)
 		if err != nil {
 			return conflict(err)
@@ -226,16 +226,18 @@ func (s *Store) AppendTaskHistory(ctx context.Context, entries []store.TaskEntry
 // TaskID or ProjectID t's, with a zero At t.UpdatedAt. A changed version (or a
 // callback token hash another task has) is store.ErrConflict and writes
 // nothing; a task missing from t.ProjectID is store.ErrNotFound.
-func (s *Store) UpdateTask(ctx context.Context, t store.Task, version int64, entries []store.TaskEntry) (store.Task, error) {
+// Events are written to the outbox in the same transaction: a status change
+// and the event announcing it commit together or not at all.
+func (s *Store) UpdateTask(ctx context.Context, t store.Task, version int64, entries []store.TaskEntry, events ...store.OutboxEvent) (store.Task, error) {
 	var out store.Task
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		row := s.queryRow(ctx, tx, `UPDATE tasks SET status = $1, provider_id = $2, solution = $3, via = $4, error_code = $5, error_message = $6,
-			cost = $7, submit_attempts = $8, next_submit_at = $9, next_poll_at = $10, polls = $11, published_status = $12,
-			lease_owner = $13, lease_until = $14, updated_at = $15, submitted_at = $16, completed_at = $17, expires_at = $18,
-			callback_token_hash = $22, version = version + 1
-			WHERE id = $19 AND project_id = $20 AND version = $21 RETURNING `+taskColumns,
+			cost = $7, submit_attempts = $8, next_submit_at = $9, next_poll_at = $10, polls = $11,
+			lease_owner = $12, lease_until = $13, updated_at = $14, submitted_at = $15, completed_at = $16, expires_at = $17,
+			callback_token_hash = $21, version = version + 1
+			WHERE id = $18 AND project_id = $19 AND version = $20 RETURNING `+taskColumns,
 			t.Status, t.ProviderID, t.Solution, t.Via, t.ErrorCode, t.ErrorMessage,
-			t.Cost, t.SubmitAttempts, ms(t.NextSubmitAt), ms(t.NextPollAt), t.Polls, t.PublishedStatus,
+			t.Cost, t.SubmitAttempts, ms(t.NextSubmitAt), ms(t.NextPollAt), t.Polls,
 			t.LeaseOwner, ms(t.LeaseUntil), ms(t.UpdatedAt), msPtr(t.SubmittedAt), msPtr(t.CompletedAt), ms(t.ExpiresAt),
 			t.ID, t.ProjectID, version, t.CallbackTokenHash)
 		var err error
@@ -266,7 +268,15 @@ func (s *Store) UpdateTask(ctx context.Context, t store.Task, version int64, ent
 			}
 			filled[i] = e
 		}
-		return s.insertHistory(ctx, tx, filled)
+		if err := s.insertHistory(ctx, tx, filled); err != nil {
+			return err
+		}
+		for _, e := range events {
+			if err := insertOutbox(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return store.Task{}, fmt.Errorf("update task: %w", err)
@@ -345,42 +355,6 @@ func (s *Store) TasksToExpire(ctx context.Context, now time.Time, limit int) ([]
 		return nil, fmt.Errorf("tasks to expire: %w", err)
 	}
 	return out, nil
-}
-
-// TasksToPublish lists up to limit tasks whose status (submitted, solved,
-// failed or expired) differs from PublishedStatus and that were last updated
-// before before, least recently updated first.
-func (s *Store) TasksToPublish(ctx context.Context, before time.Time, limit int) ([]store.Task, error) {
-	// "status <> published_status" is written as in the tasks_publish index, so
-	// SQLite's planner can see that the partial index applies.
-	out, err := scanTasks(s.reader.QueryContext(ctx, `SELECT `+taskColumns+` FROM tasks
-		WHERE status <> published_status AND status IN ('submitted', 'solved', 'failed', 'expired') AND updated_at < $1
-		ORDER BY updated_at, id LIMIT $2`, ms(before), limit))
-	if err != nil {
-		return nil, fmt.Errorf("tasks to publish: %w", err)
-	}
-	return out, nil
-}
-
-// MarkTasksPublished sets PublishedStatus of each marked task whose status is
-// still the marked one, in one transaction, leaving version and UpdatedAt alone.
-func (s *Store) MarkTasksPublished(ctx context.Context, marks []store.TaskMark) error {
-	if len(marks) == 0 {
-		return nil
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, m := range marks {
-			if _, err := s.exec(ctx, tx, `UPDATE tasks SET published_status = $1 WHERE id = $2 AND project_id = $3 AND status = $1`,
-				m.Status, m.TaskID, m.ProjectID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mark tasks published: %w", err)
-	}
-	return nil
 }
 
 // NextTaskDueAt tells when the earliest pending task's submission is due,

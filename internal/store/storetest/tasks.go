@@ -116,7 +116,6 @@ func testTaskRoundTrip(t *testing.T, e Engine) {
 		t.NextSubmitAt = f.at(-time.Minute)
 		t.NextPollAt = f.at(5 * time.Second)
 		t.Polls = 7
-		t.PublishedStatus = store.TaskPending
 		t.LeaseOwner = "node-a"
 		t.LeaseUntil = f.at(30 * time.Second)
 		t.Version = 4
@@ -188,7 +187,6 @@ func testTaskUpdate(t *testing.T, e Engine) {
 	upd.NextSubmitAt = f.at(time.Minute)
 	upd.NextPollAt = f.at(2 * time.Minute)
 	upd.Polls = 4
-	upd.PublishedStatus = store.TaskSubmitted
 	upd.LeaseOwner = "node-b"
 	upd.LeaseUntil = f.at(3 * time.Minute)
 	upd.UpdatedAt = f.at(4 * time.Minute)
@@ -346,7 +344,6 @@ func testTaskProjectIsolation(t *testing.T, e Engine) {
 	moved.Status = store.TaskFailed
 	_, err = f.s.UpdateTask(f.ctx, moved, a.Version, []store.TaskEntry{{Kind: store.TaskFinished}})
 	wantErr(t, "UpdateTask(other project)", err, store.ErrNotFound)
-	f.must(f.s.MarkTasksPublished(f.ctx, []store.TaskMark{{ProjectID: p2.ID, TaskID: a.ID, Status: a.Status}, {ProjectID: p1.ID, TaskID: newID(), Status: a.Status}}))
 	check(t, "task untouched", f.getTask(p1.ID, a.ID), a)
 	check(t, "history untouched", kinds(f.history(p1.ID, a.ID)), []string{store.TaskCreated})
 
@@ -576,47 +573,25 @@ func testTaskSelections(t *testing.T, e Engine) {
 	f.must(err)
 	check(t, "TasksToExpire with limit", taskIDs(got), []string{exp1.ID})
 
-	// TasksToPublish: a status with an event whose event was not published,
-	// updated before the cut.
+	// UpdateTask writes its events to the outbox in its transaction: a
+	// written update leaves them there, a conflicting one writes none.
 	f3 := setup(t, newEngine(t, e.Name))
 	r := f3.project()
-	before := f.at(-10 * time.Second)
-	old := f.at(-time.Minute)
-	mk := func(status, published string, updated time.Time) store.Task {
-		return f3.task(r.ID, func(t *store.Task) { t.Status, t.PublishedStatus, t.UpdatedAt = status, published, updated })
+	sub := f3.task(r.ID, func(t *store.Task) { t.Status = store.TaskSubmitted })
+	solved := sub
+	solved.Status, solved.Solution, solved.UpdatedAt = store.TaskSolved, "tok", f.base
+	event := func() store.OutboxEvent {
+		return store.OutboxEvent{ID: newID(), ProjectID: r.ID, Type: "task.solved", Subject: sub.ID, Data: json.RawMessage(`{"task_id":"` + sub.ID + `"}`),
+			Attributes: map[string]string{"status": "solved", "method": "userrecaptcha"}, IdempotencyKey: "task:" + sub.ID + ":solved", CreatedAt: f.base}
 	}
-	pubSolved := mk(store.TaskSolved, store.TaskSubmitted, old)
-	pubSubmitted := mk(store.TaskSubmitted, "", old.Add(-time.Second))
-	pubFailed := mk(store.TaskFailed, store.TaskPending, old.Add(time.Second))
-	pubExpired := mk(store.TaskExpired, store.TaskSubmitted, before.Add(-time.Millisecond))
-	mk(store.TaskPending, "", old)                              // pending has no event of its own
-	mk(store.TaskSolved, store.TaskSolved, old)                 // already published
-	mk(store.TaskSolved, store.TaskSubmitted, before)           // too recent: the live publisher has it
-	mk(store.TaskSubmitted, "", f.at(time.Minute))              // too recent
-	mk(store.TaskFailed, store.TaskFailed, old.Add(-time.Hour)) // already published
-	got, err = f3.s.TasksToPublish(f.ctx, before, 10)
+	written := event()
+	_, err = f3.s.UpdateTask(f.ctx, solved, sub.Version, nil, written)
 	f.must(err)
-	check(t, "TasksToPublish", taskIDs(got), []string{pubSubmitted.ID, pubSolved.ID, pubFailed.ID, pubExpired.ID})
-	got, err = f3.s.TasksToPublish(f.ctx, before, 2)
+	_, err = f3.s.UpdateTask(f.ctx, solved, sub.Version, nil, event())
+	wantErr(t, "UpdateTask(stale version) with an event", err, store.ErrConflict)
+	rows, err := f3.s.ClaimOutbox(f.ctx, "relay", time.Minute, f.at(time.Second), 10)
 	f.must(err)
-	check(t, "TasksToPublish with limit", taskIDs(got), []string{pubSubmitted.ID, pubSolved.ID})
-
-	// MarkTasksPublished changes only PublishedStatus, and only where the status
-	// is still the marked one (a late mark of an earlier status is ignored).
-	f.must(f3.s.MarkTasksPublished(f.ctx, []store.TaskMark{{ProjectID: r.ID, TaskID: pubSolved.ID, Status: store.TaskSolved},
-		{ProjectID: r.ID, TaskID: pubFailed.ID, Status: store.TaskSubmitted}}))
-	want := pubSolved
-	want.PublishedStatus = store.TaskSolved
-	check(t, "task after MarkTasksPublished", f3.getTask(r.ID, pubSolved.ID), want)
-	check(t, "stale mark ignored", f3.getTask(r.ID, pubFailed.ID), pubFailed)
-	got, err = f3.s.TasksToPublish(f.ctx, before, 10)
-	f.must(err)
-	check(t, "TasksToPublish after MarkTasksPublished", taskIDs(got), []string{pubSubmitted.ID, pubFailed.ID, pubExpired.ID})
-	// An update from the unchanged version still works.
-	upd := want
-	upd.UpdatedAt = f.base
-	_, err = f3.s.UpdateTask(f.ctx, upd, pubSolved.Version, nil)
-	f.must(err)
+	check(t, "outbox after UpdateTask", rows, []store.OutboxEvent{written})
 }
 
 // --- locks ---
