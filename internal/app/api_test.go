@@ -1294,12 +1294,17 @@ func TestAPIOperations(t *testing.T) {
 				`carrier_deliveries_total{outcome="delivered"} 1`,
 				`carrier_attempt_duration_seconds_count{outcome="delivered"} 1`,
 				`carrier_attempt_duration_seconds_bucket`,
-				`carrier_deliveries_queue_depth{state="delivered"} 1`,
 				`carrier_deliveries_queue_depth{state="pending"} 0`,
+				`carrier_deliveries_queue_depth{state="retrying"} 0`,
 			} {
 				if !strings.Contains(body, want) {
 					t.Errorf("metrics lack %q", want)
 				}
+			}
+			// The depth is the backlog only: finished deliveries are counted
+			// by carrier_deliveries_total, not re-counted at every scrape.
+			if strings.Contains(body, `carrier_deliveries_queue_depth{state="delivered"}`) {
+				t.Errorf("queue depth reports finished deliveries")
 			}
 		})
 	}
