@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"carrier/internal/auth"
 	"carrier/internal/store"
 	"carrier/internal/store/sqlite"
 )
 
 // TestKeyCacheOutageIsBounded: while the store cannot be reached, a key it
-// confirmed keeps working for KeyOutageGrace from that confirmation, and no
+// confirmed keeps working for auth.KeyOutageGrace from that confirmation, and no
 // longer (a revoked key must not work for the whole of a long outage).
 func TestKeyCacheOutageIsBounded(t *testing.T) {
 	st, err := sqlite.Open(t.TempDir())
@@ -26,20 +27,21 @@ func TestKeyCacheOutageIsBounded(t *testing.T) {
 	if err := st.CreateProject(ctx, store.Project{ID: "p1", Name: "p", CreatedAt: now()}); err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := IssueKey(ctx, st, "p1", "k", false)
+	_, key, err := auth.Issue(ctx, st, "p1", "k", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Deps{Store: st, Log: slog.Default()})
+	keys := auth.New(st)
+	s := New(Deps{Store: st, Log: slog.Default(), Keys: keys})
 	at := time.Now()
-	s.clock = func() time.Time { return at }
-	auth := func() error {
+	keys.SetClock(func() time.Time { return at })
+	check := func() error {
 		r := httptest.NewRequest("GET", "/v1/webhooks", nil)
 		r.Header.Set("Authorization", "Bearer "+key)
 		_, err := s.authenticate(r)
 		return err
 	}
-	if err := auth(); err != nil {
+	if err := check(); err != nil {
 		t.Fatalf("key before the outage: %v", err)
 	}
 	st.Close() // the store is now unreachable
@@ -47,9 +49,9 @@ func TestKeyCacheOutageIsBounded(t *testing.T) {
 	for _, c := range []struct {
 		after time.Duration
 		works bool
-	}{{KeyTTL + time.Second, true}, {KeyOutageGrace - time.Second, true}, {KeyOutageGrace + time.Second, false}, {time.Hour, false}} {
+	}{{auth.KeyTTL + time.Second, true}, {auth.KeyOutageGrace - time.Second, true}, {auth.KeyOutageGrace + time.Second, false}, {time.Hour, false}} {
 		at = start.Add(c.after)
-		if err := auth(); (err == nil) != c.works {
+		if err := check(); (err == nil) != c.works {
 			t.Errorf("%v into the outage: err %v, want working %v", c.after, err, c.works)
 		}
 	}

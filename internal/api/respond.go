@@ -9,8 +9,12 @@ import (
 	"net/http"
 	"strings"
 
+	"carrier/internal/auth"
+	"carrier/internal/dest"
 	"carrier/internal/ingest"
+	"carrier/internal/netguard"
 	"carrier/internal/store"
+	"carrier/internal/subscription"
 )
 
 // MaxBody is the largest request body Carrier reads (the seed's 1 MB payload limit).
@@ -26,17 +30,6 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// Refusal tells an error the API made to refuse a request (such as the
-// subscription quota's) from a failure, and returns its message, for other
-// fronts to pass on in their own shape.
-func Refusal(err error) (message string, ok bool) {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Message, true
-	}
-	return "", false
-}
 
 // Stable machine-readable error codes.
 const (
@@ -61,13 +54,14 @@ func notFound(what string) *Error {
 	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: what + " not found"}
 }
 
-// urlNotAllowed answers a destination the SSRF guard refused. It names the
-// setting that allows such addresses, because the usual reason to meet this
-// error is pointing a webhook at a receiver on one's own machine.
-func urlNotAllowed(field string, blocked error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: CodeURLNotAllowed, Field: field,
-		Message: field + " is not allowed: " + blocked.Error() + "; loopback and private addresses are reachable only when " +
-			"Carrier runs with CARRIER_ALLOW_PRIVATE_NETWORKS=true (or carrier serve --dev), for development and tests"}
+// fieldError answers a field error: url_not_allowed for an address the SSRF
+// guard refused, validation_error for any other.
+func fieldError(e *dest.FieldError) *Error {
+	code := CodeValidation
+	if errors.Is(e, netguard.ErrBlocked) {
+		code = CodeURLNotAllowed
+	}
+	return &Error{Status: http.StatusBadRequest, Code: code, Field: e.Field, Message: e.Error()}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -89,10 +83,27 @@ func ok(w http.ResponseWriter, status int, data any, extra ...any) {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var apiErr *Error
 	var verr *ingest.ValidationError
+	var fieldErr *dest.FieldError
+	var missing *subscription.NotFoundError
+	var limit *subscription.LimitError
 	switch {
 	case errors.As(err, &apiErr):
+	case errors.As(err, &fieldErr):
+		apiErr = fieldError(fieldErr)
 	case errors.As(err, &verr):
 		apiErr = invalid(verr.Field, "%s", verr.Message)
+	case errors.As(err, &missing):
+		apiErr = notFound(missing.What)
+	case errors.As(err, &limit):
+		apiErr = &Error{Status: http.StatusUnprocessableEntity, Code: CodeLimitExceeded, Message: limit.Message}
+	case errors.Is(err, auth.ErrInvalidKey):
+		apiErr = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
+	case errors.Is(err, auth.ErrAdminKey):
+		apiErr = &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: err.Error()}
+	case errors.Is(err, auth.ErrProjectNotFound):
+		apiErr = notFound("project")
+	case errors.Is(err, auth.ErrKeyNotFound):
+		apiErr = notFound("API key")
 	case errors.Is(err, store.ErrNotFound):
 		apiErr = notFound("resource")
 	case errors.Is(err, store.ErrConflict):

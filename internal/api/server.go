@@ -5,28 +5,22 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"carrier/internal/auth"
 	"carrier/internal/dest"
-	"carrier/internal/dest/pingback"
 	"carrier/internal/ingest"
-	"carrier/internal/match"
 	"carrier/internal/metrics"
-	"carrier/internal/netguard"
 	"carrier/internal/queue"
 	"carrier/internal/store"
+	"carrier/internal/subscription"
 	"carrier/internal/task"
 )
 
@@ -34,14 +28,12 @@ import (
 type Deps struct {
 	Store     store.Store
 	Publisher *ingest.Publisher
-	Matcher   *match.Matcher
-	Guard     *netguard.Guard
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
-	// Wake tells the delivery engine that deliveries may have become due.
-	Wake func()
-	// RotationOverlap is how long a rotated-out secret keeps signing.
-	RotationOverlap time.Duration
+	// Subscriptions runs /v1/webhooks and /v1/subscriptions.
+	Subscriptions *subscription.Service
+	// Keys authenticates requests and runs projects and their keys.
+	Keys *auth.Service
 	// Ready reports whether the process should receive traffic.
 	Ready func(ctx context.Context) error
 	// Tasks runs async tasks; nil when no provider is configured.
@@ -50,14 +42,9 @@ type Deps struct {
 	Spool Spooler
 	// Queues runs the pull queues; nil turns /v1/queues off.
 	Queues *queue.Service
-	// MaxSubscriptions is the most subscriptions one project may have (0: no limit).
-	MaxSubscriptions int
 	// ListBytesPerSecond is how much list payload one project may read a
 	// second (0: no limit).
 	ListBytesPerSecond int
-	// Pingbacks keeps the pingback subscriptions of the 2captcha front; nil
-	// refuses pingback URLs.
-	Pingbacks *pingback.Registry
 	// SQS answers the SQS protocol (POST / with X-Amz-Target: AmazonSQS.*); nil turns it off.
 	SQS http.Handler
 	// Fronts are other protocols' routes served on the API's mux (the
@@ -65,8 +52,8 @@ type Deps struct {
 	// paths get the API's own 404 and 405 answers for other methods.
 	Fronts map[string]http.Handler
 	// Destinations are the destination kinds a subscription may have: the
-	// registry the delivery engine sends with, so what the API accepts is
-	// what gets sent.
+	// registry the delivery engine sends with, so what the API shows is what
+	// gets sent.
 	Destinations *dest.Registry
 }
 
@@ -84,42 +71,14 @@ type Spooler interface {
 // Server is the HTTP API.
 type Server struct {
 	Deps
-	log     *slog.Logger
-	mux     *http.ServeMux
-	keys    sync.Map // key hash -> cachedKey
-	keysTTL time.Duration
-	// keysOutage is how long after the store last confirmed a key it keeps
-	// working while the store cannot be reached (KeyOutageGrace).
-	keysOutage time.Duration
-	// keysGen changes whenever a key is revoked, so a lookup that raced
-	// with the revocation does not cache the key again.
-	keysGen atomic.Uint64
-	clock   func() time.Time
-	reads   readBudget // each project's list payload allowance
+	log   *slog.Logger
+	mux   *http.ServeMux
+	reads readBudget // each project's list payload allowance
 }
-
-type cachedKey struct {
-	key       store.APIKey
-	confirmed time.Time // when the store last found the key
-	expires   time.Time // until when it is used without asking the store
-}
-
-// KeyTTL is how long a key the store found is used without asking again;
-// a key revoked on another node keeps working there for at most this long.
-const KeyTTL = 5 * time.Second
-
-// KeyOutageGrace bounds how long a key keeps working while the store cannot
-// be reached, counted from when the store last confirmed it, so publishes
-// are spooled through a short outage but a key revoked just before a long
-// one does not work for its whole length.
-const KeyOutageGrace = 5 * time.Minute
 
 // New builds the API server.
 func New(d Deps) *Server {
-	if d.Wake == nil {
-		d.Wake = func() {}
-	}
-	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux(), keysTTL: KeyTTL, keysOutage: KeyOutageGrace, clock: time.Now}
+	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -261,75 +220,15 @@ func (s *Server) adminOnly(h handler) handler {
 	}
 }
 
-// HashKey returns the stored form of an API key.
-func HashKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
-
-// NewKey returns a fresh random API key.
-func NewKey() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return "ck_" + hex.EncodeToString(b)
-}
-
+// authenticate reads the key from the Authorization header and checks it
+// with the key service.
 func (s *Server) authenticate(r *http.Request) (store.APIKey, error) {
 	h := r.Header.Get("Authorization")
 	key, found := strings.CutPrefix(h, "Bearer ")
 	if !found || strings.TrimSpace(key) == "" {
 		return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "missing API key: send Authorization: Bearer <key>"}
 	}
-	return s.authenticateKey(r.Context(), key)
-}
-
-// AuthenticateKey checks a key that came other than in an Authorization
-// header (the 2captcha front's key parameter), with the same cache and
-// outage grace. ok is false, with a nil error, when there is no such key or
-// it was revoked; an error means the store could not be asked.
-func (s *Server) AuthenticateKey(ctx context.Context, key string) (store.APIKey, bool, error) {
-	if strings.TrimSpace(key) == "" {
-		return store.APIKey{}, false, nil
-	}
-	k, err := s.authenticateKey(ctx, key)
-	var apiErr *Error
-	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
-		return store.APIKey{}, false, nil
-	}
-	if err != nil {
-		return k, false, err
-	}
-	return k, true, nil
-}
-
-// authenticateKey looks a key up: in the cache while it is fresh, else in the
-// store, falling back on a recently confirmed cached key while the store
-// cannot be reached.
-func (s *Server) authenticateKey(ctx context.Context, key string) (store.APIKey, error) {
-	hash := HashKey(strings.TrimSpace(key))
-	c, cached := s.keys.Load(hash)
-	t := s.clock()
-	if cached && t.Before(c.(cachedKey).expires) {
-		return c.(cachedKey).key, nil
-	}
-	gen := s.keysGen.Load()
-	k, err := s.Store.APIKeyByHash(ctx, hash)
-	if err != nil {
-		if isNotFound(err) {
-			s.keys.Delete(hash)
-			return store.APIKey{}, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
-		}
-		if cached && t.Sub(c.(cachedKey).confirmed) <= s.keysOutage {
-			// The store is unreachable: a key it confirmed recently keeps
-			// working, so publishes can still be spooled during an outage.
-			return c.(cachedKey).key, nil
-		}
-		return store.APIKey{}, err
-	}
-	if s.keysGen.Load() == gen {
-		s.keys.Store(hash, cachedKey{key: k, confirmed: t, expires: t.Add(s.keysTTL)})
-	}
-	return k, nil
+	return s.Keys.Authenticate(r.Context(), key)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -385,14 +284,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, _ store.A
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if l := len(req.Name); l < 1 || l > 255 {
-		return invalid("name", "must be 1-255 characters")
-	}
-	p := store.Project{ID: newID(), Name: req.Name, CreatedAt: now()}
-	if err := s.Store.CreateProject(r.Context(), p); err != nil {
-		return err
-	}
-	k, secret, err := IssueKey(r.Context(), s.Store, p.ID, "default", false)
+	p, k, secret, err := s.Keys.CreateProject(r.Context(), req.Name)
 	if err != nil {
 		return err
 	}
@@ -403,29 +295,14 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, _ store.A
 	return nil
 }
 
-// IssueKey creates and stores a new key for a project and returns it with its
-// plaintext, which is never stored.
-func IssueKey(ctx context.Context, st store.Store, projectID, name string, admin bool) (store.APIKey, string, error) {
-	secret := NewKey()
-	k := store.APIKey{ID: newID(), ProjectID: projectID, Name: name, Prefix: secret[:10], Hash: HashKey(secret), Admin: admin, CreatedAt: now()}
-	if err := st.CreateAPIKey(ctx, k); err != nil {
-		return k, "", err
-	}
-	return k, secret, nil
-}
-
 func keyView(k store.APIKey, secret string) keyJSON {
 	return keyJSON{ID: k.ID, ProjectID: k.ProjectID, Name: k.Name, Prefix: k.Prefix, Key: secret, Admin: k.Admin, CreatedAt: formatTime(k.CreatedAt)}
 }
 
-// canManage: admins manage every project's keys; a project key manages its own project's.
-func canManage(k store.APIKey, projectID string) bool {
-	return k.Admin || k.ProjectID == projectID
-}
-
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.APIKey) error {
 	projectID := r.PathValue("id")
-	if !canManage(caller, projectID) {
+	if !auth.CanManage(caller, projectID) {
+		// Before reading the body: a caller learns nothing of other projects.
 		return notFound("project")
 	}
 	var req struct {
@@ -436,19 +313,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.
 			return err
 		}
 	}
-	if req.Name == "" {
-		req.Name = "key"
-	}
-	if len(req.Name) > 255 {
-		return invalid("name", "must be at most 255 characters")
-	}
-	if _, err := s.Store.GetProject(r.Context(), projectID); err != nil {
-		if isNotFound(err) {
-			return notFound("project")
-		}
-		return err
-	}
-	k, secret, err := IssueKey(r.Context(), s.Store, projectID, req.Name, false)
+	k, secret, err := s.Keys.CreateKey(r.Context(), caller, projectID, req.Name)
 	if err != nil {
 		return err
 	}
@@ -457,41 +322,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, caller store.APIKey) error {
-	projectID := r.PathValue("id")
-	if !canManage(caller, projectID) {
-		return notFound("project")
-	}
-	// A project key may manage its project's keys, but not the admin keys that
-	// live in the default project: otherwise any key of that project could
-	// lock every administrator out.
-	target, err := s.Store.GetAPIKey(r.Context(), projectID, r.PathValue("keyId"))
-	if err != nil {
-		if isNotFound(err) {
-			return notFound("API key")
-		}
+	if err := s.Keys.Revoke(r.Context(), caller, r.PathValue("id"), r.PathValue("keyId")); err != nil {
 		return err
 	}
-	if target.Admin && !caller.Admin {
-		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "only an admin API key may revoke an admin API key"}
-	}
-	if err := s.Store.RevokeAPIKey(r.Context(), projectID, target.ID, now()); err != nil {
-		if isNotFound(err) {
-			return notFound("API key")
-		}
-		return err
-	}
-	// Forget cached lookups so the key stops working here at once (other
-	// nodes forget it within KeyTTL: there is no cluster notifier yet).
-	s.forgetKeys()
 	ok(w, http.StatusOK, map[string]any{"id": r.PathValue("keyId"), "revoked": true})
 	return nil
-}
-
-// forgetKeys drops every cached key lookup, and keeps lookups already under
-// way from caching what they found.
-func (s *Server) forgetKeys() {
-	s.keysGen.Add(1)
-	s.keys.Range(func(k, _ any) bool { s.keys.Delete(k); return true })
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

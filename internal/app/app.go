@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"carrier/internal/api"
+	"carrier/internal/auth"
 	"carrier/internal/config"
 	"carrier/internal/dest"
 	"carrier/internal/dest/discord"
@@ -42,6 +43,7 @@ import (
 	"carrier/internal/store"
 	"carrier/internal/store/postgres"
 	"carrier/internal/store/sqlite"
+	"carrier/internal/subscription"
 	"carrier/internal/task"
 	"carrier/internal/twocaptcha"
 )
@@ -213,22 +215,26 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if a.Tasks != nil {
 		a.Tasks.SetPingbacks(a.Pingbacks)
 	}
+	subscriptions := subscription.New(subscription.Deps{
+		Store: st, Destinations: destinations, Guard: guard, Queues: a.Queues, Publisher: a.Publisher,
+		Refresh: a.Matcher.Refresh, Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap,
+		MaxSubscriptions: cfg.MaxSubscriptionsPerProject, Log: log,
+	})
+	keys := auth.New(st)
 	deps := api.Deps{
-		Store: st, Publisher: a.Publisher, Matcher: a.Matcher, Guard: guard, Metrics: mx, Log: log,
-		Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap, Tasks: a.Tasks, Queues: a.Queues,
-		Spool:     a.Spooler, // setUpTasks always opens one
-		Pingbacks: a.Pingbacks, MaxSubscriptions: cfg.MaxSubscriptionsPerProject,
+		Store: st, Publisher: a.Publisher, Metrics: mx, Log: log, Subscriptions: subscriptions, Keys: keys,
+		Tasks: a.Tasks, Queues: a.Queues,
+		Spool:              a.Spooler, // setUpTasks always opens one
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
 	}
 	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	// The 2captcha front is served on the API's mux and checks its key
-	// parameter with the API's keys: it gets the server once there is one.
-	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Guard: guard, Pingbacks: a.Pingbacks, Refusal: api.Refusal, Log: log}
+	// parameter with the key service the API authenticates with.
+	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Auth: keys, Guard: guard, Pingbacks: a.Pingbacks, Refusal: subscription.Refusal, Log: log}
 	deps.Fronts = front.Routes()
 	a.API = api.New(deps)
-	front.Auth = a.API
-	a.Pingbacks.Quota = a.API.CheckSubscriptionQuota
+	a.Pingbacks.Quota = subscriptions.CheckQuota
 	return a, nil
 }
 
@@ -260,7 +266,7 @@ func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
 		if opts.Tasks != nil {
 			opts.Tasks(&tcfg)
 		}
-		a.Tasks = task.New(tcfg, a.Store, client, a.Publisher, mx, a.Log, a.Engine.Owner())
+		a.Tasks = task.New(tcfg, a.Store, client, a.Outbox.Wake, mx, a.Log, a.Engine.Owner())
 	}
 	dir := cfg.SpoolDir
 	if dir == "" {

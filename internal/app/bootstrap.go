@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"time"
 
-	"carrier/internal/api"
+	"carrier/internal/auth"
 	"carrier/internal/store"
 )
 
@@ -17,7 +17,7 @@ const AdminKeyCommand = "carrier admin-key create"
 
 // BootstrapKeyID is the id of the key stored for a CARRIER_API_KEY value.
 func BootstrapKeyID(configured string) string {
-	return "bootstrap-" + api.HashKey(configured)[:12]
+	return "bootstrap-" + auth.HashKey(configured)[:12]
 }
 
 // bootstrap makes sure the default project and an admin key exist. It returns
@@ -34,7 +34,7 @@ func bootstrap(ctx context.Context, st store.Store, configured string, log *slog
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
 	if configured != "" {
-		hash := api.HashKey(configured)
+		hash := auth.HashKey(configured)
 		// Any key with this hash, revoked or not: the hash is unique, so
 		// inserting it again can only fail.
 		existing, err := st.LookupAPIKey(ctx, hash)
@@ -64,7 +64,7 @@ func bootstrap(ctx context.Context, st store.Store, configured string, log *slog
 	if n > 0 {
 		return "", nil
 	}
-	_, key, err := api.IssueKey(ctx, st, DefaultProjectID, "bootstrap", true)
+	_, key, err := auth.Issue(ctx, st, DefaultProjectID, "bootstrap", true)
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
@@ -89,7 +89,7 @@ func CreateAdminKey(ctx context.Context, st store.Store, name string) (store.API
 	if err := ensureDefaultProject(ctx, st); err != nil {
 		return store.APIKey{}, "", fmt.Errorf("create admin key: %w", err)
 	}
-	k, key, err := api.IssueKey(ctx, st, DefaultProjectID, name, true)
+	k, key, err := auth.Issue(ctx, st, DefaultProjectID, name, true)
 	if err != nil {
 		return store.APIKey{}, "", fmt.Errorf("create admin key: %w", err)
 	}

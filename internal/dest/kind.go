@@ -14,8 +14,9 @@ const Hidden = "***hidden***"
 // Kind is one destination kind: everything Carrier does with a subscription
 // of that kind, from checking its settings when it is saved to sending its
 // deliveries. Each kind's package implements it once; the Registry built at
-// start hands the same value to the API (validate, show, summarise) and to
-// the delivery engine (send), so the two can never disagree about a kind.
+// start hands the same value to the subscription service (validate,
+// summarise), the API (show) and the delivery engine (send), so they can
+// never disagree about a kind.
 type Kind interface {
 	// Name is the kind as stored in subscriptions and sent as
 	// destination.type, such as "discord".
@@ -47,8 +48,8 @@ type HiddenSettings interface {
 }
 
 // Target is implemented by a kind that sends to an address named in its
-// settings, so the API can refuse one the SSRF rules forbid when it is
-// saved, not only when it is dialled.
+// settings, so the subscription service can refuse one the SSRF rules
+// forbid when it is saved, not only when it is dialled.
 type Target interface {
 	// Target returns the setting that names the address ("webhook_url") and
 	// the address as a URL; "" when the settings name none.
@@ -59,7 +60,7 @@ type Target interface {
 // subscription itself rather than its Destination document: the webhook,
 // whose URL, custom headers and signing secret are shared with /v1/webhooks,
 // rotated and signed with. Those columns are validated and written by the
-// webhook rules of the subscription code; Validate and Summary of such a kind
+// webhook rules of the subscription service; Validate and Summary of such a kind
 // see the destination object built from them.
 type ColumnSettings interface {
 	// Settings returns the destination object (without "type") built from

@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"strings"
 
+	"carrier/internal/auth"
 	"carrier/internal/dest/pingback"
 	"carrier/internal/ingest"
 	"carrier/internal/netguard"
@@ -31,20 +32,21 @@ import (
 	"carrier/internal/task"
 )
 
-// Authenticator checks the key parameter as a Carrier API key (the REST
-// API's authentication, with its cache and its outage grace).
+// Authenticator checks the key parameter as a Carrier API key: the key
+// service the REST API authenticates with (*auth.Service), with its cache
+// and its outage grace.
 type Authenticator interface {
-	// AuthenticateKey returns the key's record. ok is false, with a nil
-	// error, when there is no such key or it was revoked; an error means
-	// the store could not be asked.
-	AuthenticateKey(ctx context.Context, key string) (k store.APIKey, ok bool, err error)
+	// Authenticate returns the key's record: auth.ErrInvalidKey when there
+	// is no such key or it was revoked; another error means the store could
+	// not be asked.
+	Authenticate(ctx context.Context, key string) (store.APIKey, error)
 }
 
 // TaskStore is what the front reads and writes of tasks directly: results
 // are answered from the store, and a price learnt by get2 is recorded.
 type TaskStore interface {
 	GetTask(ctx context.Context, projectID, id string) (store.Task, error)
-	UpdateTask(ctx context.Context, t store.Task, version int64, entries []store.TaskEntry) (store.Task, error)
+	UpdateTask(ctx context.Context, t store.Task, version int64, entries []store.TaskEntry, events ...store.OutboxEvent) (store.Task, error)
 }
 
 // Front serves /in.php and /res.php. Set its fields before serving.
@@ -60,8 +62,9 @@ type Front struct {
 	// Pingbacks keeps the pingback subscriptions; nil refuses pingback URLs.
 	Pingbacks *pingback.Registry
 	// Refusal tells an error Pingbacks.Ensure returns because the request
-	// is refused (the subscription quota) from a failure, with the message
-	// to show the client; nil treats every error as a failure.
+	// is refused (the subscription quota: subscription.Refusal) from a
+	// failure, with the message to show the client; nil treats every error
+	// as a failure.
 	Refusal func(error) (message string, ok bool)
 	Log     *slog.Logger
 
@@ -83,13 +86,13 @@ func (f *Front) authenticate(r *http.Request, key string) (store.APIKey, answer,
 	if len(strings.TrimSpace(key)) < 16 {
 		return store.APIKey{}, errorAnswer(provider.CodeWrongUserKey), false
 	}
-	k, ok, err := f.Auth.AuthenticateKey(r.Context(), key)
-	if err != nil {
+	k, err := f.Auth.Authenticate(r.Context(), key)
+	switch {
+	case errors.Is(err, auth.ErrInvalidKey):
+		return k, errorAnswer(provider.CodeKeyDoesNotExist), false
+	case err != nil:
 		f.Log.Warn("2captcha front: authenticate", "err", err)
 		return k, errorAnswer(provider.CodeNoSlotAvailable), false // the store is unreachable: worth retrying
-	}
-	if !ok {
-		return k, errorAnswer(provider.CodeKeyDoesNotExist), false
 	}
 	return k, answer{}, true
 }

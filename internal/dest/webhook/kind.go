@@ -37,9 +37,10 @@ func (s *Sender) Settings(sub store.Subscription) json.RawMessage {
 }
 
 // Validate checks a destination object as Send relies on it: a URL, and
-// custom headers Carrier may send. The API applies the stricter webhook
-// rules (SSRF, header count and size, hidden values, secret rotation) to the
-// columns themselves when it writes them, shared with /v1/webhooks.
+// custom headers Carrier may send. The subscription service applies the
+// stricter webhook rules (SSRF, header count and size, hidden values, secret
+// rotation) to the columns themselves when it writes them, shared with
+// /v1/webhooks.
 func (s *Sender) Validate(raw json.RawMessage) error {
 	var c settings
 	if err := json.Unmarshal(raw, &c); err != nil {
