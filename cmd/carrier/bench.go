@@ -33,6 +33,7 @@ func bench(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file")
 	perPhase := fs.Bool("profile-phases", false, "with --cpuprofile: profile each phase separately, into FILE.ingest, FILE.delivery and FILE.latency")
 	tasks := fs.Bool("tasks", false, "measure async tasks instead: upstream requests per solved task and solve-to-webhook latency, against a provider simulator")
+	crossNode := fs.Bool("cross-node", false, "with --store postgres: measure cross-node wake latency instead (publish on an API-only node, attempt by another)")
 	var to benchpkg.TaskOptions
 	fs.IntVar(&to.Tasks, "tasks-count", benchpkg.DefaultTaskCount, "with --tasks: tasks created per scenario")
 	fs.IntVar(&to.Rate, "tasks-rate", benchpkg.DefaultTaskRate, "with --tasks: tasks created per second")
@@ -97,6 +98,22 @@ func bench(ctx context.Context, args []string) error {
 
 	if *tasks {
 		return benchTasks(ctx, to, *asJSON)
+	}
+	if *crossNode {
+		if o.Store != "postgres" {
+			return errors.New("bench: --cross-node needs --store postgres: nodes share only PostgreSQL")
+		}
+		rep, err := benchpkg.RunCrossNode(ctx, benchpkg.CrossNodeOptions{DatabaseURL: o.DatabaseURL})
+		if rep != nil {
+			var werr error
+			if *asJSON {
+				werr = json.NewEncoder(os.Stdout).Encode(rep)
+			} else {
+				werr = rep.WriteText(os.Stdout)
+			}
+			err = errors.Join(err, werr)
+		}
+		return err
 	}
 	rep, err := benchpkg.Run(ctx, o)
 	if rep != nil {

@@ -18,6 +18,7 @@ import (
 
 	"carrier/internal/api"
 	"carrier/internal/auth"
+	"carrier/internal/cluster"
 	"carrier/internal/config"
 	"carrier/internal/dest"
 	"carrier/internal/dest/discord"
@@ -29,6 +30,7 @@ import (
 	"carrier/internal/dest/webhook"
 	"carrier/internal/dispatch"
 	"carrier/internal/ingest"
+	"carrier/internal/maintenance"
 	"carrier/internal/match"
 	"carrier/internal/metrics"
 	"carrier/internal/netguard"
@@ -75,6 +77,17 @@ type App struct {
 	Log       *slog.Logger
 	// BootstrapKey is the admin key generated on first start ("" otherwise).
 	BootstrapKey string
+	// Node is this process's id in the cluster: the owner of its leases.
+	Node string
+	// Elector says whether this node leads the cluster (runs maintenance).
+	Elector *cluster.Elector
+	// Notifier wakes the other nodes (and this one) after a change.
+	Notifier cluster.Notifier
+
+	heartbeat     *cluster.Heartbeater
+	maintainer    *cluster.Maintainer
+	clusterMx     *metrics.Cluster
+	refreshWanted chan struct{} // another node changed subscriptions
 
 	listener net.Listener
 	server   *http.Server
@@ -95,6 +108,9 @@ type Options struct {
 	EmailTLS *tls.Config
 	// Outbox adjusts the outbox relay's configuration (tests: Hold).
 	Outbox func(*outbox.Config)
+	// Notifier replaces the cluster notifier (benchmarks: &cluster.Local{}
+	// on PostgreSQL measures the nodes with only their fallback polls).
+	Notifier cluster.Notifier
 }
 
 // OpenStore opens and migrates the store the configuration selects.
@@ -150,7 +166,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Store: st, Log: log}
+	a := &App{Config: cfg, Store: st, Log: log, Node: cluster.NewNodeID()}
+	exclusive := st.Engine() == "sqlite" // the data directory is locked to one process
+	switch {
+	case opts.Notifier != nil:
+		a.Notifier = opts.Notifier
+	case exclusive:
+		a.Notifier = &cluster.Local{}
+	default:
+		a.Notifier = postgres.NewNotifier(cfg.DatabaseURL, log)
+	}
+	a.Elector = &cluster.Elector{Locker: st, Node: a.Node, Lease: cfg.LeaderLease, Exclusive: exclusive, Log: log}
+	a.heartbeat = &cluster.Heartbeater{Store: st, Node: a.Node, Interval: 2 * time.Second, Log: log}
 	if a.BootstrapKey, err = bootstrap(ctx, st, cfg.APIKey, log); err != nil {
 		st.Close()
 		return nil, err
@@ -173,7 +200,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	dcfg.MaxInFlight = cfg.MaxInFlight
 	dcfg.MaxInFlightPerProject = cfg.MaxInFlightPerProject
 	dcfg.ShutdownGrace = cfg.ShutdownGrace
-	dcfg.Exclusive = st.Engine() == "sqlite"
+	if !exclusive {
+		// Other nodes' work arrives by notification: the claim poll is
+		// only the fallback for a lost one.
+		dcfg.PollInterval = time.Second
+	}
 	if opts.Dispatch != nil {
 		opts.Dispatch(&dcfg)
 	}
@@ -196,16 +227,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	destinations.Register(a.logs)
 	destinations.Register(&destqueue.Sender{Queues: a.Queues})
 	destinations.Register(&pingback.Sender{Client: client})
-	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.Matcher.Refresh}
-	a.Engine = dispatch.New(dcfg, st, destinations, a.Publisher, mx, log)
-	a.Publisher.OnCommit = a.Engine.Wake
+	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.subscriptionsChanged}
+	a.Engine = dispatch.New(dcfg, st, destinations, a.Node, mx, log)
+	a.Publisher.OnCommit = a.deliveriesDue
+	a.Queues.PollInterval = queueFallbackPoll
+	a.Queues.Broadcast = func(id string) { a.Notifier.Notify(cluster.TopicQueue, id) }
+	a.Notifier.Listen(cluster.TopicDeliveries, func(string) { a.Engine.Wake() })
+	a.Notifier.Listen(cluster.TopicQueue, a.Queues.Wake)
+	a.Notifier.Listen(cluster.TopicSubscriptions, a.refreshSoon)
+	a.refreshWanted = make(chan struct{}, 1)
 	ocfg := outbox.DefaultConfig()
 	if opts.Outbox != nil {
 		opts.Outbox(&ocfg)
 	}
 	// The relay leases rows as the engine's node, whose heartbeats let other
 	// nodes rescue its leases if it dies.
-	a.Outbox = outbox.New(ocfg, st, a.Publisher, a.Engine.Owner(), log)
+	a.Outbox = outbox.New(ocfg, st, a.Publisher, a.Node, log)
 	a.Engine.OnDisable(a.Outbox.Wake)
 
 	if err := a.setUpTasks(mx, opts); err != nil {
@@ -217,7 +254,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	subscriptions := subscription.New(subscription.Deps{
 		Store: st, Destinations: destinations, Guard: guard, Queues: a.Queues, Publisher: a.Publisher,
-		Refresh: a.Matcher.Refresh, Wake: a.Engine.Wake, RotationOverlap: cfg.SecretRotationOverlap,
+		Refresh: a.subscriptionsChanged, Wake: a.deliveriesDue, RotationOverlap: cfg.SecretRotationOverlap,
 		MaxSubscriptions: cfg.MaxSubscriptionsPerProject, Log: log,
 	})
 	keys := auth.New(st)
@@ -235,7 +272,75 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	deps.Fronts = front.Routes()
 	a.API = api.New(deps)
 	a.Pingbacks.Quota = subscriptions.CheckQuota
+
+	a.clusterMx = mx.NewCluster()
+	services := []cluster.Service{
+		&maintenance.Rescuer{Store: st, Node: a.Node, NodeTimeout: nodeTimeout, Exclusive: exclusive, Wake: a.deliveriesDue, Log: log},
+		&maintenance.Pruner{Store: st, Retention: cfg.Retention},
+		&maintenance.QueuePruner{Queues: a.Queues},
+	}
+	if a.Tasks != nil {
+		services = append(services, &maintenance.Poller{Tasks: a.Tasks, Every: a.Tasks.Tick()}, &maintenance.Expirer{Tasks: a.Tasks, Every: a.Tasks.Tick()})
+	}
+	a.maintainer = &cluster.Maintainer{Elector: a.Elector, Services: services, Log: log,
+		Rounds: func(name string) { a.clusterMx.MaintenanceRounds.WithLabelValues(name).Inc() }}
 	return a, nil
+}
+
+// watchLeadership keeps the carrier_leader gauge true.
+func (a *App) watchLeadership(ctx context.Context) {
+	for {
+		leading, changed := a.Elector.Leading()
+		if leading {
+			a.clusterMx.Leader.Set(1)
+		} else {
+			a.clusterMx.Leader.Set(0)
+		}
+		select {
+		case <-ctx.Done():
+			a.clusterMx.Leader.Set(0)
+			return
+		case <-changed:
+		}
+	}
+}
+
+// nodeTimeout is how long without a heartbeat makes a node count as dead,
+// and its leases be given back by the leader.
+const nodeTimeout = 15 * time.Second
+
+// queueFallbackPoll is how often a long poll looks at the store (a read)
+// in case a notification from another node was lost.
+const queueFallbackPoll = time.Second
+
+// matcherFallbackPoll is how often the matcher checks the store's
+// subscription version in case a notification was lost.
+const matcherFallbackPoll = 5 * time.Second
+
+// subscriptionsChanged makes this node's matcher see a subscription change
+// at once and tells the other nodes to reload theirs.
+func (a *App) subscriptionsChanged(ctx context.Context, force bool) error {
+	err := a.Matcher.Refresh(ctx, force)
+	a.Notifier.Notify(cluster.TopicSubscriptions, a.Node)
+	return err
+}
+
+// deliveriesDue wakes this node's engine and the other nodes' engines.
+func (a *App) deliveriesDue() {
+	a.Engine.Wake()
+	a.Notifier.Notify(cluster.TopicDeliveries, "")
+}
+
+// refreshSoon asks the matcher loop to reload (another node changed
+// subscriptions); notifications arriving during a reload make one more.
+func (a *App) refreshSoon(from string) {
+	if from == a.Node {
+		return // this node's matcher was refreshed before the notification went out
+	}
+	select {
+	case a.refreshWanted <- struct{}{}:
+	default:
+	}
 }
 
 // setUpTasks starts the simulator (--simulate), builds the task service when a
@@ -266,7 +371,7 @@ func (a *App) setUpTasks(mx *metrics.Metrics, opts Options) error {
 		if opts.Tasks != nil {
 			opts.Tasks(&tcfg)
 		}
-		a.Tasks = task.New(tcfg, a.Store, client, a.Outbox.Wake, mx, a.Log, a.Engine.Owner())
+		a.Tasks = task.New(tcfg, a.Store, client, a.Outbox.Wake, mx, a.Log, a.Node)
 	}
 	dir := cfg.SpoolDir
 	if dir == "" {
@@ -311,19 +416,32 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	a.Publisher.Start()
+	// The node says it is alive before it takes its first lease, and keeps
+	// saying so until the engine has released its leases at shutdown.
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	if err := a.heartbeat.Beat(nodeCtx); err != nil {
+		a.Log.Error("heartbeat", "err", err)
+	}
+	var node sync.WaitGroup
+	node.Add(1)
+	go func() { defer node.Done(); a.heartbeat.Run(nodeCtx) }()
 	engineCtx, stopEngine := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.Engine.Run(engineCtx)
-	}()
+	if !a.Config.NoDelivery {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Engine.Run(engineCtx)
+		}()
+	}
 	bgCtx, stopBackground := context.WithCancel(context.Background())
-	wg.Add(4)
+	wg.Add(6)
+	go func() { defer wg.Done(); a.Notifier.Run(bgCtx) }()
 	go func() { defer wg.Done(); a.refreshMatcher(bgCtx) }()
-	go func() { defer wg.Done(); a.prune(bgCtx) }()
-	go func() { defer wg.Done(); a.pruneQueues(bgCtx) }()
 	go func() { defer wg.Done(); a.Spooler.Run(bgCtx, time.Second) }()
+	go func() { defer wg.Done(); a.Elector.Run(bgCtx) }()
+	go func() { defer wg.Done(); a.maintainer.Run(bgCtx) }()
+	go func() { defer wg.Done(); a.watchLeadership(bgCtx) }()
 	var tasks sync.WaitGroup // apart: it must end before the publisher closes
 	var relay sync.WaitGroup // apart too, for the same reason
 	relay.Add(1)
@@ -364,6 +482,8 @@ func (a *App) Run(ctx context.Context) error {
 	relay.Wait()
 	a.Publisher.Close()
 	wg.Wait()
+	stopNode()
+	node.Wait()
 	a.logs.Close()
 	if a.Simulator != nil {
 		a.Simulator.Close()
@@ -380,62 +500,23 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// refreshMatcher picks up subscription changes made by other nodes.
+// refreshMatcher picks up subscription changes made by other nodes: at
+// once when notified, and every matcherFallbackPoll in case a notification
+// was lost.
 func (a *App) refreshMatcher(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(matcherFallbackPoll)
 	defer t.Stop()
 	for {
+		force := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := a.Matcher.Refresh(ctx, false); err != nil && ctx.Err() == nil {
-				a.Log.Error("refresh subscriptions", "err", err)
-			}
-		}
-	}
-}
-
-// prune deletes finished history older than the retention period.
-func (a *App) prune(ctx context.Context) {
-	if a.Config.Retention <= 0 {
-		return
-	}
-	t := time.NewTicker(10 * time.Minute)
-	defer t.Stop()
-	for {
-		for i := 0; i < 100; i++ { // at most 100 batches a round
-			n, err := a.Store.Prune(ctx, time.Now().Add(-a.Config.Retention), 500)
-			if err != nil {
-				if ctx.Err() == nil {
-					a.Log.Error("prune", "err", err)
-				}
-				break
-			}
-			if n < 500 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
+		case <-a.refreshWanted:
+			force = true
 		case <-t.C:
 		}
-	}
-}
-
-// pruneQueues deletes queue messages past their queue's retention period.
-func (a *App) pruneQueues(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		if _, err := a.Queues.Prune(ctx); err != nil && ctx.Err() == nil {
-			a.Log.Error("prune queue messages", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		if err := a.Matcher.Refresh(ctx, force); err != nil && ctx.Err() == nil {
+			a.Log.Error("refresh subscriptions", "err", err)
 		}
 	}
 }

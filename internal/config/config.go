@@ -38,6 +38,12 @@ type Config struct {
 	ListBytesPerSecond int
 	Retention          time.Duration
 	ShutdownGrace      time.Duration
+	// NoDelivery makes an API-only node: it accepts and stores, and the
+	// other nodes deliver (CARRIER_DELIVER=false; PostgreSQL only).
+	NoDelivery bool
+	// LeaderLease is how long the cluster leader's lock lasts without
+	// renewal: a leader that dies is replaced within about this long.
+	LeaderLease time.Duration
 	// MaxConnections caps the API's open client connections; more wait to
 	// be accepted. BodyReadTimeout bounds how long a request body may take
 	// to arrive after its headers.
@@ -116,6 +122,15 @@ var Settings = []Setting{
 	{"list-bytes-per-second", "CARRIER_LIST_BYTES_PER_SECOND", "2097152", "list payload (events, tasks, dead letters) one project may read a second, with a burst of twice that; more answers 429 with Retry-After (0: no limit)", intSetter(func(c *Config) *int { return &c.ListBytesPerSecond }, 0, 1<<30)},
 	{"max-in-flight-per-project", "CARRIER_MAX_IN_FLIGHT_PER_PROJECT", "0", "most of CARRIER_MAX_IN_FLIGHT one project may hold, so a tenant whose endpoints hang cannot starve the others (0: a quarter of it)", intSetter(func(c *Config) *int { return &c.MaxInFlightPerProject }, 0, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long events, deliveries, attempts, finished tasks and redriven dead letters are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
+	{"deliver", "CARRIER_DELIVER", "true", "run the delivery engine on this node; false makes an API-only node that accepts and stores while the other nodes deliver (PostgreSQL only)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.NoDelivery = !b
+		return nil
+	}},
+	{"leader-lease", "CARRIER_LEADER_LEASE", "10s", "how long the cluster leader's lock lasts without renewal (PostgreSQL): a leader that dies is replaced within about this long", durationSetter(func(c *Config) *time.Duration { return &c.LeaderLease }, time.Second)},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
 	{"max-connections", "CARRIER_MAX_CONNECTIONS", "1024", "most client connections the API keeps open at once; more wait to be accepted", intSetter(func(c *Config) *int { return &c.MaxConnections }, 1, 1000000)},
 	{"body-read-timeout", "CARRIER_BODY_READ_TIMEOUT", "10s", "how long a request body may take to arrive after its headers (a slower client is cut off)", durationSetter(func(c *Config) *time.Duration { return &c.BodyReadTimeout }, time.Millisecond)},
@@ -312,6 +327,9 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	}
 	if c.SecretKeyPrevious != nil && c.SecretKey == nil {
 		return c, fmt.Errorf("invalid setting CARRIER_SECRET_KEY_PREVIOUS (--secret-key-previous): needs CARRIER_SECRET_KEY, the key it is rotated to")
+	}
+	if c.NoDelivery && c.DatabaseURL == "" {
+		return c, fmt.Errorf("invalid setting CARRIER_DELIVER (--deliver): false needs CARRIER_DATABASE_URL, so that other nodes deliver; on SQLite the one process must deliver")
 	}
 	if c.ProviderURL != "" && c.ProviderKey == "" && !c.Simulate {
 		return c, fmt.Errorf("invalid setting CARRIER_PROVIDER_KEY (--provider-key): required when CARRIER_PROVIDER_URL is set")

@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"carrier/internal/backoff"
-	"carrier/internal/ingest"
+	"carrier/internal/health"
 	"carrier/internal/metrics"
 	"carrier/internal/store"
 )
@@ -50,14 +50,11 @@ type Config struct {
 	PollInterval time.Duration
 	// ShutdownGrace is how long in-flight attempts may finish after Stop.
 	ShutdownGrace time.Duration
-	// HeartbeatInterval is how often the engine says it is alive and looks for
-	// leases abandoned by processes that stopped saying so.
-	HeartbeatInterval time.Duration
-	// NodeTimeout is how long without a heartbeat makes a process count as dead.
-	NodeTimeout time.Duration
-	// Exclusive says no other process uses the store (SQLite), so every lease
-	// found at start belonged to a dead process and is released at once.
-	Exclusive bool
+	// RenewInterval is how often the engine extends the leases it holds, so
+	// work waiting in a busy lane never outlives its lease while this
+	// process is alive. (Leases of dead processes are given back by the
+	// leader's lease rescuer, internal/maintenance.)
+	RenewInterval time.Duration
 }
 
 // DefaultConfig returns the production defaults.
@@ -74,8 +71,7 @@ func DefaultConfig() Config {
 		PollInterval:    250 * time.Millisecond,
 		ShutdownGrace:   10 * time.Second,
 
-		HeartbeatInterval: 2 * time.Second,
-		NodeTimeout:       15 * time.Second,
+		RenewInterval: 2 * time.Second,
 	}
 }
 
@@ -88,13 +84,12 @@ type Sender interface {
 
 // Engine runs deliveries for one process.
 type Engine struct {
-	cfg       Config
-	store     store.Store
-	sender    Sender
-	publisher *ingest.Publisher
-	metrics   *metrics.Metrics
-	log       *slog.Logger
-	owner     string
+	cfg     Config
+	store   store.Store
+	sender  Sender
+	metrics *metrics.Metrics
+	log     *slog.Logger
+	owner   string
 
 	wake    chan struct{}
 	results chan store.Outcome
@@ -107,7 +102,6 @@ type Engine struct {
 
 	sendCtx    context.Context // cancelled when the shutdown grace runs out
 	cancelSend context.CancelFunc
-	done       chan struct{}
 	completer  sync.WaitGroup
 	senders    sync.WaitGroup
 
@@ -122,19 +116,19 @@ type lane struct {
 	moved   time.Time // when an attempt last started on an idle lane or finished
 }
 
-// New returns an engine. Start runs it.
-func New(cfg Config, s store.Store, sender Sender, pub *ingest.Publisher, m *metrics.Metrics, log *slog.Logger) *Engine {
+// New returns an engine that takes leases as node (the cluster's id of this
+// process, whose heartbeats keep them). Run runs it.
+func New(cfg Config, s store.Store, sender Sender, node string, m *metrics.Metrics, log *slog.Logger) *Engine {
 	sendCtx, cancel := context.WithCancel(context.Background())
 	return &Engine{
-		cfg: cfg, store: s, sender: sender, publisher: pub, metrics: m, log: log,
-		owner:    uuid.Must(uuid.NewV7()).String(),
+		cfg: cfg, store: s, sender: sender, metrics: m, log: log,
+		owner:    node,
 		wake:     make(chan struct{}, 1),
 		results:  make(chan store.Outcome, cfg.MaxInFlight),
 		lanes:    map[string]*lane{},
 		projects: map[string]int{},
 		slow:     map[string]time.Time{},
 		sendCtx:  sendCtx, cancelSend: cancel,
-		done: make(chan struct{}),
 	}
 }
 
@@ -153,19 +147,18 @@ func (e *Engine) Wake() {
 // attempts finish (up to ShutdownGrace), records them and releases every lease
 // it still holds.
 func (e *Engine) Run(ctx context.Context) {
-	e.startup(ctx)
 	e.completer.Add(1)
 	go func() {
 		defer e.completer.Done()
 		e.completeLoop()
 	}()
-	hbDone := make(chan struct{})
+	renewed := make(chan struct{})
 	go func() {
-		defer close(hbDone)
-		e.heartbeatLoop(ctx)
+		defer close(renewed)
+		e.renewLoop(ctx)
 	}()
 	e.claimLoop(ctx)
-	<-hbDone
+	<-renewed
 
 	finished := make(chan struct{})
 	go func() { e.senders.Wait(); close(finished) }()
@@ -182,33 +175,12 @@ func (e *Engine) Run(ctx context.Context) {
 	if err := e.store.ReleaseLeases(rctx, e.owner); err != nil {
 		e.log.Error("release leases at shutdown", "err", err)
 	}
-	if err := e.store.RemoveNode(rctx, e.owner); err != nil {
-		e.log.Error("remove node at shutdown", "err", err)
-	}
 	e.cancelSend()
-	close(e.done)
 }
 
-// startup registers this process and, on an exclusive store, takes back the
-// leases a killed predecessor left behind.
-func (e *Engine) startup(ctx context.Context) {
-	now := time.Now()
-	if err := e.store.Heartbeat(ctx, e.owner, now); err != nil {
-		e.log.Error("heartbeat", "err", err)
-	}
-	if e.cfg.Exclusive {
-		if n, err := e.store.RescueLeases(ctx, e.owner, now.Add(time.Hour)); err != nil {
-			e.log.Error("release leases left by a previous run", "err", err)
-		} else if n > 0 {
-			e.log.Info("released leases left by a previous run", "deliveries", n)
-		}
-	}
-}
-
-// heartbeatLoop keeps this process's heartbeat fresh and releases the leases
-// of processes whose heartbeats stopped (killed, or cut off from the database).
-func (e *Engine) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(e.cfg.HeartbeatInterval)
+// renewLoop extends this engine's leases every RenewInterval.
+func (e *Engine) renewLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.RenewInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -216,20 +188,8 @@ func (e *Engine) heartbeatLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
-		if err := e.store.Heartbeat(ctx, e.owner, now); err != nil && ctx.Err() == nil {
-			e.log.Error("heartbeat", "err", err)
-		}
-		if err := e.store.RenewLeases(ctx, e.owner, now.Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
+		if err := e.store.RenewLeases(ctx, e.owner, time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
 			e.log.Error("renew leases", "err", err)
-		}
-		n, err := e.store.RescueLeases(ctx, e.owner, now.Add(-e.cfg.NodeTimeout))
-		if err != nil && ctx.Err() == nil {
-			e.log.Error("rescue leases", "err", err)
-		}
-		if n > 0 {
-			e.log.Warn("released leases of a process that stopped", "deliveries", n)
-			e.Wake()
 		}
 	}
 }
@@ -437,10 +397,10 @@ func (e *Engine) completeLoop() {
 }
 
 func (e *Engine) record(batch []store.Outcome) {
-	var disabled []store.Disabled
+	var signals []store.HealthSignal
 	var err error
 	for try := 0; try < 5; try++ {
-		disabled, err = e.store.CompleteAttempts(context.Background(), batch, time.Now())
+		signals, err = e.store.CompleteAttemptsWithSignals(context.Background(), batch, time.Now())
 		if err == nil {
 			break
 		}
@@ -449,16 +409,16 @@ func (e *Engine) record(batch []store.Outcome) {
 	}
 	if err != nil && len(batch) > 1 {
 		// One bad outcome must not hold back the rest: record them one by one.
-		disabled = nil
+		signals = nil
 		var failed int
 		for _, o := range batch {
-			d, oerr := e.store.CompleteAttempts(context.Background(), []store.Outcome{o}, time.Now())
+			sig, oerr := e.store.CompleteAttemptsWithSignals(context.Background(), []store.Outcome{o}, time.Now())
 			if oerr != nil {
 				failed++
 				e.log.Error("record attempt", "delivery", o.DeliveryID, "err", oerr)
 				continue
 			}
-			disabled = append(disabled, d...)
+			signals = append(signals, sig...)
 		}
 		if failed < len(batch) {
 			err = nil
@@ -474,13 +434,27 @@ func (e *Engine) record(batch []store.Outcome) {
 			e.metrics.AttemptDuration.WithLabelValues(o.State).Observe(float64(o.Attempt.DurationMS) / 1000)
 		}
 	}
-	for _, d := range disabled {
-		e.log.Warn("subscription disabled", "project", d.ProjectID, "subscription", d.SubscriptionID, "reason", d.Reason)
+	// The store applied the health signals in the transaction that recorded
+	// the attempts (a Disable deactivated the subscription and wrote its
+	// webhook.disabled to the outbox); here they are counted and logged.
+	disabled := false
+	for _, s := range signals {
+		if e.metrics != nil {
+			e.metrics.HealthSignals.WithLabelValues(string(s.Kind)).Inc()
+		}
+		switch s.Kind {
+		case health.Disable:
+			disabled = true
+			e.log.Warn("subscription disabled", "project", s.ProjectID, "subscription", s.SubscriptionID, "reason", s.Reason)
+		case health.Degraded:
+			e.log.Warn("subscription degraded", "project", s.ProjectID, "subscription", s.SubscriptionID, "consecutive_failures", s.Failures, "failing_since", s.Since)
+		case health.Recovered:
+			e.log.Info("subscription recovered", "project", s.ProjectID, "subscription", s.SubscriptionID, "failed_attempts", s.Failures, "failing_since", s.Since)
+		}
 	}
-	// CompleteAttempts wrote each webhook.disabled to the outbox in the
-	// transaction that disabled the webhook; the relay publishes it, and is
-	// woken here so that it need not wait for its slow poll.
-	if len(disabled) > 0 && e.onDisable != nil {
+	// The relay publishes webhook.disabled from the outbox, and is woken here
+	// so that it need not wait for its slow poll.
+	if disabled && e.onDisable != nil {
 		e.onDisable()
 	}
 }

@@ -127,9 +127,15 @@ type reply struct {
 	err error
 }
 
+// Inserter is what the publisher needs of the store: one transaction that
+// inserts a group of events with their deliveries.
+type Inserter interface {
+	InsertEvents(ctx context.Context, events []store.NewEvent, idemSince time.Time) ([]store.InsertResult, error)
+}
+
 // Publisher commits events in groups.
 type Publisher struct {
-	store      store.Store
+	store      Inserter
 	matcher    *match.Matcher
 	metrics    *metrics.Metrics
 	reqs       chan *request
@@ -145,7 +151,7 @@ type Publisher struct {
 
 // NewPublisher returns a publisher; committers is how many group commits may
 // run at once (1 for SQLite, whose writes are serialised anyway).
-func NewPublisher(s store.Store, m *match.Matcher, mx *metrics.Metrics, committers int) *Publisher {
+func NewPublisher(s Inserter, m *match.Matcher, mx *metrics.Metrics, committers int) *Publisher {
 	if committers < 1 {
 		committers = 1
 	}

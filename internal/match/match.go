@@ -137,16 +137,23 @@ func (ix *Index) Match(projectID string, ev Event) []string {
 	return ids
 }
 
+// Source is what the matcher reads of the store: every subscription, and
+// the version that tells when they changed.
+type Source interface {
+	AllSubscriptions(ctx context.Context) ([]store.Subscription, error)
+	SubscriptionsVersion(ctx context.Context) (int64, error)
+}
+
 // Matcher keeps an Index current with the store.
 type Matcher struct {
-	store   store.Store
+	store   Source
 	index   atomic.Pointer[Index]
 	mu      sync.Mutex // serialises reloads
 	version int64
 }
 
 // NewMatcher loads the subscriptions and returns a Matcher over them.
-func NewMatcher(ctx context.Context, s store.Store) (*Matcher, error) {
+func NewMatcher(ctx context.Context, s Source) (*Matcher, error) {
 	m := &Matcher{store: s}
 	if err := m.Refresh(ctx, true); err != nil {
 		return nil, err

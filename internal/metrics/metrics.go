@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"carrier/internal/health"
 	"carrier/internal/store"
 )
 
@@ -28,6 +29,10 @@ type Metrics struct {
 	DeadLetters *prometheus.CounterVec
 	// SpoolPending is the number of spooled writes waiting for the store.
 	SpoolPending prometheus.Gauge
+	// HealthSignals counts the delivery health signals recording attempts
+	// raised, by signal (health.Kind): disable, degraded, recovered,
+	// retries_exhausted.
+	HealthSignals *prometheus.CounterVec
 }
 
 // Counter is what the scrape-time collectors read from the store.
@@ -71,8 +76,16 @@ func New(s Counter) *Metrics {
 		SpoolPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "carrier_spool_pending", Help: "Writes spooled locally while the store was unavailable, not yet replayed.",
 		}),
+		HealthSignals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "carrier_health_signals_total", Help: "Delivery health signals raised as attempts were recorded: disable (an endpoint deactivated), degraded (half its failure budget used), recovered (its first success after that), retries_exhausted (a delivery failed for good).",
+		}, []string{"signal"}),
 	}
-	m.Registry.MustRegister(m.EventsAccepted, m.Deliveries, m.AttemptDuration, m.IngestBatch, m.Tasks, m.UpstreamRequests, m.DeadLetters, m.SpoolPending,
+	// Every signal is exported from the start, at 0, so that a rate over it
+	// has a series before the first one is raised.
+	for _, k := range health.Kinds {
+		m.HealthSignals.WithLabelValues(string(k))
+	}
+	m.Registry.MustRegister(m.EventsAccepted, m.Deliveries, m.AttemptDuration, m.IngestBatch, m.Tasks, m.UpstreamRequests, m.DeadLetters, m.SpoolPending, m.HealthSignals,
 		&countsCollector{desc: prometheus.NewDesc("carrier_dead_letters", "Dead letters by status (pending, redriven).", []string{"status"}, nil),
 			states: []string{store.DeadLetterPending, store.DeadLetterRedriven}, count: s.CountDeadLetters},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -39,9 +39,13 @@ const (
 // Service is the pull-queue service of one process.
 type Service struct {
 	store store.Store
-	// PollInterval bounds how long a waiting receiver misses a message sent by another process.
+	// PollInterval bounds how long a waiting receiver misses a message sent
+	// by another process whose notification was lost. Each poll is a read.
 	PollInterval time.Duration
-	now          func() time.Time
+	// Broadcast, when set, tells the other nodes that the queue has a
+	// message (cluster notifier); they call Wake.
+	Broadcast func(queueID string)
+	now       func() time.Time
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // queue id -> closed (and replaced) on the next send
@@ -339,15 +343,28 @@ func (s *Service) Receive(ctx context.Context, projectID, queueID string, opts R
 		// Take the wake-up channel before looking, so a send between the look
 		// and the wait is not missed.
 		wake := s.waiter(q.ID)
-		got, err := s.store.ReceiveMessages(ctx, projectID, q.ID, opts.Max, vis, s.now())
-		if err != nil || len(got) > 0 {
-			return got, err
+		// Look before receiving: a receive is a write transaction, and an
+		// idle long poll should cost reads only.
+		wait := s.PollInterval
+		next, any, err := s.store.NextVisibleAt(ctx, projectID, q.ID, s.now())
+		if err != nil {
+			return nil, err
+		}
+		if any && !next.After(s.now()) {
+			got, err := s.store.ReceiveMessages(ctx, projectID, q.ID, opts.Max, vis, s.now())
+			if err != nil || len(got) > 0 {
+				return got, err
+			}
+			// Visible but not receivable (a FIFO group's head in flight):
+			// look again at the next poll or wake-up.
+		} else if any {
+			wait = min(wait, time.Until(next)) // a delayed or in-flight message comes due
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return got, nil
+			return []store.QueueMessage{}, nil
 		}
-		timer := time.NewTimer(min(left, s.PollInterval))
+		timer := time.NewTimer(max(min(left, wait), time.Millisecond))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -373,10 +390,28 @@ func (s *Service) waiter(queueID string) chan struct{} {
 	return ch
 }
 
-// notify wakes every receiver waiting on the queue.
+// notify wakes every receiver waiting on the queue, here and, through
+// Broadcast, on the other nodes.
 func (s *Service) notify(queueID string) {
+	s.Wake(queueID)
+	if s.Broadcast != nil {
+		s.Broadcast(queueID)
+	}
+}
+
+// Wake wakes the receivers of this process waiting on the queue (another
+// node sent to it; "" wakes every waiting receiver, after notifications may
+// have been lost).
+func (s *Service) Wake(queueID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if queueID == "" {
+		for id, ch := range s.waiters {
+			close(ch)
+			delete(s.waiters, id)
+		}
+		return
+	}
 	if ch, ok := s.waiters[queueID]; ok {
 		close(ch)
 		delete(s.waiters, queueID)

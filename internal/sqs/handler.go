@@ -36,9 +36,22 @@ const (
 	maxMessageBytes = 256 << 10
 )
 
+// Store is what the SQS front reads and writes itself; sends and receives go
+// through the queue service.
+type Store interface {
+	SQSCredential(ctx context.Context, accessKeyID string) (store.SQSCredential, error)
+	GetQueue(ctx context.Context, projectID, id string) (store.Queue, error)
+	QueueByName(ctx context.Context, projectID, name string) (store.Queue, error)
+	ListQueues(ctx context.Context, projectID string) ([]store.Queue, error)
+	DeleteQueue(ctx context.Context, projectID, id string) error
+	QueueCounts(ctx context.Context, projectID, queueID string, now time.Time) (store.QueueCounts, error)
+	PurgeQueue(ctx context.Context, projectID, queueID string) (int, error)
+	DeleteMessage(ctx context.Context, projectID, queueID, handle string) error
+}
+
 // Handler answers SQS requests.
 type Handler struct {
-	Store  store.Store
+	Store  Store
 	Queues *queue.Service
 	// PublicURL is the base of queue URLs; "" uses the request's scheme and Host.
 	PublicURL string

@@ -98,6 +98,11 @@ type QueueStore interface {
 	// (or delayed) yields nothing, and one receive may return consecutive
 	// messages of a group, in order.
 	ReceiveMessages(ctx context.Context, projectID, queueID string, max int, visibility time.Duration, now time.Time) ([]QueueMessage, error)
+	// NextVisibleAt tells when the queue's earliest unexpired message is (or
+	// became) visible, reading only: a long poll looks with it and receives
+	// (a write) only when something may be there, so an idle receiver writes
+	// nothing.
+	NextVisibleAt(ctx context.Context, projectID, queueID string, now time.Time) (time.Time, bool, error)
 	// DeleteMessage deletes the message whose current receipt handle is
 	// handle; an unknown or stale handle is ErrNotFound.
 	DeleteMessage(ctx context.Context, projectID, queueID, handle string) error

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"carrier/internal/health"
 )
 
 // ErrNotFound is returned when a record does not exist or belongs to another project.
@@ -216,6 +218,26 @@ type Disabled struct {
 	Failures       int
 }
 
+// HealthSignal is a signal that recording a batch of attempts raised for one
+// subscription (health.Evaluate over its persisted counters).
+type HealthSignal struct {
+	ProjectID      string
+	SubscriptionID string
+	health.Signal
+}
+
+// DisabledBy returns the subscriptions that the Disable signals among signals
+// deactivated, in order.
+func DisabledBy(signals []HealthSignal) []Disabled {
+	var out []Disabled
+	for _, s := range signals {
+		if s.Kind == health.Disable {
+			out = append(out, Disabled{ProjectID: s.ProjectID, SubscriptionID: s.SubscriptionID, Reason: s.Reason, Failures: s.Failures})
+		}
+	}
+	return out
+}
+
 // OutboxEvent is a system event written in the transaction of the change that
 // caused it, waiting for the relay to publish it.
 type OutboxEvent struct {
@@ -236,7 +258,9 @@ type OutboxEvent struct {
 }
 
 // OutboxStore holds the outbox of system events. CompleteAttempts writes a
-// webhook.disabled row in the transaction that deactivates a subscription.
+// webhook.disabled row in the transaction that deactivates a subscription
+// (the other health signals are returned, not written: see
+// CompleteAttemptsWithSignals).
 type OutboxStore interface {
 	// ClaimOutbox leases up to limit rows whose lease has run out (or that
 	// never had one) to owner until now+lease, oldest first. PostgreSQL skips
@@ -292,6 +316,7 @@ type Store interface {
 	QueueStore
 	CredentialStore
 	OutboxStore
+	Transactor
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
 	Migrate(ctx context.Context) error
@@ -357,8 +382,20 @@ type Store interface {
 	// CompleteAttempts records attempts and moves their deliveries on, in one
 	// transaction, and only where the caller still holds the lease. It returns the
 	// subscriptions that were deactivated as a result; for each it writes a
-	// webhook.disabled row to the outbox in that same transaction.
+	// webhook.disabled row to the outbox in that same transaction. It is
+	// CompleteAttemptsWithSignals reporting only the Disable signals.
 	CompleteAttempts(ctx context.Context, outcomes []Outcome, now time.Time) ([]Disabled, error)
+	// CompleteAttemptsWithSignals is CompleteAttempts returning every health
+	// signal the recorded attempts raised. In the same transaction it reads
+	// the counters of each subscription concerned, runs health.Evaluate over
+	// its outcomes (in batch order), writes the new counters and applies the
+	// Disable signals: the subscription is deactivated, its waiting deliveries
+	// held, and webhook.disabled written to the outbox. Degraded, Recovered and
+	// RetriesExhausted are only returned (the counters that raise them are
+	// persisted): they are not published as events, so subscribers to "*"
+	// get no new deliveries and a failing endpoint is not sent news of itself.
+	// Signals are grouped by subscription, in order of first appearance.
+	CompleteAttemptsWithSignals(ctx context.Context, outcomes []Outcome, now time.Time) ([]HealthSignal, error)
 	// RenewLeases extends every lease held by owner to until, so work that waits
 	// in a busy lane never outlives its lease while its process is alive.
 	RenewLeases(ctx context.Context, owner string, until time.Time) error

@@ -176,6 +176,11 @@ type TaskStore interface {
 	TryLock(ctx context.Context, name, owner string, until, now time.Time) (bool, error)
 	// Unlock releases the named lock if owner holds it.
 	Unlock(ctx context.Context, name, owner string) error
+	// SpendBudget spends n of the named cluster-wide budget's limit for the
+	// window that starts at window, and reports whether it could.
+	SpendBudget(ctx context.Context, name string, window time.Time, n, limit int) (bool, error)
+	// RefundBudget gives n back to the named budget's window.
+	RefundBudget(ctx context.Context, name string, window time.Time, n int) error
 
 	CreateDeadLetter(ctx context.Context, d DeadLetter) error
 	GetDeadLetter(ctx context.Context, projectID, id string) (DeadLetter, error)

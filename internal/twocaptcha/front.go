@@ -42,11 +42,10 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, key string) (store.APIKey, error)
 }
 
-// TaskStore is what the front reads and writes of tasks directly: results
-// are answered from the store, and a price learnt by get2 is recorded.
+// TaskStore is what the front reads of tasks directly: results are
+// answered from the store. Every change goes through the task service.
 type TaskStore interface {
 	GetTask(ctx context.Context, projectID, id string) (store.Task, error)
-	UpdateTask(ctx context.Context, t store.Task, version int64, entries []store.TaskEntry, events ...store.OutboxEvent) (store.Task, error)
 }
 
 // Front serves /in.php and /res.php. Set its fields before serving.
@@ -355,21 +354,17 @@ func (f *Front) results(r *http.Request, k store.APIKey, ids string) answer {
 	return answer{OK: true, Request: strings.Join(items, "|"), Bare: true}
 }
 
-// price is a solved task's price: what the provider reported, else asked of
-// it once with get2 and recorded. "" when it cannot be known.
+// price is a solved task's price, from the task service ("" when it cannot
+// be known).
 func (f *Front) price(r *http.Request, t store.Task) string {
-	if t.Cost != "" || f.Tasks == nil || t.ProviderID == "" {
+	if f.Tasks == nil {
 		return t.Cost
 	}
-	res, err := f.Tasks.Provider().Get(r.Context(), t.ProviderID)
-	if err != nil || res.Cost == "" {
-		return ""
+	cost, err := f.Tasks.Price(r.Context(), t)
+	if err != nil {
+		f.Log.Info("res.php: price of a solved task", "task", t.ID, "err", err)
 	}
-	t.Cost = res.Cost
-	if _, err := f.Store.UpdateTask(r.Context(), t, t.Version, nil); err != nil {
-		f.Log.Info("res.php: record the price get2 asked for", "task", t.ID, "err", err)
-	}
-	return res.Cost
+	return cost
 }
 
 func (f *Front) report(r *http.Request, k store.APIKey, id string, good bool) answer {
@@ -379,10 +374,12 @@ func (f *Front) report(r *http.Request, k store.APIKey, id string, good bool) an
 		return a
 	case f.Tasks == nil:
 		return errorAnswer(CodeNoProvider)
-	case t.Status != store.TaskSolved || t.ProviderID == "":
-		return errorAnswer("ERROR_REPORT_NOT_RECORDED")
 	}
-	if err := f.Tasks.Provider().Report(r.Context(), t.ProviderID, good); err != nil {
+	err := f.Tasks.Report(r.Context(), t, good)
+	switch {
+	case errors.Is(err, task.ErrNotSolved):
+		return errorAnswer("ERROR_REPORT_NOT_RECORDED")
+	case err != nil:
 		return errorAnswer(f.upstreamCode(err))
 	}
 	return answer{OK: true, Request: provider.CodeReportRecorded, Bare: true}

@@ -74,12 +74,7 @@ func renderIn(budget *dest.Budget, cfg Config, e store.Event, deliveryID string)
 	return b
 }
 
-// BuildMessage is Render before encoding.
-func BuildMessage(cfg Config, e store.Event, deliveryID string) Message {
-	return buildMessage(nil, cfg, e, deliveryID)
-}
-
-// buildMessage is BuildMessage with its templates run under budget (nil: a
+// buildMessage is the message Render encodes, its templates run under budget (nil: a
 // fresh one); when the budget stops them, budget.Err() says so and the
 // message must not be sent.
 func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID string) Message {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -199,29 +198,32 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	return jobs, nil
 }
 
-// CompleteAttempts records attempts and advances their deliveries, in one
-// transaction and a handful of statements however large the batch: one
-// UPDATE per chunk of deliveries, one multi-row INSERT of attempts, and one
-// counter UPDATE per subscription.
+// CompleteAttempts records attempts and advances their deliveries, and
+// reports the subscriptions deactivated as a result (see
+// CompleteAttemptsWithSignals).
 func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, now time.Time) ([]store.Disabled, error) {
-	var disabled []store.Disabled
+	signals, err := s.CompleteAttemptsWithSignals(ctx, outcomes, now)
+	if err != nil {
+		return nil, err
+	}
+	return store.DisabledBy(signals), nil
+}
+
+// CompleteAttemptsWithSignals records attempts and advances their
+// deliveries, in one transaction and a handful of statements however large
+// the batch: one read of the counters of the subscriptions concerned, one
+// UPDATE per chunk of deliveries, one multi-row INSERT of attempts, and one
+// counter UPDATE per subscription (more for one that is disabled).
+func (s *Store) CompleteAttemptsWithSignals(ctx context.Context, outcomes []store.Outcome, now time.Time) ([]store.HealthSignal, error) {
+	var signals []store.HealthSignal
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		disabled = disabled[:0]
+		signals = nil
 		if len(outcomes) == 0 {
 			return nil
 		}
-		if s.dialect == Postgres {
-			// Lock the subscriptions up front, in id order: concurrent completions
-			// locking them in different orders would deadlock.
-			ids := make([]string, 0, len(outcomes))
-			for _, o := range outcomes {
-				ids = append(ids, o.SubscriptionID)
-			}
-			slices.Sort(ids)
-			ids = slices.Compact(ids)
-			if _, err := tx.ExecContext(ctx, `SELECT id FROM subscriptions WHERE id IN (`+s.inList(1)+`) ORDER BY id FOR UPDATE`, jsonList(ids)); err != nil {
-				return fmt.Errorf("lock subscriptions: %w", err)
-			}
+		counters, err := s.readCounters(ctx, tx, outcomes)
+		if err != nil {
+			return err
 		}
 		numbers := map[string]int{} // delivery id -> attempt number, for the outcomes whose lease held
 		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers); err != nil {
@@ -236,14 +238,13 @@ func (s *Store) CompleteAttempts(ctx context.Context, outcomes []store.Outcome, 
 		if err := s.insertAttempts(ctx, tx, recorded, numbers); err != nil {
 			return err
 		}
-		var err error
-		disabled, err = s.updateCounters(ctx, tx, recorded, now)
+		signals, err = s.applyHealth(ctx, tx, recorded, counters, now)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("complete attempts: %w", err)
 	}
-	return disabled, nil
+	return signals, nil
 }
 
 // completeDeliveries moves deliveries to their new states where the outcome's
@@ -300,95 +301,6 @@ func (s *Store) insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store
 	}
 	return s.run(ctx, tx, insertAttempts, rows, nil)
 }
-
-// counterDelta is what a batch of outcomes does to one subscription's counters.
-type counterDelta struct {
-	projectID             string
-	delivered, failed     int   // terminal outcomes
-	reset                 bool  // a success happened: the failure run restarts
-	failures              int   // failed attempts in a row at the end of the batch
-	lastSuccess, lastFail int64 // ms, 0 = none
-	disable               bool
-	disableReason         string
-}
-
-// updateCounters applies the recorded outcomes to their subscriptions' counters
-// (in batch order, so a success resets the failure run) and deactivates the
-// subscriptions that crossed the failure threshold or asked to be disabled.
-func (s *Store) updateCounters(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, now time.Time) ([]store.Disabled, error) {
-	deltas := map[string]*counterDelta{}
-	var order []string
-	for _, o := range recorded {
-		d := deltas[o.SubscriptionID]
-		if d == nil {
-			d = &counterDelta{projectID: o.ProjectID}
-			deltas[o.SubscriptionID] = d
-			order = append(order, o.SubscriptionID)
-		}
-		at := ms(o.Attempt.CreatedAt)
-		switch o.State {
-		case store.StateDelivered:
-			d.delivered++
-			d.reset, d.failures = true, 0
-			d.lastSuccess = max(d.lastSuccess, at)
-		case store.StateFailed:
-			d.failed++
-			d.failures++
-			d.lastFail = max(d.lastFail, at)
-		default:
-			d.failures++
-			d.lastFail = max(d.lastFail, at)
-		}
-		if o.Disable && !d.disable {
-			d.disable, d.disableReason = true, o.DisableReason
-		}
-	}
-	var disabled []store.Disabled
-	for _, id := range order {
-		d := deltas[id]
-		var failures int
-		var active bool
-		err := s.queryRow(ctx, tx, `UPDATE subscriptions SET
-			consecutive_failures = CASE WHEN $1 THEN $2 ELSE consecutive_failures + $2 END,
-			total_deliveries = total_deliveries + $3 + $4, successful_deliveries = successful_deliveries + $3, failed_deliveries = failed_deliveries + $4,
-			last_success_at = CASE WHEN $5 > last_success_at THEN $5 ELSE last_success_at END,
-			last_failure_at = CASE WHEN $6 > last_failure_at THEN $6 ELSE last_failure_at END
-			WHERE id = $7 RETURNING consecutive_failures, active`,
-			d.reset, d.failures, d.delivered, d.failed, d.lastSuccess, d.lastFail, id).Scan(&failures, &active)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("update subscription counters: %w", err)
-		}
-		if !active || (!d.disable && failures < DisableAfterFailures) {
-			continue
-		}
-		reason := d.disableReason
-		if !d.disable {
-			reason = fmt.Sprintf("%d consecutive failed attempts", failures)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subscriptions SET active = FALSE, disabled_reason = $1, updated_at = $2 WHERE id = $3`, reason, ms(now), id); err != nil {
-			return nil, fmt.Errorf("disable subscription: %w", err)
-		}
-		if err := holdDeliveries(ctx, tx, id, true); err != nil {
-			return nil, err
-		}
-		if err := bumpVersion(ctx, tx); err != nil {
-			return nil, err
-		}
-		// The event commits with the deactivation, so no crash or error between
-		// the two can leave a webhook disabled without its webhook.disabled.
-		if err := insertOutbox(ctx, tx, disabledEvent(d.projectID, id, reason, failures, now)); err != nil {
-			return nil, err
-		}
-		disabled = append(disabled, store.Disabled{ProjectID: d.projectID, SubscriptionID: id, Reason: reason, Failures: failures})
-	}
-	return disabled, nil
-}
-
-// DisableAfterFailures is how many consecutive failed attempts deactivate a subscription.
-const DisableAfterFailures = 10
 
 // RenewLeases extends every lease held by owner.
 func (s *Store) RenewLeases(ctx context.Context, owner string, until time.Time) error {

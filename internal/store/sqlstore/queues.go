@@ -50,19 +50,6 @@ func scanMessage(row scanner) (store.QueueMessage, error) {
 	return m, nil
 }
 
-func scanMessages(rows *sql.Rows, err error) ([]store.QueueMessage, error) {
-	out := []store.QueueMessage{}
-	err = scanAll(rows, err)(func(r *sql.Rows) error {
-		m, err := scanMessage(r)
-		if err != nil {
-			return err
-		}
-		out = append(out, m)
-		return nil
-	})
-	return out, err
-}
-
 // receiptHandle returns a fresh random receipt handle.
 func receiptHandle() string {
 	var b [24]byte
@@ -530,4 +517,19 @@ func (s *Store) PruneQueueMessages(ctx context.Context, now time.Time, limit int
 		return 0, fmt.Errorf("prune queue messages: %w", err)
 	}
 	return n, nil
+}
+
+// NextVisibleAt returns the earliest visible_at of the queue's unexpired
+// messages, from the (queue_id, visible_at) index.
+func (s *Store) NextVisibleAt(ctx context.Context, projectID, queueID string, now time.Time) (time.Time, bool, error) {
+	var at sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT MIN(m.visible_at) FROM queue_messages m JOIN queues q ON q.id = m.queue_id
+		WHERE m.queue_id = $1 AND q.project_id = $2 AND m.expires_at > $3`, queueID, projectID, ms(now)).Scan(&at)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next visible message: %w", err)
+	}
+	if !at.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMS(at.Int64), true, nil
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"carrier/internal/health"
 	"carrier/internal/store"
 )
 
@@ -43,6 +44,9 @@ type Store struct {
 	stmts   sync.Map // statement text -> *sql.Stmt prepared on writer
 	wantMu  sync.Mutex
 	wanted  []string // statement texts to prepare before the next transaction
+	// policy decides, as attempts are recorded, when a subscription is
+	// degraded, disabled or recovered.
+	policy health.Policy
 }
 
 // AddCloser registers c to be closed after the database handles, by Close.
@@ -50,7 +54,7 @@ func (s *Store) AddCloser(c io.Closer) { s.closers = append(s.closers, c) }
 
 // New returns a Store over the given handles. reader may equal writer.
 func New(writer, reader *sql.DB, d Dialect) *Store {
-	return &Store{writer: writer, reader: reader, dialect: d}
+	return &Store{writer: writer, reader: reader, dialect: d, policy: health.DefaultPolicy()}
 }
 
 // Engine names the engine.

@@ -81,39 +81,27 @@ func bumpVersion(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// inTx runs fn in a write transaction and commits it.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	s.prepareWanted(ctx)
-	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 // CreateSubscription inserts a subscription.
 func (s *Store) CreateSubscription(ctx context.Context, sub store.Subscription) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
-			sub.ID, sub.ProjectID, sub.Name, sub.Description, sub.Kind, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
-			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata),
-			sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier, sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), sub.Active, sub.DisabledReason,
-			sub.ConsecutiveFailures, sub.TotalDeliveries, sub.SuccessfulDeliveries, sub.FailedDeliveries, msPtr(sub.LastSuccessAt), msPtr(sub.LastFailureAt),
-			ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
-		if err != nil {
-			return conflict(err) // an id already in use
-		}
-		return bumpVersion(ctx, tx)
-	})
-	if err != nil {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return createSubscription(ctx, tx, sub) }); err != nil {
 		return fmt.Errorf("insert subscription: %w", err)
 	}
 	return nil
+}
+
+// createSubscription is CreateSubscription inside tx (shared with InTx).
+func createSubscription(ctx context.Context, tx *sql.Tx, sub store.Subscription) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO subscriptions (`+subscriptionColumns+`) VALUES
+		($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)`,
+		sub.ID, sub.ProjectID, sub.Name, sub.Description, sub.Kind, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
+		jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata),
+		sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier, sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), sub.Active, sub.DisabledReason,
+		sub.ConsecutiveFailures, sub.TotalDeliveries, sub.SuccessfulDeliveries, sub.FailedDeliveries, msPtr(sub.LastSuccessAt), msPtr(sub.LastFailureAt),
+		ms(sub.CreatedAt), ms(sub.UpdatedAt), string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
+	if err != nil {
+		return conflict(err) // an id already in use
+	}
+	return bumpVersion(ctx, tx)
 }
 
 // filterScope stores an unset scope as the default, attributes.
@@ -133,7 +121,17 @@ func nonNilMap(m map[string]string) map[string]string {
 
 // GetSubscription reads one subscription of a project.
 func (s *Store) GetSubscription(ctx context.Context, projectID, id string) (store.Subscription, error) {
-	row := s.reader.QueryRowContext(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1 AND project_id = $2`, id, projectID)
+	return getSubscription(ctx, s.reader, projectID, id)
+}
+
+// rowQuerier is what reads one row: the reader pool, or a transaction that
+// must see its own writes.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getSubscription(ctx context.Context, q rowQuerier, projectID, id string) (store.Subscription, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+subscriptionColumns+` FROM subscriptions WHERE id = $1 AND project_id = $2`, id, projectID)
 	sub, err := scanSubscription(row)
 	if err != nil {
 		return sub, fmt.Errorf("get subscription: %w", notFound(err))
@@ -175,55 +173,60 @@ func (s *Store) querySubscriptions(ctx context.Context, query string, args ...an
 
 // UpdateSubscription writes a subscription's editable fields.
 func (s *Store) UpdateSubscription(ctx context.Context, sub store.Subscription) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET name = $1, description = $2, url = $3, event_types = $4, scope = $5, subject_ids = $6,
-			headers = $7, tags = $8, metadata = $9, timeout_seconds = $10, max_retries = $11, backoff_multiplier = $12,
-			secret = $13, previous_secret = $14, previous_secret_until = $15, updated_at = $16,
-			destination = $19, filter_policy = $20, filter_scope = $21, ordering = $22
-			WHERE id = $17 AND project_id = $18`,
-			sub.Name, sub.Description, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
-			jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata), sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier,
-			sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), ms(sub.UpdatedAt), sub.ID, sub.ProjectID,
-			string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		return bumpVersion(ctx, tx)
-	})
-	if err != nil {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return updateSubscription(ctx, tx, sub) }); err != nil {
 		return fmt.Errorf("update subscription: %w", err)
 	}
 	return nil
 }
 
+// updateSubscription is UpdateSubscription inside tx (shared with InTx).
+func updateSubscription(ctx context.Context, tx *sql.Tx, sub store.Subscription) error {
+	res, err := tx.ExecContext(ctx, `UPDATE subscriptions SET name = $1, description = $2, url = $3, event_types = $4, scope = $5, subject_ids = $6,
+		headers = $7, tags = $8, metadata = $9, timeout_seconds = $10, max_retries = $11, backoff_multiplier = $12,
+		secret = $13, previous_secret = $14, previous_secret_until = $15, updated_at = $16,
+		destination = $19, filter_policy = $20, filter_scope = $21, ordering = $22
+		WHERE id = $17 AND project_id = $18`,
+		sub.Name, sub.Description, sub.URL, jsonList(sub.EventTypes), sub.Scope, jsonList(sub.SubjectIDs),
+		jsonText(nonNilMap(sub.Headers)), jsonList(sub.Tags), metadataText(sub.Metadata), sub.TimeoutSeconds, sub.MaxRetries, sub.BackoffMultiplier,
+		sub.Secret, sub.PreviousSecret, msPtr(sub.PreviousSecretUntil), ms(sub.UpdatedAt), sub.ID, sub.ProjectID,
+		string(sub.Destination), string(sub.FilterPolicy), filterScope(sub.FilterScope), sub.Ordering)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	return bumpVersion(ctx, tx)
+}
+
 // SetSubscriptionActive activates or deactivates a subscription. Activation
 // resets the consecutive failure count.
 func (s *Store) SetSubscriptionActive(ctx context.Context, projectID, id string, active bool, reason string, at time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		q := `UPDATE subscriptions SET active = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4 AND project_id = $5`
-		if active {
-			q = `UPDATE subscriptions SET active = $1, disabled_reason = $2, updated_at = $3, consecutive_failures = 0 WHERE id = $4 AND project_id = $5`
-			reason = ""
-		}
-		res, err := tx.ExecContext(ctx, q, active, reason, ms(at), id, projectID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		if err := holdDeliveries(ctx, tx, id, !active); err != nil {
-			return err
-		}
-		return bumpVersion(ctx, tx)
-	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return setSubscriptionActive(ctx, tx, projectID, id, active, reason, at) })
 	if err != nil {
 		return fmt.Errorf("set subscription active: %w", err)
 	}
 	return nil
+}
+
+// setSubscriptionActive is SetSubscriptionActive inside tx (shared with InTx).
+func setSubscriptionActive(ctx context.Context, tx *sql.Tx, projectID, id string, active bool, reason string, at time.Time) error {
+	q := `UPDATE subscriptions SET active = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4 AND project_id = $5`
+	if active {
+		q = `UPDATE subscriptions SET active = $1, disabled_reason = $2, updated_at = $3, consecutive_failures = 0 WHERE id = $4 AND project_id = $5`
+		reason = ""
+	}
+	res, err := tx.ExecContext(ctx, q, active, reason, ms(at), id, projectID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	if err := holdDeliveries(ctx, tx, id, !active); err != nil {
+		return err
+	}
+	return bumpVersion(ctx, tx)
 }
 
 // holdDeliveries takes a subscription's waiting deliveries out of the due index

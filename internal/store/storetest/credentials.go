@@ -9,7 +9,7 @@ import (
 
 // testSQSCredentials: create, look up across projects, list per project,
 // revoke (project-confined), duplicate ids.
-func testSQSCredentials(t *testing.T, e Engine) {
+func testSQSCredentials(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	c1 := store.SQSCredential{AccessKeyID: "AKCR" + newID()[:16], ProjectID: p1.ID, Secret: "secret-1", CreatedAt: f.base}

@@ -16,14 +16,14 @@ import (
 // duplicate key; on PostgreSQL also a NUL in a text column) is rejected, and
 // a store that cannot be reached is unavailable, so callers spool only what
 // a later replay can store.
-func testErrorClasses(t *testing.T, e Engine) {
+func testErrorClasses(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	err := f.s.CreateProject(f.ctx, p)
 	if err == nil || !store.IsRejected(err) || store.IsUnavailable(err) {
 		t.Errorf("duplicate project id: %v: rejected %v, unavailable %v; want rejected", err, store.IsRejected(err), store.IsUnavailable(err))
 	}
-	if e.Name == Postgres {
+	if e.DatabaseURL != "" { // PostgreSQL
 		err := f.s.CreateProject(f.ctx, store.Project{ID: newID(), Name: "a\x00b", CreatedAt: f.base})
 		if err == nil || !store.IsRejected(err) || store.IsUnavailable(err) {
 			t.Errorf("NUL in a text column: %v: rejected %v, unavailable %v; want rejected", err, store.IsRejected(err), store.IsUnavailable(err))
@@ -44,7 +44,7 @@ func testErrorClasses(t *testing.T, e Engine) {
 	}
 	// A store that is closed (as on shutdown) is unavailable, as is one that
 	// does not answer in time.
-	closed := newEngine(t, e.Name).openRaw(t)
+	closed := e.Fresh(t).OpenRaw(t)
 	closed.Close()
 	err = closed.CreateProject(f.ctx, store.Project{ID: newID(), Name: "late", CreatedAt: f.base})
 	if err == nil || !store.IsUnavailable(err) || store.IsRejected(err) {

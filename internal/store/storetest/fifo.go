@@ -23,7 +23,7 @@ func keyedEvent(projectID, key string, at time.Time, subs ...string) store.NewEv
 	return ne
 }
 
-func testFIFOHeadOnly(t *testing.T, e Engine) {
+func testFIFOHeadOnly(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	fifo, plain := f.fifoSub(p.ID), f.subscription(p.ID)
@@ -75,7 +75,7 @@ func testFIFOHeadOnly(t *testing.T, e Engine) {
 	check(t, "after head delivered", jobIDs(f.claim("n2", f.base, 100)), []string{a2.DeliveryIDs[0]})
 }
 
-func testFIFORetryingHead(t *testing.T, e Engine) {
+func testFIFORetryingHead(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.fifoSub(p.ID)
@@ -109,7 +109,7 @@ func testFIFORetryingHead(t *testing.T, e Engine) {
 	check(t, "failed head releases the next", jobIDs(f.claim("n1", later, 10)), []string{a2.DeliveryIDs[0]})
 }
 
-func testFIFOConcurrentClaimers(t *testing.T, e Engine) {
+func testFIFOConcurrentClaimers(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.fifoSub(p.ID)
@@ -129,7 +129,7 @@ func testFIFOConcurrentClaimers(t *testing.T, e Engine) {
 	const workers = 4
 	stores := []store.Store{f.s}
 	for len(stores) < workers {
-		if e.Name == Postgres {
+		if e.Shared {
 			stores = append(stores, e.Open(t))
 		} else {
 			stores = append(stores, f.s)
@@ -205,7 +205,7 @@ func testFIFOConcurrentClaimers(t *testing.T, e Engine) {
 	}
 }
 
-func testFIFODedup(t *testing.T, e Engine) {
+func testFIFODedup(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	s1, s2 := f.subscription(p1.ID), f.subscription(p2.ID)

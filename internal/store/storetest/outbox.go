@@ -42,7 +42,7 @@ func (f *fixture) claimOutbox(owner string, now time.Time, limit int) []store.Ou
 // deactivation (once per subscription, nothing for failures that do not
 // disable); claims lease rows, which come back when the lease runs out or its
 // owner is rescued; a deleted row is gone.
-func testOutbox(t *testing.T, e Engine) {
+func testOutbox(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -96,7 +96,7 @@ func testOutbox(t *testing.T, e Engine) {
 
 // testOutboxConcurrentClaimers: relays on several nodes claiming at once
 // never get the same row, and together get every row.
-func testOutboxConcurrentClaimers(t *testing.T, e Engine) {
+func testOutboxConcurrentClaimers(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	const total = 24
@@ -111,7 +111,7 @@ func testOutboxConcurrentClaimers(t *testing.T, e Engine) {
 	// SQLite allows one process per data directory, so its workers share one.
 	stores := []store.Store{f.s}
 	for len(stores) < workers {
-		if e.Name == Postgres {
+		if e.Shared {
 			stores = append(stores, e.Open(t))
 		} else {
 			stores = append(stores, f.s)

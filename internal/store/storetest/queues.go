@@ -58,7 +58,7 @@ func bodies(ms []store.QueueMessage) []string {
 
 // --- queue cases ---
 
-func testQueueCRUD(t *testing.T, e Engine) {
+func testQueueCRUD(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p, other := f.project(), f.project()
 	dlq := f.queue(p.ID, "orders-dlq")
@@ -99,7 +99,7 @@ func testQueueCRUD(t *testing.T, e Engine) {
 	check(t, "messages left after delete", n, 0)
 }
 
-func testQueueSendReceive(t *testing.T, e Engine) {
+func testQueueSendReceive(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "q")
@@ -147,7 +147,7 @@ func testQueueSendReceive(t *testing.T, e Engine) {
 	check(t, "counts after purge", f.counts(q, f.base), store.QueueCounts{})
 }
 
-func testQueueDedup(t *testing.T, e Engine) {
+func testQueueDedup(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "q")
@@ -162,7 +162,7 @@ func testQueueDedup(t *testing.T, e Engine) {
 	check(t, "counts", f.counts(q, f.base).Visible, int64(2))
 }
 
-func testQueueDeadLetter(t *testing.T, e Engine) {
+func testQueueDeadLetter(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	dlq := f.queue(p.ID, "dlq")
@@ -205,7 +205,7 @@ func testQueueDeadLetter(t *testing.T, e Engine) {
 	wantErr(t, "redrive other project", err, store.ErrNotFound)
 }
 
-func testQueueConcurrentReceivers(t *testing.T, e Engine) {
+func testQueueConcurrentReceivers(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "q")
@@ -251,7 +251,7 @@ func testQueueConcurrentReceivers(t *testing.T, e Engine) {
 	}
 }
 
-func testQueuePrune(t *testing.T, e Engine) {
+func testQueuePrune(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "q", func(q *store.Queue) { q.Retention = time.Minute })
@@ -286,7 +286,7 @@ func (f *fixture) sendFIFO(q store.Queue, at time.Time, msgs ...string) []store.
 	return out
 }
 
-func testQueueFIFOOrder(t *testing.T, e Engine) {
+func testQueueFIFOOrder(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "orders.fifo", fifo)
@@ -327,7 +327,7 @@ func testQueueFIFOOrder(t *testing.T, e Engine) {
 	check(t, "standard", bodies(f.receive(std, 10, time.Minute, f.base)), []string{"s1", "s2"})
 }
 
-func testQueueFIFODedup(t *testing.T, e Engine) {
+func testQueueFIFODedup(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "d.fifo", fifo)
@@ -370,7 +370,7 @@ func testQueueFIFODedup(t *testing.T, e Engine) {
 	check(t, "after prune", send(f.at(2*time.Minute), "same", "").Duplicate, false)
 }
 
-func testQueueFIFODeadLetter(t *testing.T, e Engine) {
+func testQueueFIFODeadLetter(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	dlq := f.queue(p.ID, "dlq.fifo", fifo)
@@ -390,7 +390,7 @@ func testQueueFIFODeadLetter(t *testing.T, e Engine) {
 // order, and no receive hands out a message of a group while an earlier one
 // of that group is in flight. A sequence number read as MAX(seq) without a
 // lock let two senders share one, and then the FIFO receive took both.
-func testQueueFIFOConcurrentSenders(t *testing.T, e Engine) {
+func testQueueFIFOConcurrentSenders(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	q := f.queue(p.ID, "race.fifo", fifo)

@@ -1,6 +1,7 @@
 // Package storetest is the storage conformance suite: every store.Store engine
-// must pass Run. Other packages' tests may use Engines and Engine.Open to get
-// fresh, isolated stores on every available engine.
+// must pass it, through RunWith and a Factory per engine (Run does so for
+// SQLite and PostgreSQL). Other packages' tests may use Engines and
+// Engine.Open to get fresh, isolated stores on every available engine.
 //
 // SQLite is always tested. PostgreSQL is tested when CARRIER_TEST_DATABASE_URL
 // names a database; each test then gets its own schema, dropped when it ends.
@@ -196,28 +197,4 @@ func (e Engine) openRaw(t testing.TB) store.Store {
 		}
 	})
 	return s
-}
-
-// testCase is one conformance test; only, when set, restricts it to one engine.
-type testCase struct {
-	name string
-	only string
-	run  func(t *testing.T, e Engine)
-}
-
-// Run runs the whole conformance suite as subtests, one per engine
-// (t.Run(engine.Name, ...)), each case with its own fresh storage.
-func Run(t *testing.T) {
-	for _, name := range engineNames(t) {
-		t.Run(name, func(t *testing.T) {
-			for _, c := range cases {
-				if c.only != "" && c.only != name {
-					continue
-				}
-				t.Run(c.name, func(t *testing.T) {
-					c.run(t, newEngine(t, name))
-				})
-			}
-		})
-	}
 }

@@ -17,16 +17,18 @@ import (
 	"carrier/internal/store"
 )
 
-// cases is the conformance suite, in the order Run runs it.
+// cases is the conformance suite. RunWith starts them in this order, each in
+// parallel with the others.
 var cases = []testCase{
 	{name: "MigrateIdempotent", run: testMigrateIdempotent},
-	{name: "MigrateConcurrent", only: Postgres, run: testMigrateConcurrent},
+	{name: "MigrateConcurrent", shared: true, run: testMigrateConcurrent},
 	{name: "ProjectsAndAPIKeys", run: testProjectsAndAPIKeys},
 	{name: "SubscriptionRoundTrip", run: testSubscriptionRoundTrip},
 	{name: "SubscriptionProjectIsolation", run: testSubscriptionProjectIsolation},
 	{name: "SubscriptionActiveAndVersion", run: testSubscriptionActiveAndVersion},
 	{name: "InsertEvents", run: testInsertEvents},
 	{name: "Idempotency", run: testIdempotency},
+	{name: "IdempotentPublishRace", run: testIdempotentPublishRace},
 	{name: "ListEvents", run: testListEvents},
 	{name: "ClaimDue", run: testClaimDue},
 	{name: "ClaimLease", run: testClaimLease},
@@ -42,8 +44,12 @@ var cases = []testCase{
 	{name: "CompleteRequiresLease", run: testCompleteRequiresLease},
 	{name: "AutoDisable", run: testAutoDisable},
 	{name: "OutcomeDisable", run: testOutcomeDisable},
+	{name: "HealthSignals", run: testHealthSignals},
 	{name: "Outbox", run: testOutbox},
 	{name: "OutboxConcurrentClaimers", run: testOutboxConcurrentClaimers},
+	{name: "TxCommit", run: testTxCommit},
+	{name: "TxRollback", run: testTxRollback},
+	{name: "TxPanic", run: testTxPanic},
 	{name: "ReleaseLeases", run: testReleaseLeases},
 	{name: "RescueLeases", run: testRescueLeases},
 	{name: "NextDueAt", run: testNextDueAt},
@@ -76,6 +82,7 @@ var cases = []testCase{
 	{name: "QueueFIFOConcurrentSenders", run: testQueueFIFOConcurrentSenders},
 	{name: "SQSCredentials", run: testSQSCredentials},
 	{name: "ErrorClasses", run: testErrorClasses},
+	{name: "BudgetConcurrent", run: testBudgetConcurrent},
 }
 
 // --- fixture and helpers ---
@@ -85,11 +92,11 @@ type fixture struct {
 	t    *testing.T
 	ctx  context.Context
 	s    store.Store
-	e    Engine
+	e    Storage
 	base time.Time // "now" for the test, in whole milliseconds
 }
 
-func setup(t *testing.T, e Engine) *fixture {
+func setup(t *testing.T, e Storage) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -268,7 +275,7 @@ func ptr[T any](v T) *T { return &v }
 
 // --- migrations ---
 
-func testMigrateIdempotent(t *testing.T, e Engine) {
+func testMigrateIdempotent(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	f.must(f.s.Migrate(f.ctx))
@@ -280,8 +287,8 @@ func testMigrateIdempotent(t *testing.T, e Engine) {
 	check(t, "Engine()", f.s.Engine(), e.Name)
 }
 
-func testMigrateConcurrent(t *testing.T, e Engine) {
-	a, b := e.openRaw(t), e.openRaw(t)
+func testMigrateConcurrent(t *testing.T, e Storage) {
+	a, b := e.OpenRaw(t), e.OpenRaw(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	errs := make(chan error, 2)
@@ -306,7 +313,7 @@ func testMigrateConcurrent(t *testing.T, e Engine) {
 
 // --- projects and keys ---
 
-func testProjectsAndAPIKeys(t *testing.T, e Engine) {
+func testProjectsAndAPIKeys(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	got, err := f.s.GetProject(f.ctx, p1.ID)
@@ -365,7 +372,7 @@ func testProjectsAndAPIKeys(t *testing.T, e Engine) {
 
 // --- subscriptions ---
 
-func testSubscriptionRoundTrip(t *testing.T, e Engine) {
+func testSubscriptionRoundTrip(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	full := f.subscription(p.ID, func(s *store.Subscription) {
@@ -435,7 +442,7 @@ func testSubscriptionRoundTrip(t *testing.T, e Engine) {
 	check(t, "GetSubscription after the refused create", f.getSub(p.ID, full.ID), upd)
 }
 
-func testSubscriptionProjectIsolation(t *testing.T, e Engine) {
+func testSubscriptionProjectIsolation(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	a := f.subscription(p1.ID)
@@ -466,7 +473,7 @@ func testSubscriptionProjectIsolation(t *testing.T, e Engine) {
 	check(t, "ListSubscriptions(unknown project) length", len(l3), 0)
 }
 
-func testSubscriptionActiveAndVersion(t *testing.T, e Engine) {
+func testSubscriptionActiveAndVersion(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	v := f.version()
@@ -525,7 +532,7 @@ func testSubscriptionActiveAndVersion(t *testing.T, e Engine) {
 
 // --- events ---
 
-func testInsertEvents(t *testing.T, e Engine) {
+func testInsertEvents(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	s1, s2 := f.subscription(p.ID), f.subscription(p.ID)
@@ -582,7 +589,7 @@ func testInsertEvents(t *testing.T, e Engine) {
 	check(t, "all deliveries", len(all), 3)
 }
 
-func testIdempotency(t *testing.T, e Engine) {
+func testIdempotency(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	s1, s1b, s2 := f.subscription(p1.ID), f.subscription(p1.ID), f.subscription(p2.ID)
@@ -654,7 +661,7 @@ func testIdempotency(t *testing.T, e Engine) {
 	check(t, "p1 deliveries at end", nd, 8)
 }
 
-func testListEvents(t *testing.T, e Engine) {
+func testListEvents(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	var want []string
@@ -713,7 +720,7 @@ func testListEvents(t *testing.T, e Engine) {
 
 // --- claiming ---
 
-func testClaimDue(t *testing.T, e Engine) {
+func testClaimDue(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -765,7 +772,7 @@ func testClaimDue(t *testing.T, e Engine) {
 	check(t, "failed not reclaimed", f.getDelivery(p.ID, dFailed).State, store.StateFailed)
 }
 
-func testClaimLease(t *testing.T, e Engine) {
+func testClaimLease(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -785,7 +792,7 @@ func testClaimLease(t *testing.T, e Engine) {
 	}
 }
 
-func testClaimExcludeAndCaps(t *testing.T, e Engine) {
+func testClaimExcludeAndCaps(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	subs := []store.Subscription{f.subscription(p.ID), f.subscription(p.ID), f.subscription(p.ID)}
@@ -853,7 +860,7 @@ func testClaimExcludeAndCaps(t *testing.T, e Engine) {
 	check(t, "claim 3 per project", perProject(jobs), map[string]int{p.ID: 3, q.ID: 3})
 }
 
-func testClaimInactive(t *testing.T, e Engine) {
+func testClaimInactive(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	on, off := f.subscription(p.ID), f.subscription(p.ID)
@@ -869,7 +876,11 @@ func testClaimInactive(t *testing.T, e Engine) {
 	check(t, "claim after re-activation", jobIDs(f.claim("c", f.base, 100)), sorted(offIDs))
 }
 
-func testConcurrentClaimers(t *testing.T, e Engine) {
+// testConcurrentClaimers: delivery engines claiming at once, each under its
+// own owner (on PostgreSQL each through its own store, as separate processes
+// are), never get one delivery twice, each gets its claims leased to itself,
+// and together they deliver everything exactly once.
+func testConcurrentClaimers(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	var subIDs []string
@@ -887,7 +898,7 @@ func testConcurrentClaimers(t *testing.T, e Engine) {
 	// SQLite allows one process per data directory, so its workers share one.
 	stores := []store.Store{f.s}
 	for len(stores) < workers {
-		if e.Name == Postgres {
+		if e.Shared {
 			stores = append(stores, e.Open(t))
 		} else {
 			stores = append(stores, f.s)
@@ -921,6 +932,9 @@ func testConcurrentClaimers(t *testing.T, e Engine) {
 				mu.Lock()
 				for _, j := range jobs {
 					claimed[j.Delivery.ID]++
+					if j.LeaseOwner != owner {
+						errs = append(errs, fmt.Errorf("%s: claimed %s leased to %q", owner, j.Delivery.ID, j.LeaseOwner))
+					}
 					outs = append(outs, outcome(j, store.StateDelivered, f.base))
 				}
 				mu.Unlock()
@@ -957,7 +971,7 @@ func testConcurrentClaimers(t *testing.T, e Engine) {
 
 // --- completing ---
 
-func testCompleteDelivered(t *testing.T, e Engine) {
+func testCompleteDelivered(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1023,7 +1037,7 @@ func testCompleteDelivered(t *testing.T, e Engine) {
 	check(t, "failed attempt", attempts, []store.Attempt{want})
 }
 
-func testCompleteRetryingFailed(t *testing.T, e Engine) {
+func testCompleteRetryingFailed(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1070,7 +1084,7 @@ func testCompleteRetryingFailed(t *testing.T, e Engine) {
 	check(t, "failed is not due", len(f.claim("w3", f.at(time.Hour), 10)), 0)
 }
 
-func testCompleteRequiresLease(t *testing.T, e Engine) {
+func testCompleteRequiresLease(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1119,7 +1133,7 @@ func testCompleteRequiresLease(t *testing.T, e Engine) {
 	check(t, "attempts after repeated outcome", len(attempts), 1)
 }
 
-func testAutoDisable(t *testing.T, e Engine) {
+func testAutoDisable(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1207,7 +1221,7 @@ func dis0Reason(dis []store.Disabled) string {
 	return dis[0].Reason
 }
 
-func testOutcomeDisable(t *testing.T, e Engine) {
+func testOutcomeDisable(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1239,7 +1253,7 @@ func testOutcomeDisable(t *testing.T, e Engine) {
 	check(t, "outcome still recorded", f.getDelivery(p.ID, jobs[1].Delivery.ID).State, store.StateFailed)
 }
 
-func testReleaseLeases(t *testing.T, e Engine) {
+func testReleaseLeases(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1257,7 +1271,7 @@ func testReleaseLeases(t *testing.T, e Engine) {
 	check(t, "B keeps its lease", len(f.claim("D", f.base, 10)), 0)
 }
 
-func testRescueLeases(t *testing.T, e Engine) {
+func testRescueLeases(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	sub := f.subscription(p.ID)
@@ -1299,7 +1313,7 @@ func testRescueLeases(t *testing.T, e Engine) {
 	check(t, "only the stale lease is claimable; self keeps its own", jobIDs(f.claim("other", f.base, 10)), []string{ids[0]})
 }
 
-func testNextDueAt(t *testing.T, e Engine) {
+func testNextDueAt(t *testing.T, e Storage) {
 	f := setup(t, e)
 	next := func() (time.Time, bool) {
 		t.Helper()
@@ -1338,7 +1352,7 @@ func testNextDueAt(t *testing.T, e Engine) {
 
 // --- replay and recover ---
 
-func testReplayDelivery(t *testing.T, e Engine) {
+func testReplayDelivery(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p, other := f.project(), f.project()
 	sub, sub2 := f.subscription(p.ID), f.subscription(p.ID)
@@ -1391,7 +1405,7 @@ func testReplayDelivery(t *testing.T, e Engine) {
 	check(t, "claimable after replay", jobIDs(f.claim("w3", f.at(3*time.Minute), 10)), []string{failed})
 }
 
-func testRecoverDeliveries(t *testing.T, e Engine) {
+func testRecoverDeliveries(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p, other := f.project(), f.project()
 	sub, sub2 := f.subscription(p.ID), f.subscription(p.ID)
@@ -1459,7 +1473,7 @@ func testRecoverDeliveries(t *testing.T, e Engine) {
 
 // --- listing, deleting, counting, pruning ---
 
-func testListDeliveries(t *testing.T, e Engine) {
+func testListDeliveries(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p, other := f.project(), f.project()
 	s1, s2 := f.subscription(p.ID), f.subscription(p.ID)
@@ -1509,7 +1523,7 @@ func testListDeliveries(t *testing.T, e Engine) {
 	check(t, "other project's subscription", list(store.DeliveryFilter{SubscriptionID: so.ID}), []string{})
 }
 
-func testDeleteSubscription(t *testing.T, e Engine) {
+func testDeleteSubscription(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	gone, kept := f.subscription(p.ID), f.subscription(p.ID)
@@ -1546,7 +1560,7 @@ func testDeleteSubscription(t *testing.T, e Engine) {
 	check(t, "counts", counts, store.Counts{store.StateRetrying: 1})
 }
 
-func testCountDeliveries(t *testing.T, e Engine) {
+func testCountDeliveries(t *testing.T, e Storage) {
 	f := setup(t, e)
 	counts, err := f.s.CountDeliveries(f.ctx)
 	f.must(err)
@@ -1569,7 +1583,7 @@ func testCountDeliveries(t *testing.T, e Engine) {
 	check(t, "counts", counts, store.Counts{store.StatePending: 4, store.StateRetrying: 2, store.StateDelivered: 3, store.StateFailed: 1})
 }
 
-func testPrune(t *testing.T, e Engine) {
+func testPrune(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	s1, s2 := f.subscription(p.ID), f.subscription(p.ID)

@@ -87,7 +87,7 @@ func (f *fixture) workerStores(n int) []store.Store {
 	f.t.Helper()
 	stores := []store.Store{f.s}
 	for len(stores) < n {
-		if f.e.Name == Postgres {
+		if f.e.Shared {
 			stores = append(stores, f.e.Open(f.t))
 		} else {
 			stores = append(stores, f.s)
@@ -98,7 +98,7 @@ func (f *fixture) workerStores(n int) []store.Store {
 
 // --- tasks ---
 
-func testTaskRoundTrip(t *testing.T, e Engine) {
+func testTaskRoundTrip(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	full := f.task(p.ID, func(t *store.Task) {
@@ -170,7 +170,7 @@ func testTaskRoundTrip(t *testing.T, e Engine) {
 	check(t, "history after refused duplicate", len(f.history(p.ID, full.ID)), 1)
 }
 
-func testTaskUpdate(t *testing.T, e Engine) {
+func testTaskUpdate(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	orig := f.task(p.ID)
@@ -267,7 +267,7 @@ func testTaskUpdate(t *testing.T, e Engine) {
 	f.must(err)
 }
 
-func testTaskVersionConflict(t *testing.T, e Engine) {
+func testTaskVersionConflict(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	orig := f.task(p.ID)
@@ -330,7 +330,7 @@ func testTaskVersionConflict(t *testing.T, e Engine) {
 	check(t, "racing entry", h[len(h)-1].Message, final.ProviderID)
 }
 
-func testTaskProjectIsolation(t *testing.T, e Engine) {
+func testTaskProjectIsolation(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	a := f.task(p1.ID)
@@ -360,7 +360,7 @@ func testTaskProjectIsolation(t *testing.T, e Engine) {
 	check(t, "ListTasks(unknown project) length", len(l3), 0)
 }
 
-func testListTasks(t *testing.T, e Engine) {
+func testListTasks(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	var all []store.Task // oldest first
@@ -411,7 +411,7 @@ func testListTasks(t *testing.T, e Engine) {
 	check(t, "unknown status", list(store.TaskFilter{Status: "nope"}), []string{})
 }
 
-func testClaimTasks(t *testing.T, e Engine) {
+func testClaimTasks(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	_, ok, err := f.s.NextTaskDueAt(f.ctx)
@@ -487,7 +487,7 @@ func testClaimTasks(t *testing.T, e Engine) {
 	check(t, "claim with limit 0", len(none), 0)
 }
 
-func testConcurrentTaskClaimers(t *testing.T, e Engine) {
+func testConcurrentTaskClaimers(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	const total = 120
@@ -537,7 +537,7 @@ func testConcurrentTaskClaimers(t *testing.T, e Engine) {
 	check(t, "distinct tasks claimed", len(claimed), total)
 }
 
-func testTaskSelections(t *testing.T, e Engine) {
+func testTaskSelections(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	now := f.base
@@ -558,7 +558,7 @@ func testTaskSelections(t *testing.T, e Engine) {
 	check(t, "TasksToPoll with limit", taskIDs(got), []string{poll1.ID, poll2.ID})
 
 	// TasksToExpire: pending or submitted, ExpiresAt set and passed.
-	f2 := setup(t, newEngine(t, e.Name)) // fresh storage: the selections span projects
+	f2 := setup(t, e.Fresh(t)) // fresh storage: the selections span projects
 	q := f2.project()
 	exp2 := f2.task(q.ID, func(t *store.Task) { t.Status = store.TaskSubmitted; t.ExpiresAt = f.at(-time.Second) })
 	exp1 := f2.task(q.ID, func(t *store.Task) { t.Status = store.TaskPending; t.ExpiresAt = f.at(-time.Minute) })
@@ -575,7 +575,7 @@ func testTaskSelections(t *testing.T, e Engine) {
 
 	// UpdateTask writes its events to the outbox in its transaction: a
 	// written update leaves them there, a conflicting one writes none.
-	f3 := setup(t, newEngine(t, e.Name))
+	f3 := setup(t, e.Fresh(t))
 	r := f3.project()
 	sub := f3.task(r.ID, func(t *store.Task) { t.Status = store.TaskSubmitted })
 	solved := sub
@@ -596,7 +596,7 @@ func testTaskSelections(t *testing.T, e Engine) {
 
 // --- locks ---
 
-func testTryLock(t *testing.T, e Engine) {
+func testTryLock(t *testing.T, e Storage) {
 	f := setup(t, e)
 	lock := func(name, owner string, until, now time.Time) bool {
 		t.Helper()
@@ -662,7 +662,7 @@ func (f *fixture) deadLetter(projectID string, mods ...func(*store.DeadLetter)) 
 	return d
 }
 
-func testDeadLetters(t *testing.T, e Engine) {
+func testDeadLetters(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p1, p2 := f.project(), f.project()
 	full := f.deadLetter(p1.ID, func(d *store.DeadLetter) {
@@ -717,7 +717,7 @@ func testDeadLetters(t *testing.T, e Engine) {
 	check(t, "counts across projects", counts, store.Counts{store.DeadLetterRedriven: 2, store.DeadLetterPending: 1})
 
 	// Listing: newest first, filters, default limit.
-	f2 := setup(t, newEngine(t, e.Name))
+	f2 := setup(t, e.Fresh(t))
 	q := f2.project()
 	task := newID()
 	var all []store.DeadLetter
@@ -785,7 +785,7 @@ func testDeadLetters(t *testing.T, e Engine) {
 
 // --- pruning ---
 
-func testPruneTasks(t *testing.T, e Engine) {
+func testPruneTasks(t *testing.T, e Storage) {
 	f := setup(t, e)
 	p := f.project()
 	cutoff := f.at(-24 * time.Hour)
