@@ -86,8 +86,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fieldErr *dest.FieldError
 	var missing *subscription.NotFoundError
 	var limit *subscription.LimitError
+	alertErr, isAlertErr := alertError(err)
 	switch {
 	case errors.As(err, &apiErr):
+	case isAlertErr:
+		apiErr = alertErr
 	case errors.As(err, &fieldErr):
 		apiErr = fieldError(fieldErr)
 	case errors.As(err, &verr):

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"carrier/internal/alert"
 	"carrier/internal/auth"
 	"carrier/internal/dest"
 	"carrier/internal/ingest"
@@ -51,6 +52,8 @@ type Deps struct {
 	// 2captcha front's /in.php and /res.php), pattern to handler, so their
 	// paths get the API's own 404 and 405 answers for other methods.
 	Fronts map[string]http.Handler
+	// Alerts runs /v1/alert-rules and /v1/alerts; nil turns them off.
+	Alerts *alert.Service
 	// Destinations are the destination kinds a subscription may have: the
 	// registry the delivery engine sends with, so what the API shows is what
 	// gets sent.
@@ -191,6 +194,15 @@ func (s *Server) routes() {
 	for pattern, h := range s.Fronts {
 		s.mux.Handle(pattern, h)
 	}
+	s.handle("POST /v1/alert-rules", s.createAlertRule)
+	s.handle("GET /v1/alert-rules", s.listAlertRules)
+	s.handle("GET /v1/alert-rules/{id}", s.getAlertRule)
+	s.handle("PUT /v1/alert-rules/{id}", s.updateAlertRule)
+	s.handle("DELETE /v1/alert-rules/{id}", s.deleteAlertRule)
+	s.handle("POST /v1/alert-rules/{id}/test", s.testAlertRule)
+	s.handle("GET /v1/alerts", s.listAlerts)
+	s.handle("GET /v1/alerts/{id}", s.getAlert)
+
 	s.handle("GET /v1/dead-letters", s.listDeadLetters)
 	s.handle("GET /v1/dead-letters/{id}", s.getDeadLetter)
 	s.handle("POST /v1/dead-letters/{id}/redrive", s.redriveDeadLetter)

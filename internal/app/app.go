@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"carrier/internal/alert"
 	"carrier/internal/api"
 	"carrier/internal/auth"
 	"carrier/internal/cluster"
@@ -83,10 +84,13 @@ type App struct {
 	Elector *cluster.Elector
 	// Notifier wakes the other nodes (and this one) after a change.
 	Notifier cluster.Notifier
+	// Alerts runs alert rules and reads alerts.
+	Alerts *alert.Service
 
 	heartbeat     *cluster.Heartbeater
 	maintainer    *cluster.Maintainer
 	clusterMx     *metrics.Cluster
+	alertMx       *metrics.Alerts
 	refreshWanted chan struct{} // another node changed subscriptions
 
 	listener net.Listener
@@ -111,6 +115,9 @@ type Options struct {
 	// Notifier replaces the cluster notifier (benchmarks: &cluster.Local{}
 	// on PostgreSQL measures the nodes with only their fallback polls).
 	Notifier cluster.Notifier
+	// Alerts adjusts the alert evaluator and the balance prober (tests: a
+	// controlled clock).
+	Alerts func(*alert.Evaluator, *alert.Prober)
 }
 
 // OpenStore opens and migrates the store the configuration selects.
@@ -258,9 +265,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		MaxSubscriptions: cfg.MaxSubscriptionsPerProject, Log: log,
 	})
 	keys := auth.New(st)
+	providerName, providerSite := alert.ProviderIdentity(cfg.ProviderURL)
+	if cfg.ProviderName != "" {
+		providerName = cfg.ProviderName
+	}
+	a.Alerts = &alert.Service{Store: st, Provider: providerName, ProviderSite: providerSite, Wake: a.Outbox.Wake}
+	if cfg.AlertDefaults {
+		keys.Created = a.Alerts.EnsureDefaults
+		if err := a.Alerts.EnsureDefaults(ctx, DefaultProjectID); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Metrics: mx, Log: log, Subscriptions: subscriptions, Keys: keys,
-		Tasks: a.Tasks, Queues: a.Queues,
+		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts,
 		Spool:              a.Spooler, // setUpTasks always opens one
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
 	}
@@ -281,6 +300,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	if a.Tasks != nil {
 		services = append(services, &maintenance.Poller{Tasks: a.Tasks, Every: a.Tasks.Tick()}, &maintenance.Expirer{Tasks: a.Tasks, Every: a.Tasks.Tick()})
+	}
+	a.alertMx = mx.NewAlerts()
+	evaluator := &alert.Evaluator{Store: st, Every: cfg.AlertInterval, Provider: providerName, ProviderSite: providerSite,
+		Wake: a.Outbox.Wake, Log: log, Evaluated: a.alertMx.Evaluated}
+	var prober *alert.Prober
+	if a.Tasks != nil {
+		prober = &alert.Prober{Provider: a.Tasks.Provider(), Store: st, Every: cfg.BalanceProbeInterval, Probed: a.alertMx.Probed}
+	}
+	if opts.Alerts != nil {
+		opts.Alerts(evaluator, prober)
+	}
+	services = append(services, evaluator)
+	if prober != nil {
+		services = append(services, prober)
 	}
 	a.maintainer = &cluster.Maintainer{Elector: a.Elector, Services: services, Log: log,
 		Rounds: func(name string) { a.clusterMx.MaintenanceRounds.WithLabelValues(name).Inc() }}

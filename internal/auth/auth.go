@@ -77,6 +77,9 @@ func Issue(ctx context.Context, st KeyStore, projectID, name string, admin bool)
 type Service struct {
 	store Store
 	keys  *cache
+	// Created, when set, is called with each new project's id after it is
+	// created (the alert service gives it the built-in rules).
+	Created func(ctx context.Context, projectID string) error
 }
 
 // New returns the key service over st, with a cache that uses a confirmed
@@ -141,6 +144,9 @@ func (s *Service) CreateProject(ctx context.Context, name string) (store.Project
 		return p, store.APIKey{}, "", err
 	}
 	k, secret, err := Issue(ctx, s.store, p.ID, "default", false)
+	if err == nil && s.Created != nil {
+		err = s.Created(ctx, p.ID)
+	}
 	return p, k, secret, err
 }
 

@@ -44,6 +44,16 @@ type Config struct {
 	// LeaderLease is how long the cluster leader's lock lasts without
 	// renewal: a leader that dies is replaced within about this long.
 	LeaderLease time.Duration
+	// AlertInterval is how often the leader evaluates the alert rules.
+	AlertInterval time.Duration
+	// AlertDefaults gives each new project (and the default one) the
+	// built-in alert rules.
+	AlertDefaults bool
+	// BalanceProbeInterval is how often the leader reads the provider's balance.
+	BalanceProbeInterval time.Duration
+	// ProviderName names the provider in alert messages; empty derives it
+	// from ProviderURL.
+	ProviderName string
 	// MaxConnections caps the API's open client connections; more wait to
 	// be accepted. BodyReadTimeout bounds how long a request body may take
 	// to arrive after its headers.
@@ -131,6 +141,20 @@ var Settings = []Setting{
 		return nil
 	}},
 	{"leader-lease", "CARRIER_LEADER_LEASE", "10s", "how long the cluster leader's lock lasts without renewal (PostgreSQL): a leader that dies is replaced within about this long", durationSetter(func(c *Config) *time.Duration { return &c.LeaderLease }, time.Second)},
+	{"alert-interval", "CARRIER_ALERT_INTERVAL", "1s", "how often the leader evaluates the alert rules", durationSetter(func(c *Config) *time.Duration { return &c.AlertInterval }, 100*time.Millisecond)},
+	{"alert-defaults", "CARRIER_ALERT_DEFAULTS", "true", "give each new project (and the default project) the built-in alert rules (balance, balance check failing, error rate spike, queue backup, endpoint disabled, dead letters, daily summary)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.AlertDefaults = b
+		return nil
+	}},
+	{"balance-probe-interval", "CARRIER_BALANCE_PROBE_INTERVAL", "60s", "how often the leader reads the provider's balance (getbalance), with up to a tenth of it as random jitter", durationSetter(func(c *Config) *time.Duration { return &c.BalanceProbeInterval }, 100*time.Millisecond)},
+	{"provider-name", "CARRIER_PROVIDER_NAME", "", "the provider's name in alert messages (\"CaptchaAI\"); empty derives it from CARRIER_PROVIDER_URL", func(c *Config, v string) error {
+		c.ProviderName = strings.TrimSpace(v)
+		return nil
+	}},
 	{"shutdown-grace", "CARRIER_SHUTDOWN_GRACE", "10s", "how long in-flight attempts may finish at shutdown", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownGrace }, 0)},
 	{"max-connections", "CARRIER_MAX_CONNECTIONS", "1024", "most client connections the API keeps open at once; more wait to be accepted", intSetter(func(c *Config) *int { return &c.MaxConnections }, 1, 1000000)},
 	{"body-read-timeout", "CARRIER_BODY_READ_TIMEOUT", "10s", "how long a request body may take to arrive after its headers (a slower client is cut off)", durationSetter(func(c *Config) *time.Duration { return &c.BodyReadTimeout }, time.Millisecond)},

@@ -316,6 +316,7 @@ type Store interface {
 	QueueStore
 	CredentialStore
 	OutboxStore
+	AlertStore
 	Transactor
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
@@ -390,10 +391,11 @@ type Store interface {
 	// the counters of each subscription concerned, runs health.Evaluate over
 	// its outcomes (in batch order), writes the new counters and applies the
 	// Disable signals: the subscription is deactivated, its waiting deliveries
-	// held, and webhook.disabled written to the outbox. Degraded, Recovered and
-	// RetriesExhausted are only returned (the counters that raise them are
-	// persisted): they are not published as events, so subscribers to "*"
-	// get no new deliveries and a failing endpoint is not sent news of itself.
+	// held, and webhook.disabled written to the outbox. A Recovered signal
+	// writes endpoint.recovered to the outbox (it resolves the alert the
+	// disabling raised). Degraded and RetriesExhausted are only returned (the
+	// counters that raise them are persisted): they are not published as
+	// events, so a failing endpoint is not sent news of itself on every retry.
 	// Signals are grouped by subscription, in order of first appearance.
 	CompleteAttemptsWithSignals(ctx context.Context, outcomes []Outcome, now time.Time) ([]HealthSignal, error)
 	// RenewLeases extends every lease held by owner to until, so work that waits

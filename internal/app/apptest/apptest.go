@@ -70,6 +70,9 @@ func Start(t testing.TB, e storetest.Engine, o Options) *Carrier {
 		cfg.RetryBase = 50 * time.Millisecond
 	}
 	cfg.ShutdownGrace = 2 * time.Second
+	// The built-in alert rules would publish alert events to the "*"
+	// subscriptions of tests about other things; alert tests turn them on.
+	cfg.AlertDefaults = false
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}

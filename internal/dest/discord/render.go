@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -124,18 +125,29 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 	ctx := dest.TemplateData(e, deliveryID, data)
 	ctx["severity"] = severity
 
+	// An event that carries a notice (alerts, reports) shows it in each
+	// part the subscription has no template of its own for.
+	notice, hasNotice := dest.NoticeOf(e.Data)
+	hasNotice = hasNotice && compileErr == nil
+
 	var emb Embed
-	if compileErr != nil {
+	switch {
+	case compileErr != nil:
 		emb.Title = e.Type
 		emb.Description = "(template error: " + compileErr.Error() + ")"
-	} else {
+	case hasNotice && strings.TrimSpace(cfg.Title) == "":
+		emb.Title = dest.OneLine(notice.Title)
+	default:
 		emb.Title = dest.OneLine(execute(cfg.title, ctx))
-		if cfg.description != nil {
-			emb.Description = strings.TrimSpace(execute(cfg.description, ctx))
-		}
+	}
+	if compileErr == nil && cfg.description != nil {
+		emb.Description = strings.TrimSpace(execute(cfg.description, ctx))
 	}
 	var fields []EmbedField
-	if compileErr == nil && len(cfg.fields) > 0 {
+	more := 0
+	switch {
+	case compileErr != nil:
+	case len(cfg.fields) > 0:
 		for _, f := range cfg.fields {
 			v := strings.TrimSpace(execute(f.Value, ctx))
 			if v == "" {
@@ -143,17 +155,22 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 			}
 			fields = append(fields, EmbedField{Name: fieldName(execute(f.Name, ctx)), Value: v, Inline: f.Inline})
 		}
-		if cfg.description == nil {
-			emb.Description = defaultDescription(e, data, 0)
-		}
-	} else if compileErr == nil {
-		var more int
+	case hasNotice:
+		fields = noticeFields(notice.Fields)
+	default:
 		fields, more = defaultFields(e.Data)
-		if cfg.description == nil {
+	}
+	if compileErr == nil && cfg.description == nil {
+		if hasNotice {
+			emb.Description = strings.TrimSpace(notice.Description)
+		} else {
 			emb.Description = defaultDescription(e, data, more)
 		}
 	}
 	emb.Color = colorFor(cfg.Colors, keys)
+	if hasNotice {
+		emb.Color = noticeColor(cfg.Colors, keys, notice.Color)
+	}
 	if !e.CreatedAt.IsZero() {
 		emb.Timestamp = e.CreatedAt.UTC().Format(TimeFormat)
 	}
@@ -163,6 +180,9 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 	}
 	if e.Type != "" {
 		footer += " · " + dest.OneLine(e.Type)
+	}
+	if f := dest.OneLine(notice.Footer); hasNotice && f != "" {
+		footer = f
 	}
 	emb.Footer = &EmbedFooter{Text: footer}
 	emb.Fields = fields
@@ -387,6 +407,39 @@ func colorFor(custom map[string]Color, keys []string) int {
 		return c
 	}
 	return DefaultColors["default"]
+}
+
+// noticeColor is the color of an embed showing a notice: the subscription's
+// own color for the event's severity, type or outcome when its colors
+// setting names one of them (an explicit choice wins), else the notice's
+// color key ("success", "warning", "error", "info": the same palette as
+// DefaultColors), else what colorFor picks.
+func noticeColor(custom map[string]Color, keys []string, key string) int {
+	for k := range custom {
+		if slices.Contains(keys, strings.ToLower(strings.TrimSpace(k))) {
+			return colorFor(custom, keys)
+		}
+	}
+	switch key = strings.ToLower(strings.TrimSpace(key)); key {
+	case "success", "warning", "error", "info":
+		return DefaultColors[key]
+	}
+	return colorFor(custom, keys)
+}
+
+// noticeFields are a notice's fields as embed fields; a field without a
+// value is left out (Discord refuses empty values), as a configured field
+// that renders empty is.
+func noticeFields(nf []dest.NoticeField) []EmbedField {
+	var fs []EmbedField
+	for _, f := range nf {
+		v := strings.TrimSpace(f.Value)
+		if v == "" {
+			continue
+		}
+		fs = append(fs, EmbedField{Name: fieldName(f.Name), Value: v, Inline: f.Inline})
+	}
+	return fs
 }
 
 func mentionApplies(on []string, keys []string) bool {

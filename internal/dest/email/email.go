@@ -354,7 +354,15 @@ func Message(cfg Config, job store.Job, at time.Time) (*mail.Msg, error) {
 		cfg.subject = t
 	}
 	ev := job.Event
-	subject, subjectErr := renderSubject(cfg.subject, job, at)
+	var subject string
+	var subjectErr error
+	if n, ok := dest.NoticeOf(ev.Data); ok && !customSubject(cfg.Subject) {
+		// An alert or report: its notice's title says more than the
+		// default subject's event type.
+		subject = subjectLine(n.Title)
+	} else {
+		subject, subjectErr = renderSubject(cfg.subject, job, at)
+	}
 
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(cfg.From); err != nil {
@@ -447,6 +455,18 @@ func renderSubject(t *dest.Template, job store.Job, at time.Time) (string, error
 		def, _ := parseSubject(DefaultSubject)
 		out, _ = def.Execute(nil, data)
 	}
+	return subjectLine(out), err
+}
+
+// customSubject reports whether the settings name a subject of their own:
+// ParseConfig fills in DefaultSubject when they name none.
+func customSubject(subject string) bool {
+	return strings.TrimSpace(subject) != "" && subject != DefaultSubject
+}
+
+// subjectLine puts a rendered subject on one line of at most maxSubject
+// runes of valid UTF-8.
+func subjectLine(out string) string {
 	if len(out) > 4<<10 {
 		out = out[:4<<10] // cut to the runes below, made valid UTF-8 there
 	}
@@ -454,14 +474,18 @@ func renderSubject(t *dest.Template, job store.Job, at time.Time) (string, error
 	if utf8.RuneCountInString(s) > maxSubject {
 		s = string([]rune(s)[:maxSubject-1]) + "…"
 	}
-	return s, err
+	return s
 }
 
-// Body is the plain-text body of a job's email: the event's type, subject,
-// time, ids, attributes and pretty-printed data.
+// Body is the plain-text body of a job's email: the event's notice when it
+// has one (see noticeText), then its type, subject, time, ids, attributes
+// and pretty-printed data.
 func Body(job store.Job, at time.Time, subjectErr error) string {
 	ev := job.Event
 	var b strings.Builder
+	if n, ok := dest.NoticeOf(ev.Data); ok {
+		b.WriteString(noticeText(n))
+	}
 	title := ev.Type
 	if ev.Subject != "" {
 		title += " — " + ev.Subject
@@ -513,6 +537,34 @@ func Body(job store.Job, at time.Time, subjectErr error) string {
 		fmt.Fprintf(&b, "\nNote: the subject template failed on this event (%v); the default subject was used.\n", subjectErr)
 	}
 	fmt.Fprintf(&b, "\n-- \nSent by Carrier for delivery %s.\n", job.Delivery.ID)
+	return b.String()
+}
+
+// noticeText is a notice as plain text: the title, the description without
+// its bold markers, and one "Name: Value" line per field (the further lines
+// of a value indented below it), each part followed by a blank line.
+func noticeText(n dest.Notice) string {
+	var b strings.Builder
+	b.WriteString(dest.OneLine(n.Title) + "\n\n")
+	if d := strings.TrimSpace(dest.StripBold(n.Description)); d != "" {
+		b.WriteString(d + "\n\n")
+	}
+	wrote := false
+	for _, f := range n.Fields {
+		v := strings.TrimSpace(dest.StripBold(f.Value))
+		if v == "" {
+			continue
+		}
+		name := dest.OneLine(f.Name)
+		if name == "" {
+			name = "—"
+		}
+		b.WriteString(name + ": " + strings.ReplaceAll(v, "\n", "\n  ") + "\n")
+		wrote = true
+	}
+	if wrote {
+		b.WriteString("\n")
+	}
 	return b.String()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,15 +93,30 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 	raw := dest.TemplateData(e, deliveryID, data)
 	esc := escapeAll(raw).(map[string]any)
 
+	// An event that carries a notice (alerts, reports) shows it in each
+	// part the subscription has no template of its own for.
+	notice, hasNotice := dest.NoticeOf(e.Data)
+	hasNotice = hasNotice && compileErr == nil
+	useNoticeText := hasNotice && strings.TrimSpace(cfg.Text) == ""
+
 	var title, text string
 	var fields []TextObject
 	if compileErr != nil {
 		title = e.Type
 		text = escape(e.Type) + " (template error: " + escape(compileErr.Error()) + ")"
 	} else {
-		title = dest.OneLine(execute(cfg.title, raw))
-		text = strings.TrimSpace(execute(cfg.text, esc))
-		if len(cfg.fields) > 0 {
+		if hasNotice && strings.TrimSpace(cfg.Title) == "" {
+			title = dest.OneLine(notice.Title)
+		} else {
+			title = dest.OneLine(execute(cfg.title, raw))
+		}
+		if useNoticeText {
+			text = noticeMrkdwn(notice.Description)
+		} else {
+			text = strings.TrimSpace(execute(cfg.text, esc))
+		}
+		switch {
+		case len(cfg.fields) > 0:
 			for _, f := range cfg.fields {
 				v := strings.TrimSpace(execute(f.Value, esc))
 				if v == "" {
@@ -108,7 +124,13 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 				}
 				fields = append(fields, fieldText(execute(f.Name, esc), v))
 			}
-		} else {
+		case hasNotice:
+			for _, f := range notice.Fields {
+				if v := noticeMrkdwn(f.Value); v != "" {
+					fields = append(fields, fieldText(escape(f.Name), v))
+				}
+			}
+		default:
 			fields = defaultFields(e.Data)
 		}
 	}
@@ -142,10 +164,20 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 		}
 		blocks = append(blocks, sec)
 	}
-	ctx := contextLine(e, cfg.Subscription)
+	var footer string
+	if hasNotice {
+		footer = notice.Footer
+	}
+	ctx := contextLine(e, cfg.Subscription, footer)
 	blocks = append(blocks, Block{Type: "context", Elements: []TextObject{{Type: "mrkdwn", Text: truncate(ctx, MaxContextText)}}})
 
 	fallback := text
+	if useNoticeText {
+		// The notification shows the notice in plain words: its title and
+		// description without the bold markers.
+		parts := []string{escape(title), escape(dest.StripBold(strings.TrimSpace(notice.Description)))}
+		fallback = strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), " — ")
+	}
 	if fallback == "" {
 		fallback = escape(e.Type)
 	}
@@ -153,8 +185,9 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 }
 
 // contextLine shows the event time (in each reader's time zone, with the
-// UTC time as the fallback) and where the message came from.
-func contextLine(e store.Event, subscription string) string {
+// UTC time as the fallback) and where the message came from: the notice's
+// footer when it has one, else Carrier and the subscription.
+func contextLine(e store.Event, subscription, footer string) string {
 	var parts []string
 	if !e.CreatedAt.IsZero() {
 		utc := e.CreatedAt.UTC()
@@ -164,8 +197,18 @@ func contextLine(e store.Event, subscription string) string {
 	if s := dest.OneLine(subscription); s != "" {
 		src += " · " + truncate(escape(s), maxContextName)
 	}
+	if f := dest.OneLine(footer); f != "" {
+		src = truncate(escape(f), maxContextName)
+	}
 	parts = append(parts, src)
 	return strings.Join(parts, " · ")
+}
+
+// noticeMrkdwn is notice text (Discord markdown, from the event) as Slack
+// mrkdwn: escaped like every event value, **bold** turned into *bold*
+// (`code` is the same in both).
+func noticeMrkdwn(s string) string {
+	return strings.ReplaceAll(escape(strings.TrimSpace(s)), "**", "*")
 }
 
 // fieldText is a field as Slack shows it: the name in bold over the value,

@@ -156,9 +156,12 @@ type Outcome struct {
 
 // Stats are counters since New.
 type Stats struct {
-	Submits             int64 // in.php requests
-	SubmitsAccepted     int64 // of which accepted (a task id answered)
-	ResRequests         int64 // every res.php request, failed ones included
+	Submits         int64 // in.php requests
+	SubmitsAccepted int64 // of which accepted (a task id answered)
+	ResRequests     int64 // every res.php request, failed ones included
+	// ResGetRequests are the res.php requests whose query asks for results
+	// (action=get or get2), failed ones included.
+	ResGetRequests      int64
 	ResFailures         int64 // res.php requests answered HTTP 500 by the ResFailures fault
 	GetRequests         int64 // res.php action=get (single or batch) and get2
 	BalanceRequests     int64 // res.php action=getbalance
@@ -609,6 +612,9 @@ func imageSize(n int) string {
 func (s *Simulator) serveRes(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.ResRequests++
+	if a := r.URL.Query().Get("action"); a == "get" || a == "get2" {
+		s.stats.ResGetRequests++
+	}
 	delay := s.faults.ResDelay
 	fail := s.roll(s.faults.ResFailures)
 	if fail {

@@ -107,8 +107,16 @@ func (s *Store) applyHealth(ctx context.Context, tx *sql.Tx, recorded []store.Ou
 			return nil, fmt.Errorf("update subscription counters: %w", err)
 		}
 		for _, sig := range raised {
-			if sig.Kind == health.Disable {
+			switch sig.Kind {
+			case health.Disable:
 				if err := disableSubscription(ctx, tx, b.projectID, id, sig, now); err != nil {
+					return nil, err
+				}
+			case health.Recovered:
+				// The first success after a degraded or disabled run: an
+				// endpoint.recovered event, which resolves the alerts the
+				// run raised, in the transaction that records the success.
+				if err := insertOutbox(ctx, tx, recoveredEvent(b.projectID, id, sig)); err != nil {
 					return nil, err
 				}
 			}

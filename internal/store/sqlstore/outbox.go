@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"carrier/internal/health"
 	"carrier/internal/store"
 )
 
@@ -35,6 +36,20 @@ func disabledEvent(projectID, subscriptionID, reason string, failures int, now t
 	return store.OutboxEvent{
 		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID, Type: "webhook.disabled",
 		Subject: subscriptionID, Data: data, CreatedAt: now,
+	}
+}
+
+// recoveredEvent is the endpoint.recovered event of a subscription whose
+// failing run sig ended.
+func recoveredEvent(projectID, subscriptionID string, sig health.Signal) store.OutboxEvent {
+	d := map[string]any{"webhook_id": subscriptionID, "failures": sig.Failures, "recovered_at": sig.At.UTC().Format(time.RFC3339Nano)}
+	if !sig.Since.IsZero() {
+		d["failing_since"] = sig.Since.UTC().Format(time.RFC3339Nano)
+	}
+	data, _ := json.Marshal(d)
+	return store.OutboxEvent{
+		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID, Type: "endpoint.recovered",
+		Subject: subscriptionID, Data: data, CreatedAt: sig.At,
 	}
 }
 

@@ -1,0 +1,290 @@
+package alert
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"carrier/internal/store"
+)
+
+// Gauge and sample series the alert package writes.
+const (
+	GaugeBalance    = "provider.balance"
+	ProviderItem    = "default" // the one provider of a process
+	SeriesDelivered = "subscription.delivered"
+	SeriesBacklog   = "project.backlog"
+	// SampleBucket is the width of a sample bucket: the resolution of
+	// rates and peaks.
+	SampleBucket = 10 * time.Second
+	// SampleRetention is how long samples are kept (the longest window
+	// plus a day).
+	SampleRetention = 8 * 24 * time.Hour
+	maxLatencies    = 10000
+)
+
+// measurements reads, once per round and lazily, what the rules need.
+type measurements struct {
+	ctx   context.Context
+	st    store.AlertStore
+	now   time.Time
+	err   error
+	tasks map[time.Duration]map[string]*taskWindow // window -> project -> outcomes
+	dead  map[time.Duration]map[string]int64
+	back  []store.SubscriptionBacklog
+	sampl map[time.Duration][]store.Sample
+	gauge map[string]store.Gauge
+}
+
+// taskWindow sums a project's task outcomes over a window.
+type taskWindow struct {
+	Total, Solved, Errors int
+	Latency               time.Duration // summed over solved tasks
+	Cost                  float64
+	Codes                 map[string]int
+}
+
+func (m *measurements) fail(err error) {
+	if m.err == nil {
+		m.err = err
+	}
+}
+
+func (m *measurements) taskWindow(projectID string, window time.Duration) *taskWindow {
+	if m.tasks == nil {
+		m.tasks = map[time.Duration]map[string]*taskWindow{}
+	}
+	byProject, ok := m.tasks[window]
+	if !ok {
+		counts, err := m.st.TaskOutcomes(m.ctx, m.now.Add(-window), time.Time{})
+		if err != nil {
+			m.fail(err)
+		}
+		byProject = sumOutcomes(counts)
+		m.tasks[window] = byProject
+	}
+	if w := byProject[projectID]; w != nil {
+		return w
+	}
+	return &taskWindow{Codes: map[string]int{}}
+}
+
+func sumOutcomes(counts []store.TaskOutcomeCount) map[string]*taskWindow {
+	out := map[string]*taskWindow{}
+	for _, c := range counts {
+		w := out[c.ProjectID]
+		if w == nil {
+			w = &taskWindow{Codes: map[string]int{}}
+			out[c.ProjectID] = w
+		}
+		w.Total += c.Count
+		w.Cost += c.Cost
+		if c.Status == store.TaskSolved {
+			w.Solved += c.Count
+			w.Latency += c.Latency
+			continue
+		}
+		w.Errors += c.Count
+		code := c.ErrorCode
+		if code == "" {
+			code = "ERROR_" + c.Status
+		}
+		w.Codes[code] += c.Count
+	}
+	return out
+}
+
+// breakdown returns the error codes of w, largest first (then by name).
+func (w *taskWindow) breakdown(max int) []CodeCount {
+	out := make([]CodeCount, 0, len(w.Codes))
+	for code, n := range w.Codes {
+		out = append(out, CodeCount{Code: code, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Code < out[j].Code
+	})
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
+}
+
+func (m *measurements) deadLetters(projectID string, window time.Duration) int64 {
+	if m.dead == nil {
+		m.dead = map[time.Duration]map[string]int64{}
+	}
+	byProject, ok := m.dead[window]
+	if !ok {
+		var err error
+		byProject, err = m.st.DeadLettersSince(m.ctx, m.now.Add(-window))
+		if err != nil {
+			m.fail(err)
+		}
+		m.dead[window] = byProject
+	}
+	return byProject[projectID]
+}
+
+func (m *measurements) backlogs() []store.SubscriptionBacklog {
+	if m.back == nil {
+		b, err := m.st.SubscriptionBacklogs(m.ctx)
+		if err != nil {
+			m.fail(err)
+			b = []store.SubscriptionBacklog{}
+		}
+		m.back = b
+	}
+	return m.back
+}
+
+func (m *measurements) balance() (store.Gauge, bool) {
+	if m.gauge == nil {
+		m.gauge = map[string]store.Gauge{}
+		gs, err := m.st.ListGauges(m.ctx, GaugeBalance)
+		if err != nil {
+			m.fail(err)
+		}
+		for _, g := range gs {
+			m.gauge[g.Item] = g
+		}
+	}
+	g, ok := m.gauge[ProviderItem]
+	return g, ok
+}
+
+// drainRate is the deliveries per second a subscription made over window,
+// from the oldest sample in the window to its count now; ok is false when
+// no sample is old enough to span at least a bucket.
+func (m *measurements) drainRate(b store.SubscriptionBacklog, window time.Duration) (float64, bool) {
+	if m.sampl == nil {
+		m.sampl = map[time.Duration][]store.Sample{}
+	}
+	samples, ok := m.sampl[window]
+	if !ok {
+		var err error
+		samples, err = m.st.SamplesSince(m.ctx, SeriesDelivered, m.now.Add(-window))
+		if err != nil {
+			m.fail(err)
+		}
+		m.sampl[window] = samples
+	}
+	for _, x := range samples { // oldest first
+		if x.ProjectID != b.ProjectID || x.Item != b.SubscriptionID {
+			continue
+		}
+		elapsed := m.now.Sub(x.Bucket).Seconds()
+		if elapsed < SampleBucket.Seconds() {
+			return 0, false
+		}
+		return math.Max(0, float64(b.Delivered)-x.Value) / elapsed, true
+	}
+	return 0, false
+}
+
+// samplesToWrite are this round's readings of the counters that rates and
+// peaks are computed from.
+func (m *measurements) samplesToWrite() []store.Sample {
+	bucket := m.now.Truncate(SampleBucket)
+	depth := map[string]float64{}
+	var out []store.Sample
+	for _, b := range m.backlogs() {
+		out = append(out, store.Sample{ProjectID: b.ProjectID, Series: SeriesDelivered, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Delivered)})
+		depth[b.ProjectID] += float64(b.Depth)
+	}
+	for p, d := range depth {
+		out = append(out, store.Sample{ProjectID: p, Series: SeriesBacklog, Item: "", Bucket: bucket, Value: d})
+	}
+	return out
+}
+
+// quantile returns the q-quantile of ds (nearest rank).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	i = max(0, min(i, len(s)-1))
+	return s[i]
+}
+
+// itemSample is one scoped item's reading for a rule.
+type itemSample struct {
+	item   string
+	name   string // the item's display name
+	sample Sample
+}
+
+// measure returns a rule's readings for this round, one per scoped item.
+func (m *measurements) measure(r Rule) []itemSample {
+	switch r.Metric {
+	case "provider.balance":
+		g, ok := m.balance()
+		return []itemSample{{item: ProviderItem, name: "provider", sample: Sample{OK: ok && g.OK, Value: g.Value}}}
+	case "provider.probe_failures":
+		g, ok := m.balance()
+		return []itemSample{{item: ProviderItem, name: "provider", sample: Sample{OK: ok, Value: float64(g.Failures),
+			Details: map[string]any{"error": g.Error}}}}
+	case "task.error_rate":
+		w := m.taskWindow(r.ProjectID, r.Window.D())
+		x := Sample{OK: w.Total > 0 && w.Total >= r.MinCount}
+		if x.OK {
+			x.Value = float64(w.Errors) / float64(w.Total)
+		}
+		codes := map[string]int{}
+		for _, c := range w.breakdown(10) {
+			codes[c.Code] = c.Count
+		}
+		x.Details = map[string]any{"errors": w.Errors, "total": w.Total, "breakdown": codes}
+		return []itemSample{{sample: x}}
+	case "task.latency":
+		ls, err := m.st.TaskLatencies(m.ctx, r.ProjectID, m.now.Add(-r.Window.D()), maxLatencies)
+		if err != nil {
+			m.fail(err)
+		}
+		x := Sample{OK: err == nil && len(ls) > 0 && len(ls) >= r.MinCount}
+		if x.OK {
+			x.Value = quantile(ls, r.Quantile).Seconds()
+			x.Details = map[string]any{"count": len(ls), "quantile": r.Quantile}
+		}
+		return []itemSample{{sample: x}}
+	case "dead_letters.count":
+		n := m.deadLetters(r.ProjectID, r.Window.D())
+		return []itemSample{{sample: Sample{OK: m.err == nil, Value: float64(n)}}}
+	case "subscription.backlog", "subscription.oldest_age", "subscription.drain_time":
+		var out []itemSample
+		for _, b := range m.backlogs() {
+			if b.ProjectID != r.ProjectID || (len(r.Items) > 0 && !slices.Contains(r.Items, b.SubscriptionID)) {
+				continue
+			}
+			x := Sample{OK: true}
+			switch r.Metric {
+			case "subscription.backlog":
+				x.Value = float64(b.Depth)
+			case "subscription.oldest_age":
+				if b.Depth > 0 {
+					x.Value = m.now.Sub(b.OldestAt).Seconds()
+				}
+			case "subscription.drain_time":
+				rate, ok := m.drainRate(b, r.Window.D())
+				switch {
+				case b.Depth == 0:
+					x.Value = 0
+				case !ok:
+					x.OK = false
+				case rate <= 0:
+					x.Value = math.MaxFloat64 // not draining
+				default:
+					x.Value = float64(b.Depth) / rate
+				}
+				x.Details = map[string]any{"depth": b.Depth, "drain_rate": rate}
+			}
+			out = append(out, itemSample{item: b.SubscriptionID, name: b.Name, sample: x})
+		}
+		return out
+	}
+	return nil
+}
