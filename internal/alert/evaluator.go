@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type Evaluator struct {
 	Evaluated func(rule Rule, item string, s State, x Sample)
 
 	lastPrune time.Time
+	// hold says why a notification is held back ("" to send it): set each
+	// round from the silences and inhibitions in force.
+	hold func(r Rule, item string, n Notification, inhibited string) string
 }
 
 func (e *Evaluator) Name() string { return "alerts" }
@@ -84,14 +88,53 @@ func (e *Evaluator) Round(ctx context.Context) error {
 	for _, c := range cursorList {
 		cursors[c.RuleID] = c
 	}
-	m := &measurements{ctx: ctx, st: e.Store, now: now}
-	var changes []store.AlertChange
-	var moved []store.AlertCursor
+	silenceList, err := e.Store.ActiveSilences(ctx, now)
+	if err != nil {
+		return err
+	}
+	silences := map[string][]Silence{}
+	for _, x := range silenceList {
+		silences[x.ProjectID] = append(silences[x.ProjectID], decodeSilence(x))
+	}
+	rules := make([]Rule, 0, len(raw))
+	metricOf := map[string]string{}
 	for _, ar := range raw {
 		r, err := Decode(ar)
 		if err != nil {
 			e.logf("alert rule %s: %v", ar.ID, err)
 			continue
+		}
+		rules = append(rules, r)
+		metricOf[r.ID] = r.Metric
+	}
+	// A critical alert inhibits the lower-severity alerts of other rules on
+	// the same metric and item. Rules with a critical tier go first, so a
+	// critical alert that fires in this round already inhibits.
+	sort.SliceStable(rules, func(i, j int) bool { return hasCritical(rules[i]) && !hasCritical(rules[j]) })
+	critical := map[string]string{}
+	for _, a := range current {
+		if a.Severity == SeverityCritical && (a.Status == StatusFiring || a.Status == StatusRecovering) {
+			critical[metricOf[a.RuleID]+"\x00"+a.Item] = a.RuleID
+		}
+	}
+	m := &measurements{ctx: ctx, st: e.Store, now: now}
+	var changes []store.AlertChange
+	var moved []store.AlertCursor
+	for _, r := range rules {
+		e.hold = func(r Rule, item string, n Notification, inhibited string) string {
+			if n.Type != EventFlapping && inhibited != "" {
+				return "inhibited: " + inhibited
+			}
+			if by, ok := critical[r.Metric+"\x00"+item]; ok && by != r.ID && severityRank[n.Severity] < severityRank[SeverityCritical] {
+				return "inhibited: a critical alert of rule " + by + " on the same item"
+			}
+			labels := alertLabels(r, item, n.Severity)
+			for _, x := range silences[r.ProjectID] {
+				if x.matches(labels) {
+					return "silenced by " + x.ID
+				}
+			}
+			return ""
 		}
 		switch r.Kind {
 		case KindEvent:
@@ -114,6 +157,13 @@ func (e *Evaluator) Round(ctx context.Context) error {
 				c, st, ok := e.step(r, a, had, is, now)
 				if ok {
 					changes = append(changes, c)
+				}
+				key := r.Metric + "\x00" + is.item
+				switch {
+				case st.Severity == SeverityCritical && (st.Status == StatusFiring || st.Status == StatusRecovering):
+					critical[key] = r.ID
+				case critical[key] == r.ID:
+					delete(critical, key)
 				}
 				if e.Evaluated != nil {
 					e.Evaluated(r, is.item, st, is.sample)
@@ -225,16 +275,47 @@ func (e *Evaluator) change(r Rule, a store.Alert, prev, next State, ns []Notific
 	if len(ns) == 0 && prev.Status != next.Status {
 		c.Transitions = append(c.Transitions, e.transition(a, prev.Status, next.Status, next.Severity, is.sample, "", ""))
 	}
+	held := false
 	for _, n := range ns {
-		ev := e.event(r, a, next, n, is, now)
 		to := next.Status
 		if n.Type == EventResolved {
 			to = "resolved"
 		}
+		if note := e.holdOf(r, is, n); note != "" {
+			t := e.transition(a, prev.Status, to, n.Severity, is.sample, n.Type, "")
+			t.Note = note
+			c.Transitions = append(c.Transitions, t)
+			held = true
+			continue
+		}
+		ev := e.event(r, a, next, n, is, now)
 		c.Transitions = append(c.Transitions, e.transition(a, prev.Status, to, n.Severity, is.sample, n.Type, ev.ID))
 		c.Events = append(c.Events, ev)
 	}
+	if held {
+		// What was held back was not notified: the state keeps what was, so
+		// a firing alert is notified once its silence ends.
+		next.NotifiedStatus, next.NotifiedSeverity, next.LastNotifiedAt = prev.NotifiedStatus, prev.NotifiedSeverity, prev.LastNotifiedAt
+		for _, ev := range c.Events {
+			var d EventData
+			if json.Unmarshal(ev.Data, &d) == nil && ev.Type != EventFlapping {
+				next.NotifiedStatus, next.NotifiedSeverity, next.LastNotifiedAt = d.Status, d.Severity, now
+			}
+		}
+		state, _ := json.Marshal(next)
+		c.Alert.State = state
+	}
 	return c
+}
+
+func hasCritical(r Rule) bool { return len(r.Tiers) > 0 && r.Tiers[0].Severity == SeverityCritical }
+
+// holdOf says why notification n of rule r for an item is held back ("" to send it).
+func (e *Evaluator) holdOf(r Rule, is itemSample, n Notification) string {
+	if e.hold == nil {
+		return ""
+	}
+	return e.hold(r, is.item, n, is.inhibited)
 }
 
 func (e *Evaluator) transition(a store.Alert, from, to, severity string, x Sample, eventType, eventID string) store.AlertTransition {

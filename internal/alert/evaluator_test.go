@@ -373,3 +373,104 @@ func TestRuleValidationNamesTheField(t *testing.T) {
 		})
 	}
 }
+
+func TestSilenceHoldsBackAndReleases(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			b := newBench(t, e, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+			b.rule(alert.Defaults()[0])
+			x, err := b.svc.CreateSilence(b.ctx, "p", alert.Silence{Matchers: []alert.Matcher{{Name: "rule", Op: "=~", Value: "Bal.*"}},
+				EndsAt: b.now.Add(time.Hour), Comment: "topping up", CreatedBy: "ops"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			step := func(v float64) []string {
+				b.balance(v, true)
+				b.round()
+				got, _ := b.sent()
+				b.now = b.now.Add(time.Minute)
+				return got
+			}
+			if got := step(8); got != nil {
+				t.Fatalf("under the silence: %v, want nothing", got)
+			}
+			as, _ := b.svc.Alerts(b.ctx, store.AlertFilter{ProjectID: "p", Current: true})
+			_, ts, _ := b.svc.Alert(b.ctx, "p", as[0].ID)
+			if len(ts) != 1 || ts[0].Note != "silenced by "+x.ID || ts[0].EventID != "" {
+				t.Errorf("transitions = %+v, want one held back by the silence", ts)
+			}
+			if err := b.svc.ExpireSilence(b.ctx, "p", x.ID); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(step(8), ","); got != "alert.firing warning" {
+				t.Fatalf("after the silence ended, still firing: %v, want it notified once", got)
+			}
+			if got := step(8); got != nil {
+				t.Fatalf("then: %v, want nothing more", got)
+			}
+			if got := strings.Join(step(20), ","); got != "alert.resolved warning" {
+				t.Fatalf("resolution: %v", got)
+			}
+
+			// An alert that fires and resolves under a silence is never told.
+			if _, err := b.svc.CreateSilence(b.ctx, "p", alert.Silence{Matchers: []alert.Matcher{{Name: "severity", Value: "warning"}}, EndsAt: b.now.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := append(step(8), step(20)...); len(got) != 0 {
+				t.Fatalf("fired and resolved under a silence: %v, want nothing", got)
+			}
+		})
+	}
+}
+
+func TestSilenceRefusesMatchAll(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			b := newBench(t, e, time.Now())
+			for _, tt := range []struct {
+				x     alert.Silence
+				field string
+			}{
+				{alert.Silence{EndsAt: b.now.Add(time.Hour)}, "matchers"},
+				{alert.Silence{Matchers: []alert.Matcher{{Name: "rule", Op: "=~", Value: ".*"}}, EndsAt: b.now.Add(time.Hour)}, "matchers"},
+				{alert.Silence{Matchers: []alert.Matcher{{Name: "colour", Value: "x"}}, EndsAt: b.now.Add(time.Hour)}, "matchers[0].name"},
+				{alert.Silence{Matchers: []alert.Matcher{{Name: "rule", Op: "=~", Value: "("}}, EndsAt: b.now.Add(time.Hour)}, "matchers[0].op"},
+				{alert.Silence{Matchers: []alert.Matcher{{Name: "rule", Value: "x"}}, EndsAt: b.now.Add(-time.Hour)}, "ends_at"},
+			} {
+				_, err := b.svc.CreateSilence(b.ctx, "p", tt.x)
+				if fe, ok := err.(*alert.FieldError); !ok || fe.Field != tt.field {
+					t.Errorf("%+v: got %v, want an error on %s", tt.x, err, tt.field)
+				}
+			}
+			if xs, _ := b.svc.Silences(b.ctx, "p"); len(xs) != 0 {
+				t.Errorf("refused silences were stored: %+v", xs)
+			}
+		})
+	}
+}
+
+func TestCriticalInhibitsWarningOfTheSameItem(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			b := newBench(t, e, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+			// Two rules on the balance: a warning-only one created first, then a critical-only one.
+			b.rule(alert.Rule{Name: "low", Metric: "provider.balance", Tiers: []alert.Tier{{Severity: "warning", Fire: 10}}})
+			b.rule(alert.Rule{Name: "very low", Metric: "provider.balance", Tiers: []alert.Tier{{Severity: "critical", Fire: 2}}})
+			b.balance(1, true)
+			b.round()
+			got, d := b.sent()
+			if strings.Join(got, ",") != "alert.firing critical" || d[0].Rule != "very low" {
+				t.Fatalf("got %v, want only the critical alert", got)
+			}
+			// Critical clears, warning still holds: now the warning is told.
+			b.now = b.now.Add(time.Minute)
+			b.balance(5, true)
+			b.round()
+			got, d = b.sent()
+			if strings.Join(got, ",") != "alert.resolved critical,alert.firing warning" && strings.Join(got, ",") != "alert.firing warning,alert.resolved critical" {
+				t.Fatalf("got %v, want the critical resolved and the warning told", got)
+			}
+			_ = d
+		})
+	}
+}

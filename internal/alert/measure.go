@@ -15,6 +15,7 @@ const (
 	GaugeBalance    = "provider.balance"
 	ProviderItem    = "default" // the one provider of a process
 	SeriesDelivered = "subscription.delivered"
+	SeriesFailed    = "subscription.failed"
 	SeriesBacklog   = "project.backlog"
 	// SampleBucket is the width of a sample bucket: the resolution of
 	// rates and peaks.
@@ -34,7 +35,7 @@ type measurements struct {
 	tasks map[time.Duration]map[string]*taskWindow // window -> project -> outcomes
 	dead  map[time.Duration]map[string]int64
 	back  []store.SubscriptionBacklog
-	sampl map[time.Duration][]store.Sample
+	sampl map[string][]store.Sample // series and window -> samples
 	gauge map[string]store.Gauge
 }
 
@@ -157,21 +158,27 @@ func (m *measurements) balance() (store.Gauge, bool) {
 	return g, ok
 }
 
-// drainRate is the deliveries per second a subscription made over window,
-// from the oldest sample in the window to its count now; ok is false when
-// no sample is old enough to span at least a bucket.
-func (m *measurements) drainRate(b store.SubscriptionBacklog, window time.Duration) (float64, bool) {
+// delta is how much a subscription's counter (SeriesDelivered or
+// SeriesFailed) grew over window, from the oldest sample in the window to
+// now, and the seconds that spans; ok is false when no sample is old
+// enough to span at least a bucket.
+func (m *measurements) delta(series string, b store.SubscriptionBacklog, window time.Duration) (grew, seconds float64, ok bool) {
 	if m.sampl == nil {
-		m.sampl = map[time.Duration][]store.Sample{}
+		m.sampl = map[string][]store.Sample{}
 	}
-	samples, ok := m.sampl[window]
-	if !ok {
+	key := series + "\x00" + window.String()
+	samples, cached := m.sampl[key]
+	if !cached {
 		var err error
-		samples, err = m.st.SamplesSince(m.ctx, SeriesDelivered, m.now.Add(-window))
+		samples, err = m.st.SamplesSince(m.ctx, series, m.now.Add(-window))
 		if err != nil {
 			m.fail(err)
 		}
-		m.sampl[window] = samples
+		m.sampl[key] = samples
+	}
+	now := float64(b.Delivered)
+	if series == SeriesFailed {
+		now = float64(b.Failed)
 	}
 	for _, x := range samples { // oldest first
 		if x.ProjectID != b.ProjectID || x.Item != b.SubscriptionID {
@@ -179,11 +186,20 @@ func (m *measurements) drainRate(b store.SubscriptionBacklog, window time.Durati
 		}
 		elapsed := m.now.Sub(x.Bucket).Seconds()
 		if elapsed < SampleBucket.Seconds() {
-			return 0, false
+			return 0, 0, false
 		}
-		return math.Max(0, float64(b.Delivered)-x.Value) / elapsed, true
+		return math.Max(0, now-x.Value), elapsed, true
 	}
-	return 0, false
+	return 0, 0, false
+}
+
+// drainRate is the deliveries per second a subscription made over window.
+func (m *measurements) drainRate(b store.SubscriptionBacklog, window time.Duration) (float64, bool) {
+	grew, secs, ok := m.delta(SeriesDelivered, b, window)
+	if !ok {
+		return 0, false
+	}
+	return grew / secs, true
 }
 
 // samplesToWrite are this round's readings of the counters that rates and
@@ -193,7 +209,9 @@ func (m *measurements) samplesToWrite() []store.Sample {
 	depth := map[string]float64{}
 	var out []store.Sample
 	for _, b := range m.backlogs() {
-		out = append(out, store.Sample{ProjectID: b.ProjectID, Series: SeriesDelivered, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Delivered)})
+		out = append(out,
+			store.Sample{ProjectID: b.ProjectID, Series: SeriesDelivered, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Delivered)},
+			store.Sample{ProjectID: b.ProjectID, Series: SeriesFailed, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Failed)})
 		depth[b.ProjectID] += float64(b.Depth)
 	}
 	for p, d := range depth {
@@ -216,6 +234,10 @@ type itemSample struct {
 	item   string
 	name   string // the item's display name
 	sample Sample
+	// inhibited says why this item's notifications are held back (an
+	// endpoint that is disabled: its own backlog and failure alerts say
+	// nothing the endpoint-disabled alert has not said).
+	inhibited string
 }
 
 // measure returns a rule's readings for this round, one per scoped item.
@@ -254,7 +276,7 @@ func (m *measurements) measure(r Rule) []itemSample {
 	case "dead_letters.count":
 		n := m.deadLetters(r.ProjectID, r.Window.D())
 		return []itemSample{{sample: Sample{OK: m.err == nil, Value: float64(n)}}}
-	case "subscription.backlog", "subscription.oldest_age", "subscription.drain_time":
+	case "subscription.backlog", "subscription.oldest_age", "subscription.drain_time", "subscription.error_rate":
 		var out []itemSample
 		for _, b := range m.backlogs() {
 			if b.ProjectID != r.ProjectID || (len(r.Items) > 0 && !slices.Contains(r.Items, b.SubscriptionID)) {
@@ -262,6 +284,15 @@ func (m *measurements) measure(r Rule) []itemSample {
 			}
 			x := Sample{OK: true}
 			switch r.Metric {
+			case "subscription.error_rate":
+				failed, _, okF := m.delta(SeriesFailed, b, r.Window.D())
+				delivered, _, okD := m.delta(SeriesDelivered, b, r.Window.D())
+				total := failed + delivered
+				x.OK = okF && okD && total > 0 && total >= float64(r.MinCount)
+				if x.OK {
+					x.Value = failed / total
+				}
+				x.Details = map[string]any{"failed": int(failed), "total": int(total)}
 			case "subscription.backlog":
 				x.Value = float64(b.Depth)
 			case "subscription.oldest_age":
@@ -282,7 +313,11 @@ func (m *measurements) measure(r Rule) []itemSample {
 				}
 				x.Details = map[string]any{"depth": b.Depth, "drain_rate": rate}
 			}
-			out = append(out, itemSample{item: b.SubscriptionID, name: b.Name, sample: x})
+			is := itemSample{item: b.SubscriptionID, name: b.Name, sample: x}
+			if !b.Active {
+				is.inhibited = "the endpoint is disabled"
+			}
+			out = append(out, is)
 		}
 		return out
 	}

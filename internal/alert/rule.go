@@ -170,6 +170,7 @@ var Metrics = map[string]Metric{
 	"provider.probe_failures": {Name: "provider.probe_failures", Kinds: []Kind{KindThreshold}, Scope: "provider", Op: Above},
 	"task.error_rate":         {Name: "task.error_rate", Kinds: []Kind{KindRatio}, Op: Above, Unit: "%"},
 	"task.latency":            {Name: "task.latency", Kinds: []Kind{KindQuantile}, Op: Above, Unit: "s"},
+	"subscription.error_rate": {Name: "subscription.error_rate", Kinds: []Kind{KindRatio}, Scope: "subscription", Op: Above, Unit: "%"},
 	"subscription.backlog":    {Name: "subscription.backlog", Kinds: []Kind{KindThreshold}, Scope: "subscription", Op: Above},
 	"subscription.oldest_age": {Name: "subscription.oldest_age", Kinds: []Kind{KindThreshold}, Scope: "subscription", Op: Above, Unit: "s"},
 	"subscription.drain_time": {Name: "subscription.drain_time", Kinds: []Kind{KindDrainTime}, Scope: "subscription", Op: Above, Unit: "s"},

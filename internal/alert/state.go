@@ -176,9 +176,12 @@ func Step(r Rule, s State, x Sample, now time.Time) (State, []Notification) {
 			if s.Status == StatusRecovering && now.Sub(s.Since) < r.RecoverFor.D() {
 				break
 			}
-			n := Notification{Type: EventResolved, Status: "resolved", Severity: s.Severity}
 			s.flip(now)
-			notify(n)
+			if s.NotifiedStatus == "firing" {
+				// Only what was told firing is told resolved: an alert
+				// that fired and cleared under a silence stays quiet.
+				notify(Notification{Type: EventResolved, Status: "resolved", Severity: s.Severity})
+			}
 			s.Status, s.Since = StatusNormal, now
 		case next != s.Severity:
 			prev := s.Severity
@@ -188,7 +191,12 @@ func Step(r Rule, s State, x Sample, now time.Time) (State, []Notification) {
 			if s.Status == StatusRecovering {
 				s.Status, s.Since = StatusFiring, now
 			}
-			if now.Sub(s.LastNotifiedAt) >= r.RepeatInterval.D() && s.NotifiedStatus == "firing" {
+			switch {
+			case s.NotifiedStatus != "firing" || s.NotifiedSeverity != s.Severity:
+				// A notification that was held back (silenced, inhibited)
+				// goes out once it may.
+				notify(Notification{Type: EventFiring, Status: "firing", Severity: s.Severity})
+			case now.Sub(s.LastNotifiedAt) >= r.RepeatInterval.D():
 				notify(Notification{Type: EventFiring, Status: "firing", Severity: s.Severity, Repeat: true})
 			}
 		}

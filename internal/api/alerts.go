@@ -218,3 +218,67 @@ func alertError(err error) (*Error, bool) {
 	}
 	return nil, false
 }
+
+func (s *Server) createSilence(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	if err := s.alertsEnabled(); err != nil {
+		return err
+	}
+	var req alert.Silence
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	x, err := s.Alerts.CreateSilence(r.Context(), k.ProjectID, req)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusCreated, x)
+	return nil
+}
+
+func (s *Server) listSilences(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	if err := s.alertsEnabled(); err != nil {
+		return err
+	}
+	xs, err := s.Alerts.Silences(r.Context(), k.ProjectID)
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusOK, xs)
+	return nil
+}
+
+func (s *Server) getSilence(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	if err := s.alertsEnabled(); err != nil {
+		return err
+	}
+	x, err := s.Alerts.GetSilence(r.Context(), k.ProjectID, r.PathValue("id"))
+	if isNotFound(err) {
+		return notFound("silence")
+	}
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusOK, x)
+	return nil
+}
+
+// expireSilence ends a silence now (DELETE, as Alertmanager's API expires
+// rather than deletes: the silence stays readable).
+func (s *Server) expireSilence(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	if err := s.alertsEnabled(); err != nil {
+		return err
+	}
+	err := s.Alerts.ExpireSilence(r.Context(), k.ProjectID, r.PathValue("id"))
+	if isNotFound(err) {
+		return notFound("silence")
+	}
+	if err != nil {
+		return err
+	}
+	x, err := s.Alerts.GetSilence(r.Context(), k.ProjectID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	ok(w, http.StatusOK, x)
+	return nil
+}

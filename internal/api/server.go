@@ -202,6 +202,10 @@ func (s *Server) routes() {
 	s.handle("POST /v1/alert-rules/{id}/test", s.testAlertRule)
 	s.handle("GET /v1/alerts", s.listAlerts)
 	s.handle("GET /v1/alerts/{id}", s.getAlert)
+	s.handle("POST /v1/silences", s.createSilence)
+	s.handle("GET /v1/silences", s.listSilences)
+	s.handle("GET /v1/silences/{id}", s.getSilence)
+	s.handle("DELETE /v1/silences/{id}", s.expireSilence)
 
 	s.handle("GET /v1/dead-letters", s.listDeadLetters)
 	s.handle("GET /v1/dead-letters/{id}", s.getDeadLetter)

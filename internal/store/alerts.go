@@ -47,6 +47,9 @@ type AlertTransition struct {
 	Value     *float64
 	EventType string
 	EventID   string
+	// Note says why a notification was held back ("silenced by …",
+	// "inhibited: …"); EventType then names the event not sent.
+	Note string
 }
 
 // AlertChange is what one evaluation round writes for one alert: its new
@@ -120,7 +123,23 @@ type SubscriptionBacklog struct {
 	Name           string
 	Depth          int
 	OldestAt       time.Time // zero when Depth is 0
-	Delivered      int64
+	Delivered      int64     // successful attempts ever
+	Failed         int64     // failed attempts ever
+	Active         bool
+}
+
+// Silence holds back the notifications of matching alerts of a project
+// from StartsAt until EndsAt. Matchers is the alert package's matcher list
+// in JSON.
+type Silence struct {
+	ID        string
+	ProjectID string
+	Matchers  json.RawMessage
+	Comment   string
+	CreatedBy string
+	StartsAt  time.Time
+	EndsAt    time.Time
+	CreatedAt time.Time
 }
 
 // AlertStore keeps alert rules, alerts and what the evaluator measures.
@@ -166,7 +185,18 @@ type AlertStore interface {
 	// TaskLatencies returns the latencies of up to limit tasks of a project
 	// solved from since on.
 	TaskLatencies(ctx context.Context, projectID string, since time.Time, limit int) ([]time.Duration, error)
-	// SubscriptionBacklogs returns every active subscription's backlog.
+	// CreateSilence stores a silence.
+	CreateSilence(ctx context.Context, s Silence) error
+	// ListSilences returns a project's silences, newest first; with
+	// activeAt set, only those active then or later.
+	ListSilences(ctx context.Context, projectID string, activeAt time.Time) ([]Silence, error)
+	GetSilence(ctx context.Context, projectID, id string) (Silence, error)
+	// ExpireSilence ends a silence at now (one that has ended stays as it is).
+	ExpireSilence(ctx context.Context, projectID, id string, now time.Time) error
+	// ActiveSilences returns the silences of every project active at now.
+	ActiveSilences(ctx context.Context, now time.Time) ([]Silence, error)
+
+	// SubscriptionBacklogs returns every subscription's backlog.
 	SubscriptionBacklogs(ctx context.Context) ([]SubscriptionBacklog, error)
 	// DeadLettersSince counts each project's dead letters recorded from since on.
 	DeadLettersSince(ctx context.Context, since time.Time) (map[string]int64, error)

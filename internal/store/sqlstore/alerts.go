@@ -183,14 +183,14 @@ func (s *Store) GetAlert(ctx context.Context, projectID, id string) (store.Alert
 	if err != nil {
 		return a, nil, fmt.Errorf("get alert: %w", err)
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, alert_id, project_id, at, from_status, to_status, severity, value, event_type, event_id
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, alert_id, project_id, at, from_status, to_status, severity, value, event_type, event_id, note
 		FROM alert_transitions WHERE alert_id = $1 ORDER BY at, id`, id)
 	ts := []store.AlertTransition{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {
 		var t store.AlertTransition
 		var at int64
 		var v sql.NullFloat64
-		if err := r.Scan(&t.ID, &t.AlertID, &t.ProjectID, &at, &t.From, &t.To, &t.Severity, &v, &t.EventType, &t.EventID); err != nil {
+		if err := r.Scan(&t.ID, &t.AlertID, &t.ProjectID, &at, &t.From, &t.To, &t.Severity, &v, &t.EventType, &t.EventID, &t.Note); err != nil {
 			return err
 		}
 		t.At = fromMS(at)
@@ -231,9 +231,9 @@ func (s *Store) ApplyAlertChanges(ctx context.Context, changes []store.AlertChan
 				if t.Value != nil {
 					v = *t.Value
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO alert_transitions (id, alert_id, project_id, at, from_status, to_status, severity, value, event_type, event_id)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-					t.ID, t.AlertID, t.ProjectID, ms(t.At), t.From, t.To, t.Severity, v, t.EventType, t.EventID); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO alert_transitions (id, alert_id, project_id, at, from_status, to_status, severity, value, event_type, event_id, note)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+					t.ID, t.AlertID, t.ProjectID, ms(t.At), t.From, t.To, t.Severity, v, t.EventType, t.EventID, t.Note); err != nil {
 					return fmt.Errorf("alert transition: %w", err)
 				}
 			}
@@ -422,20 +422,20 @@ func (s *Store) TaskLatencies(ctx context.Context, projectID string, since time.
 	return out, nil
 }
 
-// SubscriptionBacklogs returns every active subscription's backlog (through
-// the deliveries_backlog partial index) and delivered count.
+// SubscriptionBacklogs returns every subscription's backlog (through the
+// deliveries_backlog partial index) and attempt counters.
 func (s *Store) SubscriptionBacklogs(ctx context.Context) ([]store.SubscriptionBacklog, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT s.project_id, s.id, s.name, COALESCE(b.depth, 0), COALESCE(b.oldest, 0), s.successful_deliveries
+	rows, err := s.reader.QueryContext(ctx, `SELECT s.project_id, s.id, s.name, COALESCE(b.depth, 0), COALESCE(b.oldest, 0),
+		s.successful_deliveries, s.failed_deliveries, s.active
 		FROM subscriptions s LEFT JOIN (
 			SELECT subscription_id, COUNT(*) AS depth, MIN(created_at) AS oldest FROM deliveries
 			WHERE state IN ('pending', 'retrying') GROUP BY subscription_id
-		) b ON b.subscription_id = s.id
-		WHERE s.active`)
+		) b ON b.subscription_id = s.id`)
 	out := []store.SubscriptionBacklog{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {
 		var b store.SubscriptionBacklog
 		var oldest int64
-		if err := r.Scan(&b.ProjectID, &b.SubscriptionID, &b.Name, &b.Depth, &oldest, &b.Delivered); err != nil {
+		if err := r.Scan(&b.ProjectID, &b.SubscriptionID, &b.Name, &b.Depth, &oldest, &b.Delivered, &b.Failed, &b.Active); err != nil {
 			return err
 		}
 		b.OldestAt = fromMS(oldest)
@@ -492,4 +492,76 @@ func (s *Store) EventsAfter(ctx context.Context, projectID string, types []strin
 		return nil, fmt.Errorf("events after: %w", err)
 	}
 	return out, nil
+}
+
+const silenceColumns = `id, project_id, matchers, comment, created_by, starts_at, ends_at, created_at`
+
+func scanSilence(row scanner) (store.Silence, error) {
+	var x store.Silence
+	var m string
+	var starts, ends, created int64
+	if err := row.Scan(&x.ID, &x.ProjectID, &m, &x.Comment, &x.CreatedBy, &starts, &ends, &created); err != nil {
+		return x, err
+	}
+	x.Matchers, x.StartsAt, x.EndsAt, x.CreatedAt = json.RawMessage(m), fromMS(starts), fromMS(ends), fromMS(created)
+	return x, nil
+}
+
+func (s *Store) silences(ctx context.Context, db *sql.DB, q string, args ...any) ([]store.Silence, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	out := []store.Silence{}
+	err = scanAll(rows, err)(func(r *sql.Rows) error {
+		x, err := scanSilence(r)
+		out = append(out, x)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list silences: %w", err)
+	}
+	return out, nil
+}
+
+// CreateSilence stores a silence.
+func (s *Store) CreateSilence(ctx context.Context, x store.Silence) error {
+	if _, err := s.writer.ExecContext(ctx, `INSERT INTO silences (`+silenceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		x.ID, x.ProjectID, string(x.Matchers), x.Comment, x.CreatedBy, ms(x.StartsAt), ms(x.EndsAt), ms(x.CreatedAt)); err != nil {
+		return fmt.Errorf("create silence: %w", conflict(err))
+	}
+	return nil
+}
+
+// ListSilences returns a project's silences, newest first.
+func (s *Store) ListSilences(ctx context.Context, projectID string, activeAt time.Time) ([]store.Silence, error) {
+	return s.silences(ctx, s.reader, `SELECT `+silenceColumns+` FROM silences WHERE project_id = $1 AND ends_at > $2 ORDER BY created_at DESC, id DESC LIMIT 1000`,
+		projectID, ms(activeAt))
+}
+
+// GetSilence reads one silence of a project.
+func (s *Store) GetSilence(ctx context.Context, projectID, id string) (store.Silence, error) {
+	x, err := scanSilence(s.reader.QueryRowContext(ctx, `SELECT `+silenceColumns+` FROM silences WHERE id = $1 AND project_id = $2`, id, projectID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return x, fmt.Errorf("get silence: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return x, fmt.Errorf("get silence: %w", err)
+	}
+	return x, nil
+}
+
+// ExpireSilence ends a silence at now.
+func (s *Store) ExpireSilence(ctx context.Context, projectID, id string, now time.Time) error {
+	res, err := s.writer.ExecContext(ctx, `UPDATE silences SET ends_at = CASE WHEN ends_at > $3 THEN $3 ELSE ends_at END WHERE id = $1 AND project_id = $2`, id, projectID, ms(now))
+	if err != nil {
+		return fmt.Errorf("expire silence: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("expire silence: %w", store.ErrNotFound)
+	}
+	return nil
+}
+
+// ActiveSilences returns every project's silences active at now. It reads
+// the writer, so a silence created just before a round applies to it.
+func (s *Store) ActiveSilences(ctx context.Context, now time.Time) ([]store.Silence, error) {
+	return s.silences(ctx, s.writer, `SELECT `+silenceColumns+` FROM silences WHERE starts_at <= $1 AND ends_at > $1`, ms(now))
 }

@@ -33,7 +33,8 @@ CREATE UNIQUE INDEX alerts_current ON alerts (rule_id, item) WHERE ended_at = 0;
 CREATE INDEX alerts_project ON alerts (project_id, started_at);
 
 -- Every transition of an alert, with the event it caused (event_id is the
--- outbox row's id, "" when the transition notified nobody).
+-- outbox row's id, "" when the transition notified nobody) and, for a
+-- notification held back, why (note: "silenced by <id>", "inhibited: …").
 CREATE TABLE alert_transitions (
     id          TEXT PRIMARY KEY,
     alert_id    TEXT NOT NULL,
@@ -44,7 +45,8 @@ CREATE TABLE alert_transitions (
     severity    TEXT NOT NULL,
     value       DOUBLE PRECISION,
     event_type  TEXT NOT NULL,
-    event_id    TEXT NOT NULL
+    event_id    TEXT NOT NULL,
+    note        TEXT NOT NULL
 );
 CREATE INDEX alert_transitions_alert ON alert_transitions (alert_id, at);
 
@@ -81,3 +83,18 @@ CREATE TABLE alert_cursors (
     at       BIGINT NOT NULL,
     event_id TEXT NOT NULL
 );
+
+-- Silences hold back the notifications of the alerts their matchers match
+-- (on the alert's labels: rule, rule_id, severity, metric, item) between
+-- starts_at and ends_at.
+CREATE TABLE silences (
+    id         TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL,
+    matchers   TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    starts_at  BIGINT NOT NULL,
+    ends_at    BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX silences_project ON silences (project_id, ends_at);
