@@ -1,0 +1,194 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carrier/internal/app/apptest"
+	"carrier/internal/provider/simulator"
+	"carrier/internal/store/storetest"
+)
+
+// notifications records the alert notifications an endpoint received: each
+// event id once in order (a redelivery of the same event is counted apart,
+// with its webhook-id, since delivery is at least once).
+type notifications struct {
+	mu       sync.Mutex
+	order    []string          // event ids, first arrival order
+	what     map[string]string // event id -> "type severity[<-previous]"
+	hooks    map[string][]string
+	redelivs int
+}
+
+func (n *notifications) handler(_ int, req apptest.Request, w http.ResponseWriter) {
+	var body struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+		Data struct {
+			Severity         string `json:"severity"`
+			PreviousSeverity string `json:"previous_severity"`
+			Rule             string `json:"rule"`
+		} `json:"data"`
+	}
+	json.Unmarshal(req.Body, &body)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, seen := n.what[body.ID]; seen {
+		n.redelivs++
+	} else {
+		d := body.Type + " " + body.Data.Rule + " " + body.Data.Severity
+		if body.Data.PreviousSeverity != "" {
+			d += "<-" + body.Data.PreviousSeverity
+		}
+		n.what[body.ID] = d
+		n.order = append(n.order, body.ID)
+	}
+	n.hooks[body.ID] = append(n.hooks[body.ID], req.Header.Get("webhook-id"))
+	w.WriteHeader(http.StatusOK)
+}
+
+// got returns the distinct notifications in arrival order.
+func (n *notifications) got() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]string, len(n.order))
+	for i, id := range n.order {
+		out[i] = n.what[id]
+	}
+	return out
+}
+
+// alertNodeEnv is the environment of a Carrier that probes the simulator's
+// balance and evaluates the built-in rules ten times a second.
+func alertNodeEnv(simURL string) []string {
+	return []string{"CARRIER_PROVIDER_URL=" + simURL, "CARRIER_PROVIDER_KEY=" + simulator.DefaultKey,
+		"CARRIER_ALERT_DEFAULTS=true", "CARRIER_ALERT_INTERVAL=100ms", "CARRIER_BALANCE_PROBE_INTERVAL=100ms",
+		"CARRIER_LEADER_LEASE=1s"}
+}
+
+// balanceScenario drives the balance 12 → 8 → 1.5 → 20, calling kill at a
+// random point of each step (after the change, before or after Carrier has
+// seen it), and checks the endpoint got each of the three notifications
+// once: no loss, no duplicate.
+func balanceScenario(t *testing.T, sim *simulator.Simulator, rec *notifications, kill func(step int)) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	want := []string{"alert.firing Balance warning", "alert.firing Balance critical<-warning", "alert.resolved Balance critical"}
+	for i, v := range []float64{8, 1.5, 20} {
+		sim.SetBalance(v)
+		wait := time.Duration(rng.IntN(600)) * time.Millisecond
+		time.Sleep(wait)
+		t.Logf("balance %v: kill after %v (notifications so far %v)", v, wait, rec.got())
+		kill(i)
+		apptest.Eventually(t, 30*time.Second, fmt.Sprintf("notification %d (%s)", i+1, want[i]), func() bool { return len(rec.got()) >= i+1 })
+	}
+	time.Sleep(2 * time.Second) // twenty evaluation rounds: nothing more may come
+	got := rec.got()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for id, hooks := range rec.hooks {
+		for _, h := range hooks[1:] {
+			if h != hooks[0] {
+				t.Errorf("event %s redelivered with webhook-id %s, first %s", id, h, hooks[0])
+			}
+		}
+	}
+	t.Logf("each notification once; %d transport redeliveries of the same event (same webhook-id)", rec.redelivs)
+}
+
+// TestAlertsKill9LoseAndRepeatNothing kills `carrier serve` with SIGKILL at
+// a random point of each step of a balance scenario and restarts it on the
+// same storage: the alert endpoint gets the warning, the escalation and the
+// resolution once each.
+func TestAlertsKill9LoseAndRepeatNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the carrier binary")
+	}
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			sim := simulator.New(simulator.Config{Balance: 12})
+			simURL, err := sim.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			dataDir := e.DataDir
+			if dataDir == "" {
+				dataDir = t.TempDir()
+			}
+			bin, err := buildCarrier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := func() *process { return launch(t, exec.Command(bin, "serve"), e, dataDir, alertNodeEnv(simURL)...) }
+			p := start()
+			rec := &notifications{what: map[string]string{}, hooks: map[string][]string{}}
+			ep := apptest.NewEndpoint(t, rec.handler)
+			client := &http.Client{Timeout: 10 * time.Second}
+			if status, _, err := apiCall(client, "POST", p.url+"/v1/webhooks", map[string]any{
+				"name": "alerts", "webhook_url": ep.URL, "event_types": []string{"alert.*"}}); err != nil || status != http.StatusCreated {
+				t.Fatalf("create webhook: %d %v", status, err)
+			}
+			time.Sleep(500 * time.Millisecond) // 12 is probed: above every threshold
+			balanceScenario(t, sim, rec, func(int) {
+				p.kill9(t)
+				p = start()
+			})
+		})
+	}
+}
+
+// TestAlertsLeaderKillLosesAndRepeatsNothing runs two nodes on PostgreSQL
+// and kills the leader (the node that evaluates) at a random point of each
+// step; a new node takes its place. The endpoint gets each notification
+// once.
+func TestAlertsLeaderKillLosesAndRepeatsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the carrier binary")
+	}
+	e := postgresEngine(t)
+	sim := simulator.New(simulator.Config{Balance: 12})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	env := alertNodeEnv(simURL)
+	nodes := []*process{startProcess(t, e, env...), startProcess(t, e, env...)}
+	alive := []bool{true, true}
+	client := &http.Client{Timeout: 10 * time.Second}
+	rec := &notifications{what: map[string]string{}, hooks: map[string][]string{}}
+	ep := apptest.NewEndpoint(t, rec.handler)
+	if status, _, err := apiCall(client, "POST", nodes[0].url+"/v1/webhooks", map[string]any{
+		"name": "alerts", "webhook_url": ep.URL, "event_types": []string{"alert.*"}}); err != nil || status != http.StatusCreated {
+		t.Fatalf("create webhook: %d %v", status, err)
+	}
+	leader := func() int {
+		var l []int
+		apptest.Eventually(t, 10*time.Second, "one leader", func() bool {
+			l = leaders(client, nodes, alive)
+			return len(l) == 1
+		})
+		return l[0]
+	}
+	leader()
+	time.Sleep(500 * time.Millisecond)
+	balanceScenario(t, sim, rec, func(step int) {
+		l := leader()
+		nodes[l].kill9(t)
+		alive[l] = false
+		nodes = append(nodes, startProcess(t, e, env...))
+		alive = append(alive, true)
+		t.Logf("step %d: killed leader node %d, started node %d", step, l, len(nodes)-1)
+	})
+}
