@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,37 @@ func TestNormalizeRefuses(t *testing.T) {
 		fe, ok := err.(*FieldError)
 		if !ok || fe.Field != tt.field {
 			t.Errorf("%+v: got %v, want an error on %s", tt.rule, err, tt.field)
+		}
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := dir + "/rules.json"
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rules, err := LoadFile(write(`[{"project": "default", "name": "low", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": 10, "clear": 11}]},
+		{"project": "default", "name": "off", "metric": "provider.balance", "enabled": false, "tiers": [{"severity": "warning", "fire": 5}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rules) != 2 || !rules[0].Rule.Enabled || rules[1].Rule.Enabled || rules[0].Op != Below {
+		t.Errorf("rules = %+v", rules)
+	}
+	for body, want := range map[string]string{
+		`[{"name": "x", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": 10}]}]`:                             "rule 0: project: is required",
+		`[{"project": "p", "name": "x", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": 10, "clear": 1}]}]`: `rule 0 ("x"): tiers[0].clear`,
+		`[{"project": "p", "name": "x", "metric": "provider.balance", "colour": 1}]`:                                                `unknown field "colour"`,
+		`[{"project": "p", "name": "x", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": 10}]},
+		  {"project": "p", "name": "x", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": 10}]}]`: `rule 1: name: "x" appears twice`,
+	} {
+		_, err := LoadFile(write(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error containing %q", body, err, want)
 		}
 	}
 }

@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -134,6 +136,43 @@ func TestAlertRulesAPI(t *testing.T) {
 			}
 			if r := c.Do("GET", "/v1/alerts", keyA, nil); r.Status != http.StatusOK {
 				t.Errorf("alerts: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+}
+
+// TestAlertRulesFile: the rules of CARRIER_ALERT_RULES_FILE are created at
+// start, and updated by name at the next start.
+func TestAlertRulesFile(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			path := t.TempDir() + "/rules.json"
+			write := func(fire float64) {
+				body := fmt.Sprintf(`[{"project": "default", "name": "file balance", "metric": "provider.balance", "tiers": [{"severity": "warning", "fire": %v}]}]`, fire)
+				if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fireOf := func(c *apptest.Carrier) []float64 {
+				var out []float64
+				for _, r := range c.Admin("GET", "/v1/alert-rules", nil).List() {
+					if r["name"] == "file balance" {
+						out = append(out, r["tiers"].([]any)[0].(map[string]any)["fire"].(float64))
+					}
+				}
+				return out
+			}
+			configure := func(cfg *config.Config) { cfg.AlertRulesFile = path }
+			write(10)
+			c := apptest.Start(t, e, apptest.Options{Configure: configure})
+			if got := fireOf(c); fmt.Sprint(got) != "[10]" {
+				t.Fatalf("after the first start: %v, want one rule firing at 10", got)
+			}
+			c.Stop()
+			write(25)
+			c = apptest.Start(t, e, apptest.Options{Configure: configure})
+			if got := fireOf(c); fmt.Sprint(got) != "[25]" {
+				t.Fatalf("after the second start: %v, want the same rule updated to 25", got)
 			}
 		})
 	}

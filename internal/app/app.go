@@ -277,6 +277,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			return nil, err
 		}
 	}
+	if err := applyAlertRules(ctx, st, a.Alerts, cfg.AlertRulesFile); err != nil {
+		st.Close()
+		return nil, err
+	}
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Metrics: mx, Log: log, Subscriptions: subscriptions, Keys: keys,
 		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts,
@@ -559,4 +563,25 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// applyAlertRules creates or updates the rules of the rules file, if any,
+// after checking the whole file and that each of its projects exists.
+func applyAlertRules(ctx context.Context, st store.Store, alerts *alert.Service, path string) error {
+	if path == "" {
+		return nil
+	}
+	rules, err := alert.LoadFile(path)
+	if err != nil {
+		return fmt.Errorf("invalid setting CARRIER_ALERT_RULES_FILE: %w", err)
+	}
+	for i, r := range rules {
+		if _, err := st.GetProject(ctx, r.Project); err != nil {
+			return fmt.Errorf("invalid setting CARRIER_ALERT_RULES_FILE: %s: rule %d: project %s: %w", path, i, r.Project, err)
+		}
+	}
+	if err := alerts.ApplyFile(ctx, rules); err != nil {
+		return fmt.Errorf("CARRIER_ALERT_RULES_FILE: %w", err)
+	}
+	return nil
 }

@@ -49,6 +49,8 @@ type Config struct {
 	// AlertDefaults gives each new project (and the default one) the
 	// built-in alert rules.
 	AlertDefaults bool
+	// AlertRulesFile is a JSON file of alert rules applied at start ("" none).
+	AlertRulesFile string
 	// BalanceProbeInterval is how often the leader reads the provider's balance.
 	BalanceProbeInterval time.Duration
 	// ProviderName names the provider in alert messages; empty derives it
@@ -148,6 +150,10 @@ var Settings = []Setting{
 			return fmt.Errorf("must be true or false")
 		}
 		c.AlertDefaults = b
+		return nil
+	}},
+	{"alert-rules-file", "CARRIER_ALERT_RULES_FILE", "", "a JSON file of alert rules (an array of rules, each with its \"project\"), created or updated by name at start; a rule that does not validate stops the start with its entry and field", func(c *Config, v string) error {
+		c.AlertRulesFile = strings.TrimSpace(v)
 		return nil
 	}},
 	{"balance-probe-interval", "CARRIER_BALANCE_PROBE_INTERVAL", "60s", "how often the leader reads the provider's balance (getbalance), with up to a tenth of it as random jitter", durationSetter(func(c *Config) *time.Duration { return &c.BalanceProbeInterval }, 100*time.Millisecond)},
