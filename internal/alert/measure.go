@@ -37,6 +37,7 @@ type measurements struct {
 	back  []store.SubscriptionBacklog
 	sampl map[string][]store.Sample // series and window -> samples
 	gauge map[string]store.Gauge
+	lat   map[string][]time.Duration // project and window -> sorted latencies
 }
 
 // taskWindow sums a project's task outcomes over a window.
@@ -220,13 +221,31 @@ func (m *measurements) samplesToWrite() []store.Sample {
 	return out
 }
 
-// quantile returns the q-quantile of ds (nearest rank).
-func quantile(ds []time.Duration, q float64) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(q*float64(len(s)))) - 1
-	i = max(0, min(i, len(s)-1))
-	return s[i]
+// latencies returns a project's solved-task latencies over window, sorted,
+// read once per round for each project and window.
+func (m *measurements) latencies(projectID string, window time.Duration) ([]time.Duration, error) {
+	key := projectID + "\x00" + window.String()
+	if ls, ok := m.lat[key]; ok {
+		return ls, nil
+	}
+	ls, err := m.st.TaskLatencies(m.ctx, projectID, m.now.Add(-window), maxLatencies)
+	if err != nil {
+		m.fail(err)
+		return nil, err
+	}
+	slices.Sort(ls)
+	if m.lat == nil {
+		m.lat = map[string][]time.Duration{}
+	}
+	m.lat[key] = ls
+	return ls, nil
+}
+
+// quantile returns the q-quantile of sorted (nearest rank).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
 }
 
 // itemSample is one scoped item's reading for a rule.
@@ -263,10 +282,7 @@ func (m *measurements) measure(r Rule) []itemSample {
 		x.Details = map[string]any{"errors": w.Errors, "total": w.Total, "breakdown": codes}
 		return []itemSample{{sample: x}}
 	case "task.latency":
-		ls, err := m.st.TaskLatencies(m.ctx, r.ProjectID, m.now.Add(-r.Window.D()), maxLatencies)
-		if err != nil {
-			m.fail(err)
-		}
+		ls, err := m.latencies(r.ProjectID, r.Window.D())
 		x := Sample{OK: err == nil && len(ls) > 0 && len(ls) >= r.MinCount}
 		if x.OK {
 			x.Value = quantile(ls, r.Quantile).Seconds()

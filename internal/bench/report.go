@@ -117,6 +117,7 @@ type Percentiles struct {
 	Mean float64 `json:"mean_ms"`
 	P50  float64 `json:"p50_ms"`
 	P90  float64 `json:"p90_ms"`
+	P95  float64 `json:"p95_ms"`
 	P99  float64 `json:"p99_ms"`
 	Max  float64 `json:"max_ms"`
 }
@@ -134,7 +135,7 @@ func percentiles(ns []int64) Percentiles {
 	for _, v := range ns {
 		sum += float64(v)
 	}
-	return Percentiles{N: len(ns), Mean: sum / float64(len(ns)) / 1e6, P50: rank(0.50), P90: rank(0.90), P99: rank(0.99), Max: ms(ns[len(ns)-1])}
+	return Percentiles{N: len(ns), Mean: sum / float64(len(ns)) / 1e6, P50: rank(0.50), P90: rank(0.90), P95: rank(0.95), P99: rank(0.99), Max: ms(ns[len(ns)-1])}
 }
 
 func ms(ns int64) float64 { return math.Round(float64(ns)/1e3) / 1e3 }
