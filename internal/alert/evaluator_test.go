@@ -474,3 +474,31 @@ func TestCriticalInhibitsWarningOfTheSameItem(t *testing.T) {
 		})
 	}
 }
+
+func TestQueueBacklogPerQueue(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			b := newBench(t, e, time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+			b.rule(alert.Rule{Name: "queue backlog", Metric: "queue.backlog", Tiers: []alert.Tier{{Severity: "warning", Fire: 5, Clear: f(1)}}})
+			for _, name := range []string{"busy", "quiet"} {
+				q := store.Queue{ID: name, ProjectID: "p", Name: name, VisibilityTimeout: time.Minute, Retention: 24 * time.Hour, CreatedAt: b.now}
+				if err := b.st.CreateQueue(b.ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var msgs []store.QueueMessage
+			for i := range 8 {
+				msgs = append(msgs, store.QueueMessage{ID: fmt.Sprintf("m%d", i), Body: "x", Attributes: map[string]string{},
+					SentAt: b.now, VisibleAt: b.now, ExpiresAt: b.now.Add(time.Hour)})
+			}
+			if _, err := b.st.SendMessages(b.ctx, "p", "busy", msgs); err != nil {
+				t.Fatal(err)
+			}
+			b.round()
+			got, d := b.sent()
+			if strings.Join(got, ",") != "alert.firing warning" || d[0].Item != "busy" || *d[0].Value != 8 {
+				t.Fatalf("got %v %+v, want the busy queue's alert at 8", got, d)
+			}
+		})
+	}
+}

@@ -38,6 +38,19 @@ type measurements struct {
 	sampl map[string][]store.Sample // series and window -> samples
 	gauge map[string]store.Gauge
 	lat   map[string][]time.Duration // project and window -> sorted latencies
+	queue []store.QueueBacklog
+}
+
+func (m *measurements) queues() []store.QueueBacklog {
+	if m.queue == nil {
+		q, err := m.st.QueueBacklogs(m.ctx, m.now)
+		if err != nil {
+			m.fail(err)
+			q = []store.QueueBacklog{}
+		}
+		m.queue = q
+	}
+	return m.queue
 }
 
 // taskWindow sums a project's task outcomes over a window.
@@ -292,6 +305,22 @@ func (m *measurements) measure(r Rule) []itemSample {
 	case "dead_letters.count":
 		n := m.deadLetters(r.ProjectID, r.Window.D())
 		return []itemSample{{sample: Sample{OK: m.err == nil, Value: float64(n)}}}
+	case "queue.backlog", "queue.oldest_age":
+		var out []itemSample
+		for _, q := range m.queues() {
+			if q.ProjectID != r.ProjectID || (len(r.Items) > 0 && !slices.Contains(r.Items, q.QueueID)) {
+				continue
+			}
+			x := Sample{OK: true, Value: float64(q.Messages), Details: map[string]any{"depth": q.Messages}}
+			if r.Metric == "queue.oldest_age" {
+				x.Value = 0
+				if q.Messages > 0 {
+					x.Value = m.now.Sub(q.OldestAt).Seconds()
+				}
+			}
+			out = append(out, itemSample{item: q.QueueID, name: q.Name, sample: x})
+		}
+		return out
 	case "subscription.backlog", "subscription.oldest_age", "subscription.drain_time", "subscription.error_rate":
 		var out []itemSample
 		for _, b := range m.backlogs() {

@@ -174,6 +174,8 @@ var Metrics = map[string]Metric{
 	"subscription.backlog":    {Name: "subscription.backlog", Kinds: []Kind{KindThreshold}, Scope: "subscription", Op: Above},
 	"subscription.oldest_age": {Name: "subscription.oldest_age", Kinds: []Kind{KindThreshold}, Scope: "subscription", Op: Above, Unit: "s"},
 	"subscription.drain_time": {Name: "subscription.drain_time", Kinds: []Kind{KindDrainTime}, Scope: "subscription", Op: Above, Unit: "s"},
+	"queue.backlog":           {Name: "queue.backlog", Kinds: []Kind{KindThreshold}, Scope: "queue", Op: Above},
+	"queue.oldest_age":        {Name: "queue.oldest_age", Kinds: []Kind{KindThreshold}, Scope: "queue", Op: Above, Unit: "s"},
 	"dead_letters.count":      {Name: "dead_letters.count", Kinds: []Kind{KindGrowth}, Op: Above},
 	"event":                   {Name: "event", Kinds: []Kind{KindEvent}, Op: Above},
 	"task.daily_summary":      {Name: "task.daily_summary", Kinds: []Kind{KindSchedule}, Op: Above},

@@ -128,6 +128,16 @@ type SubscriptionBacklog struct {
 	Active         bool
 }
 
+// QueueBacklog is a pull queue's messages not yet deleted and the send
+// time of its oldest.
+type QueueBacklog struct {
+	ProjectID string
+	QueueID   string
+	Name      string
+	Messages  int
+	OldestAt  time.Time // zero when Messages is 0
+}
+
 // Silence holds back the notifications of matching alerts of a project
 // from StartsAt until EndsAt. Matchers is the alert package's matcher list
 // in JSON.
@@ -198,6 +208,8 @@ type AlertStore interface {
 
 	// SubscriptionBacklogs returns every subscription's backlog.
 	SubscriptionBacklogs(ctx context.Context) ([]SubscriptionBacklog, error)
+	// QueueBacklogs returns every pull queue's backlog at now.
+	QueueBacklogs(ctx context.Context, now time.Time) ([]QueueBacklog, error)
 	// DeadLettersSince counts each project's dead letters recorded from since on.
 	DeadLettersSince(ctx context.Context, since time.Time) (map[string]int64, error)
 	// EventsAfter returns up to limit events of a project of the given

@@ -448,6 +448,29 @@ func (s *Store) SubscriptionBacklogs(ctx context.Context) ([]store.SubscriptionB
 	return out, nil
 }
 
+// QueueBacklogs returns every pull queue's unexpired messages and the send
+// time of the oldest.
+func (s *Store) QueueBacklogs(ctx context.Context, now time.Time) ([]store.QueueBacklog, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT q.project_id, q.id, q.name, COUNT(m.id), COALESCE(MIN(m.sent_at), 0)
+		FROM queues q LEFT JOIN queue_messages m ON m.queue_id = q.id AND m.expires_at > $1
+		GROUP BY q.project_id, q.id, q.name`, ms(now))
+	out := []store.QueueBacklog{}
+	err = scanAll(rows, err)(func(r *sql.Rows) error {
+		var b store.QueueBacklog
+		var oldest int64
+		if err := r.Scan(&b.ProjectID, &b.QueueID, &b.Name, &b.Messages, &oldest); err != nil {
+			return err
+		}
+		b.OldestAt = fromMS(oldest)
+		out = append(out, b)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue backlogs: %w", err)
+	}
+	return out, nil
+}
+
 // DeadLettersSince counts each project's dead letters recorded from since on.
 func (s *Store) DeadLettersSince(ctx context.Context, since time.Time) (map[string]int64, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT project_id, COUNT(*) FROM dead_letters WHERE created_at >= $1 GROUP BY project_id`, ms(since))
