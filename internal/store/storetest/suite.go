@@ -47,6 +47,8 @@ var cases = []testCase{
 	{name: "HealthSignals", run: testHealthSignals},
 	{name: "Outbox", run: testOutbox},
 	{name: "OutboxConcurrentClaimers", run: testOutboxConcurrentClaimers},
+	{name: "AlertChangesAtomic", run: testAlertChangesAtomic},
+	{name: "ProbeGauge", run: testProbeGauge},
 	{name: "TxCommit", run: testTxCommit},
 	{name: "TxRollback", run: testTxRollback},
 	{name: "TxPanic", run: testTxPanic},
