@@ -22,6 +22,7 @@ import (
 	"carrier/internal/cluster"
 	"carrier/internal/config"
 	"carrier/internal/dest"
+	"carrier/internal/dest/alertmanager"
 	"carrier/internal/dest/discord"
 	"carrier/internal/dest/email"
 	"carrier/internal/dest/logfile"
@@ -234,6 +235,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	destinations.Register(a.logs)
 	destinations.Register(&destqueue.Sender{Queues: a.Queues})
 	destinations.Register(&pingback.Sender{Client: client})
+	destinations.Register(&alertmanager.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap, ExternalURL: cfg.PublicURL})
 	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.subscriptionsChanged}
 	a.Engine = dispatch.New(dcfg, st, destinations, a.Node, mx, log)
 	a.Publisher.OnCommit = a.deliveriesDue

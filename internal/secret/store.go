@@ -10,12 +10,13 @@ import (
 )
 
 // destinationSecrets are the settings of each destination kind that are
-// secrets: the email password, and the chat webhook URLs, whose path holds
-// the token.
+// secrets: the email password, the chat webhook URLs, whose path holds the
+// token, and the Alertmanager-compatible receiver's bearer token.
 var destinationSecrets = map[string][]string{
-	"email":   {"password"},
-	"discord": {"webhook_url"},
-	"slack":   {"webhook_url"},
+	"alertmanager": {"bearer_token"},
+	"email":        {"password"},
+	"discord":      {"webhook_url"},
+	"slack":        {"webhook_url"},
 }
 
 // Store seals secrets on their way into the wrapped store and opens them on

@@ -22,11 +22,11 @@ func (s *Service) destinationKind(raw json.RawMessage) (dest.Kind, error) {
 		return nil, invalid("destination", "must be an object with a type")
 	}
 	if d.Type == "" {
-		return nil, invalid("destination.type", "is required: %s", kinds)
+		return nil, invalid("destination.type", "is required: %s", s.kinds())
 	}
 	k, ok := s.d.Destinations.Lookup(d.Type)
 	if !ok {
-		return nil, invalid("destination.type", "must be %s", kinds)
+		return nil, invalid("destination.type", "must be %s", s.kinds())
 	}
 	return k, nil
 }

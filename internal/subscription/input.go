@@ -69,8 +69,15 @@ var (
 	headerNamePattern = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 )
 
-// kinds lists the destination kinds for messages.
-const kinds = "webhook, discord, slack, email, log or queue"
+// kinds lists the registered destination kinds for messages ("webhook,
+// discord, … or queue").
+func (s *Service) kinds() string {
+	names := s.d.Destinations.Names()
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
 
 // sent reports whether a raw JSON member was sent with a value.
 func sent(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "null" }
@@ -91,7 +98,7 @@ func (s *Service) apply(ctx context.Context, in Input, sub *store.Subscription, 
 		case in.EventTypes == nil:
 			return invalid("event_types", "is required")
 		case in.API == Subscriptions && !sent(in.Destination):
-			return invalid("destination", "is required (an object with a type: %s)", kinds)
+			return invalid("destination", "is required (an object with a type: %s)", s.kinds())
 		}
 	}
 	url, headers := in.URL, in.Headers
