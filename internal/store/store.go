@@ -317,6 +317,7 @@ type Store interface {
 	CredentialStore
 	OutboxStore
 	AlertStore
+	CaptchaStore
 	Transactor
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).
