@@ -183,7 +183,9 @@ func (s *Service) Verify(ctx context.Context, projectID string, in VerifyRequest
 // the token's life, so a retry gets it again (a second vendor call would
 // be answered "duplicate"); one the vendor could not give is not, so a
 // retry asks again.
-func cacheable(a Answer) bool { return a.Reason != ReasonVendorUnavailable && a.Reason != ReasonVendorThrottled }
+func cacheable(a Answer) bool {
+	return a.Reason != ReasonVendorUnavailable && a.Reason != ReasonVendorThrottled
+}
 
 func (s *Service) decided(site Site, v Verdict, calls int) {
 	if s.Decided != nil {

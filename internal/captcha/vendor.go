@@ -19,12 +19,12 @@ const (
 	ReasonOK                Reason = "ok"
 	ReasonInvalidToken      Reason = "invalid_token" // malformed, unknown, wrong site, action or hostname mismatch
 	ReasonExpired           Reason = "expired"
-	ReasonDuplicate         Reason = "duplicate" // already verified once (single use)
-	ReasonRiskBlock         Reason = "risk_block" // the vendor judged it a bot (score, EvilLevel, code 9…)
-	ReasonConfigError       Reason = "config_error" // wrong secret, site key or app id, or a bad request
+	ReasonDuplicate         Reason = "duplicate"          // already verified once (single use)
+	ReasonRiskBlock         Reason = "risk_block"         // the vendor judged it a bot (score, EvilLevel, code 9…)
+	ReasonConfigError       Reason = "config_error"       // wrong secret, site key or app id, or a bad request
 	ReasonVendorUnavailable Reason = "vendor_unavailable" // the vendor's own failure: timeout, no answer, 5xx, InternalError, code 26
-	ReasonVendorThrottled   Reason = "vendor_throttled" // 429, RequestLimitExceeded: never degraded
-	ReasonDRTicket          Reason = "dr_ticket" // a disaster-recovery ticket
+	ReasonVendorThrottled   Reason = "vendor_throttled"   // 429, RequestLimitExceeded: never degraded
+	ReasonDRTicket          Reason = "dr_ticket"          // a disaster-recovery ticket
 )
 
 // Keys are a site's credentials with its vendor. Which are used depends on
