@@ -308,6 +308,21 @@ func (e *Evaluator) change(r Rule, a store.Alert, prev, next State, ns []Notific
 	return c
 }
 
+// probeNotice says the balance check keeps failing, with its last error.
+func probeNotice(provider string, failures float64, details map[string]any) Notice {
+	name := provider
+	if name == "" {
+		name = "provider"
+	}
+	n := Notice{Title: "⚠️ Balance Check Failing", Color: ColorWarning,
+		Description: fmt.Sprintf("The %s balance check failed **%s** times in a row; the balance is unknown", name, formatCount(failures))}
+	n.Fields = append(n.Fields, NoticeField{Name: "Severity", Value: "WARNING", Inline: true})
+	if e, _ := details["error"].(string); e != "" {
+		n.Fields = append(n.Fields, NoticeField{Name: "Last Error", Value: e})
+	}
+	return n
+}
+
 func hasCritical(r Rule) bool { return len(r.Tiers) > 0 && r.Tiers[0].Severity == SeverityCritical }
 
 // holdOf says why notification n of rule r for an item is held back ("" to send it).
@@ -370,6 +385,8 @@ func (e *Evaluator) notice(r Rule, d EventData, n Notification, is itemSample) N
 		out = RecoveredNotice("✅ Pipeline Recovered", 1-v(d.WorstValue), 1-v(d.LastValue))
 	case n.Type == EventResolved:
 		out = ResolvedNotice(r.Name, r.Metric, v(d.FirstValue), v(d.WorstValue), v(d.LastValue), time.Duration(d.DurationSeconds*float64(time.Second)), r.Unit())
+	case r.Metric == "provider.probe_failures":
+		out = probeNotice(e.Provider, v(d.Value), is.sample.Details)
 	case r.Metric == "provider.balance":
 		out = BalanceNotice(e.Provider, v(d.Value), v(d.Threshold), n.Severity, e.ProviderSite)
 	case r.Metric == "task.error_rate":
@@ -405,6 +422,7 @@ func (e *Evaluator) notice(r Rule, d EventData, n Notification, is itemSample) N
 	if out.Footer == "" {
 		out.Footer = e.footer()
 	}
+	out.Quiet = n.Type == EventResolved || n.Type == EventFlapping
 	return out
 }
 

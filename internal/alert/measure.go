@@ -198,7 +198,11 @@ func (m *measurements) delta(series string, b store.SubscriptionBacklog, window 
 		if x.ProjectID != b.ProjectID || x.Item != b.SubscriptionID {
 			continue
 		}
-		elapsed := m.now.Sub(x.Bucket).Seconds()
+		taken := x.TakenAt
+		if taken.IsZero() {
+			taken = x.Bucket
+		}
+		elapsed := m.now.Sub(taken).Seconds()
 		if elapsed < SampleBucket.Seconds() {
 			return 0, 0, false
 		}
@@ -224,12 +228,12 @@ func (m *measurements) samplesToWrite() []store.Sample {
 	var out []store.Sample
 	for _, b := range m.backlogs() {
 		out = append(out,
-			store.Sample{ProjectID: b.ProjectID, Series: SeriesDelivered, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Delivered)},
-			store.Sample{ProjectID: b.ProjectID, Series: SeriesFailed, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Failed)})
+			store.Sample{ProjectID: b.ProjectID, Series: SeriesDelivered, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Delivered), TakenAt: m.now},
+			store.Sample{ProjectID: b.ProjectID, Series: SeriesFailed, Item: b.SubscriptionID, Bucket: bucket, Value: float64(b.Failed), TakenAt: m.now})
 		depth[b.ProjectID] += float64(b.Depth)
 	}
 	for p, d := range depth {
-		out = append(out, store.Sample{ProjectID: p, Series: SeriesBacklog, Item: "", Bucket: bucket, Value: d})
+		out = append(out, store.Sample{ProjectID: p, Series: SeriesBacklog, Item: "", Bucket: bucket, Value: d, TakenAt: m.now})
 	}
 	return out
 }
@@ -345,16 +349,18 @@ func (m *measurements) measure(r Rule) []itemSample {
 					x.Value = m.now.Sub(b.OldestAt).Seconds()
 				}
 			case "subscription.drain_time":
-				rate, ok := m.drainRate(b, r.Window.D())
-				switch {
-				case b.Depth == 0:
-					x.Value = 0
-				case !ok:
-					x.OK = false
-				case rate <= 0:
-					x.Value = math.MaxFloat64 // not draining
-				default:
-					x.Value = float64(b.Depth) / rate
+				// The time the backlog needs to drain at the rate it
+				// actually drained over the window, and at least as long
+				// as its oldest delivery has waited: a backlog that does
+				// not drain at all is as late as its oldest delivery, so
+				// one delivery pending on a quiet subscription is not a
+				// backup, and a stuck one becomes one as it ages.
+				rate, _ := m.drainRate(b, r.Window.D())
+				if b.Depth > 0 {
+					x.Value = m.now.Sub(b.OldestAt).Seconds()
+					if rate > 0 {
+						x.Value = math.Max(x.Value, float64(b.Depth)/rate)
+					}
 				}
 				x.Details = map[string]any{"depth": b.Depth, "drain_rate": rate}
 			}

@@ -13,6 +13,10 @@ type Notice struct {
 	Fields []NoticeField `json:"fields,omitempty"`
 	// Footer is the footer line, such as "CaptchaAI Pipeline Monitor".
 	Footer string `json:"footer"`
+	// Quiet notices ping nobody: a resolution or a flapping report keeps the
+	// alert's severity but is no reason to wake anyone (a Discord mention
+	// is left out).
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // NoticeField is one name/value line of a notice; Inline fields may sit side by side.

@@ -214,10 +214,14 @@ func Defaults() []Rule {
 		}},
 		{Name: "Endpoint disabled", Kind: KindEvent, Event: "webhook.disabled", ResolveEvent: "endpoint.recovered", Enabled: true,
 			Tiers: []Tier{{Severity: SeverityCritical}}},
-		{Name: "Dead letters", Metric: "dead_letters.count", Enabled: true, Window: Duration(15 * time.Minute), Tiers: []Tier{
+		// Pending 30 s: a pingback that beat its submit answer is
+		// dead-lettered and redriven within milliseconds, and is no news.
+		{Name: "Dead letters", Metric: "dead_letters.count", Enabled: true, Window: Duration(15 * time.Minute), PendingFor: Duration(30 * time.Second), Tiers: []Tier{
 			{Severity: SeverityWarning, Fire: 0},
 		}},
 		{Name: "Daily summary", Kind: KindSchedule, Enabled: true, Schedule: &Schedule{At: "09:00", TimeZone: "UTC"}},
+		{Name: "CAPTCHA vendor degraded", Kind: KindEvent, Event: "captcha.vendor.degraded", ResolveEvent: "captcha.vendor.recovered", Enabled: true,
+			Tiers: []Tier{{Severity: SeverityCritical}}},
 	}
 }
 

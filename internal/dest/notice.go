@@ -17,6 +17,8 @@ type Notice struct {
 	Color       string        `json:"color"` // "success", "warning", "error" or "info"
 	Fields      []NoticeField `json:"fields"`
 	Footer      string        `json:"footer"`
+	// Quiet notices ping nobody (a resolution): chat mentions are left out.
+	Quiet bool `json:"quiet"`
 }
 
 // NoticeField is one name/value line of a notice.

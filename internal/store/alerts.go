@@ -94,13 +94,15 @@ type Gauge struct {
 	ObservedAt time.Time
 }
 
-// Sample is one bucketed reading of a cumulative counter.
+// Sample is one bucketed reading of a cumulative counter: the first one
+// taken in its bucket, at TakenAt.
 type Sample struct {
 	ProjectID string
 	Series    string
 	Item      string
 	Bucket    time.Time
 	Value     float64
+	TakenAt   time.Time
 }
 
 // TaskOutcomeCount counts the tasks of a project decided in a window with

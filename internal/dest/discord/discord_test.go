@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"carrier/internal/dest"
+	"carrier/internal/dest/discord/discordtest"
 	"carrier/internal/dispatch"
 	"carrier/internal/netguard"
 	"carrier/internal/store"
@@ -330,7 +331,7 @@ func checkWithinLimits(t *testing.T, body []byte) map[string]any {
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
 	}
-	if errBody, bad := validateDiscordMessage(m); bad {
+	if errBody, bad := discordtest.Validate(m); bad {
 		b, _ := json.Marshal(errBody)
 		t.Fatalf("Discord would refuse: %s", b)
 	}
@@ -423,11 +424,11 @@ func TestRenderOversized(t *testing.T) {
 			}
 		}},
 	}
-	srv := newStandIn(t)
+	srv := discordtest.New(t)
 	sender := &Sender{Client: guardedClient()}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := map[string]any{"webhook_url": srv.url()}
+			s := map[string]any{"webhook_url": srv.URL()}
 			for k, v := range c.settings {
 				s[k] = v
 			}
@@ -443,7 +444,7 @@ func TestRenderOversized(t *testing.T) {
 			if !res.Delivered {
 				t.Fatalf("not delivered: %+v", res)
 			}
-			body, _ := json.Marshal(srv.lastAccepted())
+			body, _ := json.Marshal(srv.LastAccepted())
 			checkWithinLimits(t, body)
 			var m Message
 			json.Unmarshal(body, &m)
@@ -509,14 +510,14 @@ func tail(s string) string {
 }
 
 func TestSendDelivers(t *testing.T) {
-	srv := newStandIn(t)
-	raw := settings(t, map[string]any{"webhook_url": srv.url() + "?wait=true", "username": "Carrier", "mention": "<@&42>", "mention_on": []string{"critical"}})
+	srv := discordtest.New(t)
+	raw := settings(t, map[string]any{"webhook_url": srv.URL() + "?wait=true", "username": "Carrier", "mention": "<@&42>", "mention_on": []string{"critical"}})
 	sender := &Sender{Client: guardedClient()}
 	res := sender.Send(context.Background(), job(raw, event("balance.low", `{"balance":1.5}`, map[string]string{"severity": "critical"})), time.Now())
 	if !res.Delivered || res.StatusCode != 200 || res.Retryable || res.Disable {
 		t.Fatalf("result = %+v", res)
 	}
-	m := srv.lastAccepted()
+	m := srv.LastAccepted()
 	if m["content"] != "<@&42>" || m["username"] != "Carrier" {
 		t.Fatalf("message = %v", m)
 	}
@@ -525,7 +526,7 @@ func TestSendDelivers(t *testing.T) {
 		t.Fatalf("embed = %v", embed)
 	}
 	// Without ?wait=true Discord answers 204.
-	raw = settings(t, map[string]any{"webhook_url": srv.url()})
+	raw = settings(t, map[string]any{"webhook_url": srv.URL()})
 	res = sender.Send(context.Background(), job(raw, event("task.solved", `{}`, nil)), time.Now())
 	if !res.Delivered || res.StatusCode != 204 {
 		t.Fatalf("result = %+v", res)
@@ -533,15 +534,15 @@ func TestSendDelivers(t *testing.T) {
 }
 
 func TestSendRateLimited(t *testing.T) {
-	srv := newStandIn(t)
+	srv := discordtest.New(t)
 	sender := &Sender{Client: guardedClient()}
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	send := func() dispatch.Result {
 		return sender.Send(context.Background(), job(raw, event("task.failed", `{}`, nil)), time.Now())
 	}
 
 	// The bucket: five executions per ten seconds, then 429.
-	srv.setRateLimit(5, 10*time.Second)
+	srv.SetRateLimit(5, 10*time.Second)
 	for i := 0; i < 5; i++ {
 		if r := send(); !r.Delivered {
 			t.Fatalf("send %d: %+v", i, r)
@@ -554,7 +555,7 @@ func TestSendRateLimited(t *testing.T) {
 	if r.RetryAfter <= 5*time.Second || r.RetryAfter > 10*time.Second {
 		t.Fatalf("RetryAfter = %s", r.RetryAfter)
 	}
-	srv.setRateLimit(0, 0)
+	srv.SetRateLimit(0, 0)
 
 	cases := []struct {
 		name    string
@@ -572,7 +573,7 @@ func TestSendRateLimited(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			srv.then(func(w http.ResponseWriter, r *http.Request) {
+			srv.Then(func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range c.headers {
 					w.Header().Set(k, v)
 				}
@@ -592,7 +593,7 @@ func TestSendRateLimited(t *testing.T) {
 }
 
 func TestSendStatuses(t *testing.T) {
-	srv := newStandIn(t)
+	srv := discordtest.New(t)
 	sender := &Sender{Client: guardedClient()}
 	answer := func(status int, body string, headers ...string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -603,19 +604,19 @@ func TestSendStatuses(t *testing.T) {
 			w.Write([]byte(body))
 		}
 	}
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	send := func(raw json.RawMessage) dispatch.Result {
 		return sender.Send(context.Background(), job(raw, event("task.failed", `{}`, nil)), time.Now())
 	}
 
 	// A deleted webhook: the stand-in's real 404.
-	gone := settings(t, map[string]any{"webhook_url": srv.srv.URL + "/api/webhooks/999/whatever"})
+	gone := settings(t, map[string]any{"webhook_url": srv.BaseURL() + "/api/webhooks/999/whatever"})
 	r := send(gone)
 	if !r.Disable || r.Retryable || r.StatusCode != 404 || r.ErrorCode != "webhook_deleted" || !strings.Contains(r.ErrorMessage, "Unknown Webhook (10015)") {
 		t.Fatalf("404: %+v", r)
 	}
 	// A wrong token: 401, failed, not disabled, not retried.
-	bad := settings(t, map[string]any{"webhook_url": srv.srv.URL + "/api/webhooks/123456789012345678/wrong"})
+	bad := settings(t, map[string]any{"webhook_url": srv.BaseURL() + "/api/webhooks/123456789012345678/wrong"})
 	r = send(bad)
 	if r.Disable || r.Retryable || r.Delivered || r.StatusCode != 401 || !strings.Contains(r.ResponseBody, "Invalid Webhook Token") {
 		t.Fatalf("401: %+v", r)
@@ -624,28 +625,28 @@ func TestSendStatuses(t *testing.T) {
 		t.Fatalf("token in message: %q", r.ErrorMessage)
 	}
 
-	srv.then(answer(410, ""))
+	srv.Then(answer(410, ""))
 	if r := send(raw); !r.Disable || r.Retryable {
 		t.Fatalf("410: %+v", r)
 	}
-	srv.then(answer(502, "bad gateway", "Retry-After", "7"))
+	srv.Then(answer(502, "bad gateway", "Retry-After", "7"))
 	if r := send(raw); !r.Retryable || r.Throttled || r.Disable || r.RetryAfter != 7*time.Second || r.ResponseBody != "bad gateway" {
 		t.Fatalf("502: %+v", r)
 	}
-	srv.then(answer(500, `{"message":"500: Internal Server Error","code":0}`))
+	srv.Then(answer(500, `{"message":"500: Internal Server Error","code":0}`))
 	if r := send(raw); !r.Retryable || r.ErrorCode != "http_500" {
 		t.Fatalf("500: %+v", r)
 	}
-	srv.then(answer(408, ""))
+	srv.Then(answer(408, ""))
 	if r := send(raw); !r.Retryable {
 		t.Fatalf("408: %+v", r)
 	}
-	srv.then(answer(302, "", "Location", "https://elsewhere.example/"))
+	srv.Then(answer(302, "", "Location", "https://elsewhere.example/"))
 	if r := send(raw); r.Retryable || r.Delivered || r.ErrorCode != "redirect_not_followed" {
 		t.Fatalf("302: %+v", r)
 	}
 	errBody := `{"message":"Invalid Form Body","code":50035,"errors":{"embeds":{"0":{"description":{"_errors":[{"code":"BASE_TYPE_MAX_LENGTH","message":"Must be 4096 or fewer in length."}]}}}}}`
-	srv.then(answer(400, errBody, "Content-Type", "application/json"))
+	srv.Then(answer(400, errBody, "Content-Type", "application/json"))
 	r = send(raw)
 	if r.Retryable || r.Disable || r.Delivered || r.ErrorCode != "http_400" || r.ResponseBody != errBody {
 		t.Fatalf("400: %+v", r)
@@ -654,7 +655,7 @@ func TestSendStatuses(t *testing.T) {
 		t.Fatalf("400 message: %q", r.ErrorMessage)
 	}
 	big := strings.Repeat("x", 10000) + "\x00"
-	srv.then(answer(403, big))
+	srv.Then(answer(403, big))
 	if r := send(raw); r.Retryable || len(r.ResponseBody) != ResponseLimit {
 		t.Fatalf("403: retryable %v, body %d bytes", r.Retryable, len(r.ResponseBody))
 	}
@@ -664,16 +665,16 @@ func TestSendNetworkFailures(t *testing.T) {
 	sender := &Sender{Client: guardedClient()}
 
 	// Timeout: the stand-in stalls past the attempt's deadline.
-	srv := newStandIn(t)
+	srv := discordtest.New(t)
 	release := make(chan struct{})
 	defer close(release)
-	srv.then(func(w http.ResponseWriter, r *http.Request) {
+	srv.Then(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	r := sender.Send(ctx, job(raw, event("x", `{}`, nil)), time.Now())
 	cancel()
@@ -696,7 +697,7 @@ func TestSendNetworkFailures(t *testing.T) {
 
 	// The SSRF guard refuses loopback in production: not retryable.
 	strict := &Sender{Client: (&netguard.Guard{}).Client(0)}
-	r = strict.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.url()}), event("x", `{}`, nil)), time.Now())
+	r = strict.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.URL()}), event("x", `{}`, nil)), time.Now())
 	if r.Retryable || r.ErrorCode != "ssrf_blocked" || strings.Contains(r.ErrorMessage, "secret") {
 		t.Fatalf("ssrf: %+v", r)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"carrier/internal/alert"
+	"carrier/internal/dest/discord/discordtest"
 	"carrier/internal/store"
 )
 
@@ -198,15 +199,15 @@ func TestRenderNoticeMentions(t *testing.T) {
 // A notice goes through Send to the Discord stand-in, which checks every
 // limit, with the notice's footer and the event's timestamp.
 func TestSendNotice(t *testing.T) {
-	srv := newStandIn(t)
+	srv := discordtest.New(t)
 	sender := &Sender{Client: guardedClient()}
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	e := alertEvent(t, alert.EventFiring, alert.SeverityWarning, alert.QueueBackupNotice("deliveries", 5000, 0, -1))
 	res := sender.Send(context.Background(), job(raw, e), time.Now())
 	if !res.Delivered {
 		t.Fatalf("not delivered: %+v", res)
 	}
-	got, _ := json.Marshal(srv.lastAccepted())
+	got, _ := json.Marshal(srv.LastAccepted())
 	want := `{"allowed_mentions":{"parse":[]},"embeds":[{"color":15965202,"description":"Queue depth: **5000** pending tasks",` +
 		`"fields":[{"inline":true,"name":"Queue","value":"deliveries"},{"inline":true,"name":"Drain Rate","value":"0/s"},` +
 		`{"inline":true,"name":"Est. Drain Time","value":"not draining"}],"footer":{"text":"CaptchaAI Pipeline Monitor"},` +

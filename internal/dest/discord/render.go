@@ -194,7 +194,7 @@ func buildMessage(budget *dest.Budget, cfg Config, e store.Event, deliveryID str
 		Embeds:          []Embed{emb},
 		AllowedMentions: AllowedMentions{Parse: []string{}},
 	}
-	if cfg.Mention != "" && mentionApplies(cfg.MentionOn, keys) {
+	if cfg.Mention != "" && mentionApplies(cfg.MentionOn, keys) && !(hasNotice && notice.Quiet) {
 		m.Content = truncate(cfg.Mention, MaxContent)
 		m.AllowedMentions = allowedFor(m.Content)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"carrier/internal/alert"
+	"carrier/internal/dest/slack/slacktest"
 	"carrier/internal/store"
 )
 
@@ -155,16 +156,16 @@ func TestRenderWithoutNotice(t *testing.T) {
 
 // A notice goes through Send to the Slack stand-in, which checks the limits.
 func TestSendNotice(t *testing.T) {
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	sender := &Sender{Client: guardedClient()}
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	e := alertEvent(t, alert.EventResolved, alert.SeverityWarning,
 		alert.ResolvedNotice("High error rate", "task.error_rate", 0.225, 0.31, 0.09, 12*time.Minute, "%"))
 	res := sender.Send(context.Background(), job(raw, e), time.Now())
 	if !res.Delivered {
 		t.Fatalf("not delivered: %+v", res)
 	}
-	m := srv.lastAccepted()
+	m := srv.LastAccepted()
 	want := "✅ Resolved: High error rate — Resolved after 12 min.\n`task.error_rate`: 22.5% → 31.0% → 9.0% (first → worst → last)"
 	if got := m["text"]; got != want {
 		t.Fatalf("text: got %q, want %q", got, want)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"carrier/internal/dest"
+	"carrier/internal/dest/slack/slacktest"
 	"carrier/internal/dispatch"
 	"carrier/internal/netguard"
 	"carrier/internal/store"
@@ -56,7 +57,7 @@ func render(t *testing.T, cfg Config, e store.Event) Message {
 	}
 	var generic map[string]any
 	json.Unmarshal(b, &generic)
-	if code, why := validateSlackMessage(generic); code != "" {
+	if code, why := slacktest.Validate(generic); code != "" {
 		t.Fatalf("Slack would refuse (%s): %s", code, why)
 	}
 	return m
@@ -295,11 +296,11 @@ func TestRenderOversized(t *testing.T) {
 			}
 		}},
 	}
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	sender := &Sender{Client: guardedClient()}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := map[string]any{"webhook_url": srv.url()}
+			s := map[string]any{"webhook_url": srv.URL()}
 			for k, v := range c.settings {
 				s[k] = v
 			}
@@ -309,9 +310,9 @@ func TestRenderOversized(t *testing.T) {
 			}
 			res := sender.Send(context.Background(), j, time.Now())
 			if !res.Delivered {
-				t.Fatalf("not delivered: %+v (rejections %v)", res, srv.rejected)
+				t.Fatalf("not delivered: %+v (rejections %v)", res, srv.Rejected())
 			}
-			b, _ := json.Marshal(srv.lastAccepted())
+			b, _ := json.Marshal(srv.LastAccepted())
 			var m Message
 			json.Unmarshal(b, &m)
 			c.check(t, m)
@@ -354,26 +355,26 @@ func quote(s string) string {
 }
 
 func TestSendDelivers(t *testing.T) {
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	sender := &Sender{Client: guardedClient()}
-	res := sender.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.url()}), event("task.solved", `{"token":"abc"}`, nil)), time.Now())
+	res := sender.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.URL()}), event("task.solved", `{"token":"abc"}`, nil)), time.Now())
 	if !res.Delivered || res.StatusCode != 200 || res.ResponseBody != "ok" {
 		t.Fatalf("result = %+v", res)
 	}
-	m := srv.lastAccepted()
+	m := srv.LastAccepted()
 	if m["text"] != "*task.solved* task-42" || len(m["blocks"].([]any)) != 3 {
 		t.Fatalf("message = %v", m)
 	}
 }
 
 func TestSendRateLimited(t *testing.T) {
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	sender := &Sender{Client: guardedClient()}
-	raw := settings(t, map[string]any{"webhook_url": srv.url()})
+	raw := settings(t, map[string]any{"webhook_url": srv.URL()})
 	send := func() dispatch.Result {
 		return sender.Send(context.Background(), job(raw, event("x", `{}`, nil)), time.Now())
 	}
-	srv.setRateLimit(1, 30*time.Second)
+	srv.SetRateLimit(1, 30*time.Second)
 	if r := send(); !r.Delivered {
 		t.Fatalf("first: %+v", r)
 	}
@@ -384,17 +385,17 @@ func TestSendRateLimited(t *testing.T) {
 	if r.RetryAfter < 29*time.Second || r.RetryAfter > 30*time.Second {
 		t.Fatalf("RetryAfter = %s", r.RetryAfter)
 	}
-	srv.setRateLimit(0, 0)
+	srv.SetRateLimit(0, 0)
 
 	for _, c := range []struct {
 		header string
 		want   time.Duration
 	}{{"", DefaultRetryAfter}, {"7200", MaxRetryAfter}, {"bogus", DefaultRetryAfter}} {
-		srv.then(func(w http.ResponseWriter, r *http.Request) {
+		srv.Then(func(w http.ResponseWriter, r *http.Request) {
 			if c.header != "" {
 				w.Header().Set("Retry-After", c.header)
 			}
-			answer(w, 429, "rate_limited")
+			slacktest.Answer(w, 429, "rate_limited")
 		})
 		if r := send(); !r.Throttled || r.RetryAfter != c.want {
 			t.Errorf("Retry-After %q: %+v", c.header, r)
@@ -403,12 +404,12 @@ func TestSendRateLimited(t *testing.T) {
 }
 
 func TestSendStatuses(t *testing.T) {
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	sender := &Sender{Client: guardedClient()}
 	send := func(url string) dispatch.Result {
 		return sender.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": url}), event("x", `{}`, nil)), time.Now())
 	}
-	base := srv.srv.URL + "/services/T0001/B0002/"
+	base := srv.BaseURL() + "/services/T0001/B0002/"
 	for _, c := range []struct {
 		secret, code string
 		status       int
@@ -422,52 +423,52 @@ func TestSendStatuses(t *testing.T) {
 		}
 	}
 	reply := func(status int, body string, headers ...string) {
-		srv.then(func(w http.ResponseWriter, r *http.Request) {
+		srv.Then(func(w http.ResponseWriter, r *http.Request) {
 			for i := 0; i+1 < len(headers); i += 2 {
 				w.Header().Set(headers[i], headers[i+1])
 			}
-			answer(w, status, body)
+			slacktest.Answer(w, status, body)
 		})
 	}
 	reply(500, "rollup_error")
-	if r := send(srv.url()); !r.Retryable || r.Disable || !strings.Contains(r.ErrorMessage, "rollup_error") {
+	if r := send(srv.URL()); !r.Retryable || r.Disable || !strings.Contains(r.ErrorMessage, "rollup_error") {
 		t.Errorf("500: %+v", r)
 	}
 	reply(503, "", "Retry-After", "12")
-	if r := send(srv.url()); !r.Retryable || r.RetryAfter != 12*time.Second {
+	if r := send(srv.URL()); !r.Retryable || r.RetryAfter != 12*time.Second {
 		t.Errorf("503: %+v", r)
 	}
 	reply(403, "action_prohibited")
-	if r := send(srv.url()); r.Retryable || r.Disable || r.ErrorCode != "http_403" || r.ResponseBody != "action_prohibited" {
+	if r := send(srv.URL()); r.Retryable || r.Disable || r.ErrorCode != "http_403" || r.ResponseBody != "action_prohibited" {
 		t.Errorf("403 action_prohibited: %+v", r)
 	}
 	reply(400, "invalid_payload")
-	if r := send(srv.url()); r.Retryable || r.Disable || r.Delivered || r.ResponseBody != "invalid_payload" {
+	if r := send(srv.URL()); r.Retryable || r.Disable || r.Delivered || r.ResponseBody != "invalid_payload" {
 		t.Errorf("400: %+v", r)
 	}
 	reply(301, "", "Location", "https://elsewhere.example/")
-	if r := send(srv.url()); r.Retryable || r.ErrorCode != "redirect_not_followed" {
+	if r := send(srv.URL()); r.Retryable || r.ErrorCode != "redirect_not_followed" {
 		t.Errorf("301: %+v", r)
 	}
 	reply(400, `{"ok":false,"error":"no_service"}`)
-	if r := send(srv.url()); !r.Disable {
+	if r := send(srv.URL()); !r.Disable {
 		t.Errorf("JSON no_service: %+v", r)
 	}
 }
 
 func TestSendNetworkFailures(t *testing.T) {
 	sender := &Sender{Client: guardedClient()}
-	srv := newStandIn(t)
+	srv := slacktest.New(t)
 	release := make(chan struct{})
 	defer close(release)
-	srv.then(func(w http.ResponseWriter, r *http.Request) {
+	srv.Then(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-	r := sender.Send(ctx, job(settings(t, map[string]any{"webhook_url": srv.url()}), event("x", `{}`, nil)), time.Now())
+	r := sender.Send(ctx, job(settings(t, map[string]any{"webhook_url": srv.URL()}), event("x", `{}`, nil)), time.Now())
 	cancel()
 	if !r.Retryable || r.ErrorCode != "timeout" {
 		t.Fatalf("timeout: %+v", r)
@@ -485,7 +486,7 @@ func TestSendNetworkFailures(t *testing.T) {
 	}
 
 	strict := &Sender{Client: (&netguard.Guard{}).Client(0)}
-	r = strict.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.url()}), event("x", `{}`, nil)), time.Now())
+	r = strict.Send(context.Background(), job(settings(t, map[string]any{"webhook_url": srv.URL()}), event("x", `{}`, nil)), time.Now())
 	if r.Retryable || r.ErrorCode != "ssrf_blocked" {
 		t.Fatalf("ssrf: %+v", r)
 	}

@@ -333,8 +333,8 @@ func (s *Store) AddSamples(ctx context.Context, samples []store.Sample) error {
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, x := range samples {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO samples (project_id, series, item, bucket, value) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (series, project_id, item, bucket) DO NOTHING`, x.ProjectID, x.Series, x.Item, ms(x.Bucket), x.Value); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO samples (project_id, series, item, bucket, value, taken_at) VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (series, project_id, item, bucket) DO NOTHING`, x.ProjectID, x.Series, x.Item, ms(x.Bucket), x.Value, ms(x.TakenAt)); err != nil {
 				return err
 			}
 		}
@@ -348,15 +348,15 @@ func (s *Store) AddSamples(ctx context.Context, samples []store.Sample) error {
 
 // SamplesSince returns a series' readings from since on, oldest first.
 func (s *Store) SamplesSince(ctx context.Context, series string, since time.Time) ([]store.Sample, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT project_id, series, item, bucket, value FROM samples WHERE series = $1 AND bucket >= $2 ORDER BY bucket`, series, ms(since))
+	rows, err := s.reader.QueryContext(ctx, `SELECT project_id, series, item, bucket, value, taken_at FROM samples WHERE series = $1 AND bucket >= $2 ORDER BY bucket`, series, ms(since))
 	out := []store.Sample{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {
 		var x store.Sample
-		var b int64
-		if err := r.Scan(&x.ProjectID, &x.Series, &x.Item, &b, &x.Value); err != nil {
+		var b, taken int64
+		if err := r.Scan(&x.ProjectID, &x.Series, &x.Item, &b, &x.Value, &taken); err != nil {
 			return err
 		}
-		x.Bucket = fromMS(b)
+		x.Bucket, x.TakenAt = fromMS(b), fromMS(taken)
 		out = append(out, x)
 		return nil
 	})
@@ -471,9 +471,11 @@ func (s *Store) QueueBacklogs(ctx context.Context, now time.Time) ([]store.Queue
 	return out, nil
 }
 
-// DeadLettersSince counts each project's dead letters recorded from since on.
+// DeadLettersSince counts each project's dead letters recorded from since
+// on and not redriven (a pingback that beat its submit answer is
+// dead-lettered and redriven at once: no one needs to hear of it).
 func (s *Store) DeadLettersSince(ctx context.Context, since time.Time) (map[string]int64, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT project_id, COUNT(*) FROM dead_letters WHERE created_at >= $1 GROUP BY project_id`, ms(since))
+	rows, err := s.reader.QueryContext(ctx, `SELECT project_id, COUNT(*) FROM dead_letters WHERE created_at >= $1 AND status <> $2 GROUP BY project_id`, ms(since), store.DeadLetterRedriven)
 	out := map[string]int64{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {
 		var p string

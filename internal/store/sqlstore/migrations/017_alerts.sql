@@ -73,6 +73,7 @@ CREATE TABLE samples (
     item       TEXT NOT NULL,
     bucket     BIGINT NOT NULL,
     value      DOUBLE PRECISION NOT NULL,
+    taken_at   BIGINT NOT NULL,
     PRIMARY KEY (series, project_id, item, bucket)
 );
 CREATE INDEX samples_bucket ON samples (bucket);
