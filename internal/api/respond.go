@@ -87,10 +87,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var missing *subscription.NotFoundError
 	var limit *subscription.LimitError
 	alertErr, isAlertErr := alertError(err)
+	captchaErr, isCaptchaErr := captchaError(err)
 	switch {
 	case errors.As(err, &apiErr):
 	case isAlertErr:
 		apiErr = alertErr
+	case isCaptchaErr:
+		apiErr = captchaErr
 	case errors.As(err, &fieldErr):
 		apiErr = fieldError(fieldErr)
 	case errors.As(err, &verr):

@@ -16,6 +16,7 @@ import (
 
 	"carrier/internal/alert"
 	"carrier/internal/auth"
+	"carrier/internal/captcha"
 	"carrier/internal/dest"
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
@@ -54,6 +55,8 @@ type Deps struct {
 	Fronts map[string]http.Handler
 	// Alerts runs /v1/alert-rules and /v1/alerts; nil turns them off.
 	Alerts *alert.Service
+	// Captcha runs /v1/captcha; nil turns it off.
+	Captcha *captcha.Service
 	// Destinations are the destination kinds a subscription may have: the
 	// registry the delivery engine sends with, so what the API shows is what
 	// gets sent.
@@ -206,6 +209,13 @@ func (s *Server) routes() {
 	s.handle("GET /v1/silences", s.listSilences)
 	s.handle("GET /v1/silences/{id}", s.getSilence)
 	s.handle("DELETE /v1/silences/{id}", s.expireSilence)
+
+	s.handle("POST /v1/captcha/sites", s.createCaptchaSite)
+	s.handle("GET /v1/captcha/sites", s.listCaptchaSites)
+	s.handle("GET /v1/captcha/sites/{id}", s.getCaptchaSite)
+	s.handle("PUT /v1/captcha/sites/{id}", s.updateCaptchaSite)
+	s.handle("DELETE /v1/captcha/sites/{id}", s.deleteCaptchaSite)
+	s.handle("POST /v1/captcha/verify", s.verifyCaptcha)
 
 	s.handle("GET /v1/dead-letters", s.listDeadLetters)
 	s.handle("GET /v1/dead-letters/{id}", s.getDeadLetter)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -19,6 +20,12 @@ import (
 	"carrier/internal/alert"
 	"carrier/internal/api"
 	"carrier/internal/auth"
+	"carrier/internal/captcha"
+	"carrier/internal/captcha/frontend"
+	"carrier/internal/captcha/hcaptcha"
+	"carrier/internal/captcha/recaptcha"
+	"carrier/internal/captcha/tencent"
+	"carrier/internal/captcha/turnstile"
 	"carrier/internal/cluster"
 	"carrier/internal/config"
 	"carrier/internal/dest"
@@ -87,6 +94,8 @@ type App struct {
 	Notifier cluster.Notifier
 	// Alerts runs alert rules and reads alerts.
 	Alerts *alert.Service
+	// Captcha verifies CAPTCHA tokens for the projects' sites.
+	Captcha *captcha.Service
 
 	heartbeat     *cluster.Heartbeater
 	maintainer    *cluster.Maintainer
@@ -283,9 +292,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
+	// CAPTCHA verification: the vendors send through the SSRF guard (the
+	// deadline per site bounds every call), one HTTP client shared.
+	vendorClient := guard.Client(0)
+	cmx := mx.NewCaptcha()
+	a.Captcha = &captcha.Service{Store: st, Guard: guard, Log: log, Wake: a.Outbox.Wake, Decided: cmx.Decided, Circuit: cmx.CircuitChanged,
+		Vendors: map[string]captcha.Vendor{}}
+	for _, v := range []captcha.Vendor{tencent.New(vendorClient), recaptcha.New(vendorClient), hcaptcha.New(vendorClient), turnstile.New(vendorClient)} {
+		a.Captcha.Vendors[v.Name()] = v
+	}
 	deps := api.Deps{
 		Store: st, Publisher: a.Publisher, Metrics: mx, Log: log, Subscriptions: subscriptions, Keys: keys,
-		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts,
+		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts, Captcha: a.Captcha,
 		Spool:              a.Spooler, // setUpTasks always opens one
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
 	}
@@ -295,6 +313,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	// parameter with the key service the API authenticates with.
 	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Auth: keys, Guard: guard, Pingbacks: a.Pingbacks, Refusal: subscription.Refusal, Log: log}
 	deps.Fronts = front.Routes()
+	maps.Copy(deps.Fronts, frontend.Routes()) // dr.js and its example page
 	a.API = api.New(deps)
 	a.Pingbacks.Quota = subscriptions.CheckQuota
 
@@ -317,7 +336,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	if opts.Alerts != nil {
 		opts.Alerts(evaluator, prober)
 	}
-	services = append(services, evaluator)
+	services = append(services, evaluator, &maintenance.DRTicketPruner{Captcha: a.Captcha})
 	if prober != nil {
 		services = append(services, prober)
 	}
