@@ -302,15 +302,19 @@ type TaskStoreCounts struct {
 
 // TaskUpstream counts the requests the simulator received.
 type TaskUpstream struct {
-	Submits       int64 `json:"submits"`
-	ResRequests   int64 `json:"res_requests"`
-	GetRequests   int64 `json:"get_requests"`
-	PingbacksSent int64 `json:"pingbacks_sent"`
+	Submits int64 `json:"submits"`
+	// ResRequests are the res.php requests about tasks; the balance probe's
+	// getbalance requests (alerts) are BalanceRequests, not counted in them.
+	ResRequests     int64 `json:"res_requests"`
+	BalanceRequests int64 `json:"balance_requests"`
+	GetRequests     int64 `json:"get_requests"`
+	PingbacksSent   int64 `json:"pingbacks_sent"`
 	// PingbacksFailed counts pingbacks Carrier did not answer 2xx within the
 	// simulator's timeout (the simulator, like real providers, never retries).
 	PingbacksFailed int64 `json:"pingbacks_failed"`
 	PingbacksLost   int64 `json:"pingbacks_lost"`
-	// Requests is Submits + ResRequests: every request Carrier sent upstream.
+	// Requests is Submits + ResRequests: every request Carrier sent upstream
+	// for the tasks.
 	Requests int64 `json:"requests"`
 	// PerSolved is Requests per solved task.
 	PerSolved float64 `json:"per_solved"`
@@ -657,8 +661,9 @@ func (tr *taskRun) collect(ctx context.Context, sc *TaskScenario) error {
 
 	// What the simulator saw.
 	st := tr.sim.Stats()
-	up := TaskUpstream{Submits: st.Submits, ResRequests: st.ResRequests, GetRequests: st.GetRequests,
-		PingbacksSent: st.PingbacksSent, PingbacksFailed: st.PingbacksFailed, PingbacksLost: st.PingbacksLost, Requests: st.Submits + st.ResRequests}
+	res := st.ResRequests - st.BalanceRequests
+	up := TaskUpstream{Submits: st.Submits, ResRequests: res, BalanceRequests: st.BalanceRequests, GetRequests: st.GetRequests,
+		PingbacksSent: st.PingbacksSent, PingbacksFailed: st.PingbacksFailed, PingbacksLost: st.PingbacksLost, Requests: st.Submits + res}
 	up.PerSolved = ratio(up.Requests, sc.Solved)
 	up.PerPolled = ratio(up.ResRequests, sc.ViaPoll)
 	sc.Upstream = up
