@@ -192,3 +192,108 @@ func TestAlertsLeaderKillLosesAndRepeatsNothing(t *testing.T) {
 		t.Logf("step %d: killed leader node %d, started node %d", step, l, len(nodes)-1)
 	})
 }
+
+// TestAlertErrorSpikeKill9 drives the error rate 2 % → 26 % → 9 % with
+// tasks decided by the simulator, killing `carrier serve` with SIGKILL at a
+// random point of each batch and restarting it: the alert endpoint gets one
+// spike and one recovery, nothing lost and nothing twice.
+func TestAlertErrorSpikeKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the carrier binary")
+	}
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			sim := simulator.New(simulator.Config{Balance: 100})
+			simURL, err := sim.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			dataDir := e.DataDir
+			if dataDir == "" {
+				dataDir = t.TempDir()
+			}
+			bin, err := buildCarrier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Pingbacks sent to a killed process are lost: the poller finds those.
+			env := append(alertNodeEnv(simURL), "CARRIER_CALLBACK_TIMEOUT=1s", "CARRIER_POLL_INTERVAL=300ms", "CARRIER_SUBMIT_RETRY_BASE=100ms")
+			start := func() *process { return launch(t, exec.Command(bin, "serve"), e, dataDir, env...) }
+			p := start()
+			rec := &notifications{what: map[string]string{}, hooks: map[string][]string{}}
+			ep := apptest.NewEndpoint(t, rec.handler)
+			client := &http.Client{Timeout: 10 * time.Second}
+			if status, _, err := apiCall(client, "POST", p.url+"/v1/webhooks", map[string]any{
+				"name": "alerts", "webhook_url": ep.URL, "event_types": []string{"alert.*"}}); err != nil || status != http.StatusCreated {
+				t.Fatalf("create webhook: %d %v", status, err)
+			}
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+			errs, total := 0, 0
+			batch := func(n, unsolvable int) {
+				outs := make([]simulator.Outcome, n)
+				for i := range outs {
+					outs[i] = simulator.Outcome{Delay: 50 * time.Millisecond, Unsolvable: (i+1)*unsolvable/n > i*unsolvable/n}
+				}
+				sim.SetNextOutcomes(outs...)
+				killAt := rng.IntN(n)
+				for i := range n {
+					if i == killAt {
+						p.kill9(t)
+						p = start()
+						t.Logf("killed after %d of %d tasks of the batch", i, n)
+					}
+					status, _, err := apiCall(client, "POST", p.url+"/v1/tasks", map[string]any{"method": "userrecaptcha",
+						"params": map[string]string{"googlekey": "6Le-test", "pageurl": "https://example.com/login"}})
+					if err != nil || status != http.StatusAccepted {
+						t.Fatalf("create task: %d %v", status, err)
+					}
+				}
+				errs, total = errs+unsolvable, total+n
+				// Every task decided (a submission cut by the kill is made
+				// again, so the simulator's outcomes may shift by one or two:
+				// the rate is checked loosely, the notifications exactly).
+				apptest.Eventually(t, 60*time.Second, fmt.Sprintf("the %d tasks decided", total), func() bool {
+					for _, st := range []string{"pending", "submitted"} {
+						status, out, err := apiCall(client, "GET", p.url+"/v1/tasks?status="+st+"&limit=1", nil)
+						if err != nil || status != http.StatusOK {
+							return false
+						}
+						if list, _ := out["data"].([]any); len(list) > 0 {
+							return false
+						}
+					}
+					return true
+				})
+				key := `carrier_alert_rule_value{item="",project="default",rule="Error rate spike"}`
+				want := float64(errs) / float64(total)
+				var got float64
+				for deadline := time.Now().Add(10 * time.Second); ; {
+					m, err := scrape(client, p)
+					got = m[key]
+					if err == nil && got > want-0.04 && got < want+0.04 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("error rate %d/%d: measured %v (simulator: %+v)", errs, total, got, sim.Stats())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				t.Logf("error rate %d/%d: measured %.3f (simulator: %d submits)", errs, total, got, sim.Stats().Submits)
+			}
+			// Rates far from the thresholds: a submission cut by a kill is
+			// made again and can take another task's outcome.
+			batch(50, 1)  // 2 %
+			batch(50, 25) // 26/100: fires
+			apptest.Eventually(t, 30*time.Second, "the spike", func() bool { return len(rec.got()) >= 1 })
+			batch(200, 0) // 26/300 = 8.7 %: below the 10 % that clears
+			apptest.Eventually(t, 30*time.Second, "the recovery", func() bool { return len(rec.got()) >= 2 })
+			time.Sleep(2 * time.Second)
+			want := []string{"alert.firing Error rate spike critical", "alert.resolved Error rate spike critical"}
+			if got := rec.got(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+			t.Logf("one spike, one recovery; %d transport redeliveries", rec.redelivs)
+		})
+	}
+}

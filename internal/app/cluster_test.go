@@ -45,10 +45,12 @@ func scrape(client *http.Client, p *process) (map[string]float64, error) {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
+		// The value is the last field; label values may hold spaces.
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
 			continue
 		}
+		name, value := line[:i], line[i+1:]
 		if v, err := strconv.ParseFloat(value, 64); err == nil {
 			out[name] = v
 		}
