@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,6 +295,112 @@ func TestAlertErrorSpikeKill9(t *testing.T) {
 				t.Fatalf("notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 			}
 			t.Logf("one spike, one recovery; %d transport redeliveries", rec.redelivs)
+		})
+	}
+}
+
+// TestAlertProbeAndBacklogKill9 kills `carrier serve` at random points of
+// two more scenarios and restarts it: a failing balance probe raises
+// "Balance check failing" once and resolves once; a backlog behind a slow
+// endpoint raises "Queue backup" once and resolves once after it drains.
+func TestAlertProbeAndBacklogKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the carrier binary")
+	}
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			sim := simulator.New(simulator.Config{Balance: 100})
+			simURL, err := sim.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sim.Close() })
+			dataDir := e.DataDir
+			if dataDir == "" {
+				dataDir = t.TempDir()
+			}
+			bin, err := buildCarrier()
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := append(alertNodeEnv(simURL), "CARRIER_LANE_CONCURRENCY=1")
+			start := func() *process { return launch(t, exec.Command(bin, "serve"), e, dataDir, env...) }
+			p := start()
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+			kill := func(what string) {
+				wait := time.Duration(rng.IntN(800)) * time.Millisecond
+				time.Sleep(wait)
+				p.kill9(t)
+				p = start()
+				t.Logf("%s: killed after %v", what, wait)
+			}
+			rec := &notifications{what: map[string]string{}, hooks: map[string][]string{}}
+			ep := apptest.NewEndpoint(t, rec.handler)
+			client := &http.Client{Timeout: 10 * time.Second}
+			if status, _, err := apiCall(client, "POST", p.url+"/v1/webhooks", map[string]any{
+				"name": "alerts", "webhook_url": ep.URL, "event_types": []string{"alert.*"}}); err != nil || status != http.StatusCreated {
+				t.Fatalf("create webhook: %d %v", status, err)
+			}
+			expect := func(n int, what string) {
+				apptest.Eventually(t, 60*time.Second, what, func() bool { return len(rec.got()) >= n })
+			}
+
+			// The balance probe fails (every res.php answers 500), through kills.
+			time.Sleep(300 * time.Millisecond)
+			sim.SetFaults(simulator.Faults{ResFailures: 1})
+			kill("probe failing")
+			expect(1, "the balance-check alert")
+			kill("probe still failing")
+			sim.SetFaults(simulator.Faults{})
+			kill("probe healed")
+			expect(2, "the balance-check resolution")
+
+			// A backlog behind an endpoint taking 200 ms an event.
+			var delay atomic.Int64
+			delay.Store(int64(200 * time.Millisecond))
+			slow := apptest.NewEndpoint(t, func(_ int, _ apptest.Request, w http.ResponseWriter) {
+				time.Sleep(time.Duration(delay.Load()))
+				w.WriteHeader(http.StatusOK)
+			})
+			status, out, err := apiCall(client, "POST", p.url+"/v1/webhooks", map[string]any{
+				"name": "slow", "webhook_url": slow.URL, "event_types": []string{"load.*"}, "timeout_seconds": 30})
+			if err != nil || status != http.StatusCreated {
+				t.Fatalf("create webhook: %d %v", status, err)
+			}
+			sid := out["data"].(map[string]any)["webhook_id"].(string)
+			_, rules, _ := apiCall(client, "GET", p.url+"/v1/alert-rules", nil)
+			for _, raw := range rules["data"].([]any) {
+				rule := raw.(map[string]any)
+				if rule["name"] != "Queue backup" {
+					continue
+				}
+				id := fmt.Sprint(rule["id"])
+				rule["window"], rule["items"] = "1m", []string{sid}
+				rule["tiers"] = []map[string]any{{"severity": "warning", "fire": 20, "clear": 5}}
+				for _, k := range []string{"id", "created_at", "updated_at"} {
+					delete(rule, k)
+				}
+				if status, out, err := apiCall(client, "PUT", p.url+"/v1/alert-rules/"+id, rule); err != nil || status != http.StatusOK {
+					t.Fatalf("update Queue backup: %d %v %v", status, out, err)
+				}
+			}
+			for i := range 300 {
+				if status, _, err := apiCall(client, "POST", p.url+"/v1/events", map[string]any{"type": "load.item", "data": map[string]any{"i": i}}); err != nil || status != http.StatusAccepted {
+					t.Fatalf("publish: %d %v", status, err)
+				}
+			}
+			kill("backlog building")
+			expect(3, "the queue backup")
+			delay.Store(0)
+			kill("backlog draining")
+			expect(4, "the queue backup's resolution")
+			time.Sleep(2 * time.Second)
+			want := []string{"alert.firing Balance check failing warning", "alert.resolved Balance check failing warning",
+				"alert.firing Queue backup warning", "alert.resolved Queue backup warning"}
+			if got := rec.got(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+			t.Logf("each notification once; %d transport redeliveries", rec.redelivs)
 		})
 	}
 }
