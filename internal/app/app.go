@@ -276,6 +276,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		MaxSubscriptions: cfg.MaxSubscriptionsPerProject, Log: log,
 	})
 	keys := auth.New(st)
+	keys.Revoked = func() { a.Notifier.Notify(cluster.TopicKeys, a.Node) }
+	a.Notifier.Listen(cluster.TopicKeys, func(string) { keys.ForgetKeys() })
 	providerName, providerSite := alert.ProviderIdentity(cfg.ProviderURL)
 	if cfg.ProviderName != "" {
 		providerName = cfg.ProviderName

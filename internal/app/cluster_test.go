@@ -273,6 +273,44 @@ func TestClusterOfThree(t *testing.T) {
 		}
 	})
 
+	t.Run("a key revoked on one node is refused by another at once", func(t *testing.T) {
+		var a, b *process
+		for i := range nodes {
+			if alive[i] && a == nil {
+				a = nodes[i]
+			} else if alive[i] && b == nil {
+				b = nodes[i]
+			}
+		}
+		status, out, err := apiCall(client, "POST", a.url+"/v1/projects", map[string]any{"name": "revocation"})
+		if err != nil || status != http.StatusCreated {
+			t.Fatalf("create project: %d %v", status, err)
+		}
+		data := out["data"].(map[string]any)
+		pid := data["project"].(map[string]any)["id"].(string)
+		key := data["api_key"].(map[string]any)["key"].(string)
+		keyID := data["api_key"].(map[string]any)["id"].(string)
+		get := func(p *process) int {
+			req, _ := http.NewRequest("GET", p.url+"/v1/webhooks", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := get(b); got != http.StatusOK { // b caches the key (for up to 5 s)
+			t.Fatalf("the new key on the other node: %d", got)
+		}
+		if status, _, err := apiCall(client, "DELETE", a.url+"/v1/projects/"+pid+"/keys/"+keyID, nil); err != nil || status != http.StatusOK {
+			t.Fatalf("revoke: %d %v", status, err)
+		}
+		revoked := time.Now()
+		apptest.Eventually(t, 2*time.Second, "the other node refusing the revoked key", func() bool { return get(b) == http.StatusUnauthorized })
+		t.Logf("the other node refused the revoked key %v after the revocation (the key cache lasts 5 s)", time.Since(revoked).Round(time.Millisecond))
+	})
+
 	t.Run("the poll budget holds for the cluster", func(t *testing.T) {
 		end := time.Now()
 		windows := int(end.Truncate(time.Minute).Sub(budgetFrom.Truncate(time.Minute))/time.Minute) + 1

@@ -80,7 +80,15 @@ type Service struct {
 	// Created, when set, is called with each new project's id after it is
 	// created (the alert service gives it the built-in rules).
 	Created func(ctx context.Context, projectID string) error
+	// Revoked, when set, is called after a key is revoked, so the other
+	// nodes drop their cached keys at once (ForgetKeys) rather than after
+	// KeyTTL.
+	Revoked func()
 }
+
+// ForgetKeys drops every cached key: the next request with each is checked
+// with the store (another node revoked one).
+func (s *Service) ForgetKeys() { s.keys.forget() }
 
 // New returns the key service over st, with a cache that uses a confirmed
 // key for KeyTTL without asking the store, keeps it working for
@@ -197,5 +205,8 @@ func (s *Service) Revoke(ctx context.Context, caller store.APIKey, projectID, ke
 		return err
 	}
 	s.keys.forget()
+	if s.Revoked != nil {
+		s.Revoked()
+	}
 	return nil
 }

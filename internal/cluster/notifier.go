@@ -14,6 +14,8 @@ const (
 	// TopicQueue: a message became visible in the queue named by the payload
 	// (its id); long polls on it look again.
 	TopicQueue = "queue"
+	// TopicKeys: an API key was revoked; key caches drop what they hold.
+	TopicKeys = "keys"
 )
 
 // Notifier tells every node of the cluster (this one included) that
