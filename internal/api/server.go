@@ -21,9 +21,12 @@ import (
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/queue"
+	"carrier/internal/sns"
+	"carrier/internal/sqs"
 	"carrier/internal/store"
 	"carrier/internal/subscription"
 	"carrier/internal/task"
+	"carrier/internal/topic"
 )
 
 // Deps are what the API needs from the rest of Carrier.
@@ -47,7 +50,8 @@ type Deps struct {
 	// ListBytesPerSecond is how much list payload one project may read a
 	// second (0: no limit).
 	ListBytesPerSecond int
-	// SQS answers the SQS protocol (POST / with X-Amz-Target: AmazonSQS.*); nil turns it off.
+	// SQS answers the SQS protocols (POST / with X-Amz-Target: AmazonSQS.*, and
+	// the query protocol as sqs.IsQueryRequest recognises it); nil turns it off.
 	SQS http.Handler
 	// Fronts are other protocols' routes served on the API's mux (the
 	// 2captcha front's /in.php and /res.php), pattern to handler, so their
@@ -61,6 +65,11 @@ type Deps struct {
 	// registry the delivery engine sends with, so what the API shows is what
 	// gets sent.
 	Destinations *dest.Registry
+	// SNS answers the SNS query protocol (requests sns.IsRequest recognises);
+	// nil turns it off.
+	SNS http.Handler
+	// Topics runs /v1/topics; nil turns it off.
+	Topics *topic.Service
 }
 
 // Spooler keeps writes durably on local disk while the store cannot take them,
@@ -99,6 +108,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if s.SQS != nil && r.Method == http.MethodPost && r.URL.Path == "/" && strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
 		s.SQS.ServeHTTP(w, r)
+		return
+	}
+	// SQS query protocol: form-encoded Action=… to / or a queue URL, signed for sqs or naming Version=2012-11-05.
+	if s.SQS != nil && sqs.IsQueryRequest(r) {
+		s.SQS.ServeHTTP(w, r)
+		return
+	}
+	// SNS query protocol: form-encoded POST / signed for sns or naming Version=2010-03-31.
+	if s.SNS != nil && sns.IsRequest(r) {
+		s.SNS.ServeHTTP(w, r)
 		return
 	}
 	h, pattern := s.mux.Handler(r)
@@ -179,6 +198,10 @@ func (s *Server) routes() {
 	s.handle("GET /v1/tasks", s.listTasks)
 	s.handle("GET /v1/tasks/{id}", s.getTask)
 
+	s.handle("POST /v1/topics", s.createTopic)
+	s.handle("GET /v1/topics", s.listTopics)
+	s.handle("GET /v1/topics/{name}", s.getTopic)
+	s.handle("DELETE /v1/topics/{name}", s.deleteTopic)
 	s.handle("POST /v1/queues", s.createQueue)
 	s.handle("GET /v1/queues", s.listQueues)
 	s.handle("GET /v1/queues/{id}", s.getQueue)

@@ -49,6 +49,7 @@ import (
 	"carrier/internal/provider/simulator"
 	"carrier/internal/queue"
 	"carrier/internal/secret"
+	"carrier/internal/sns"
 	"carrier/internal/spool"
 	"carrier/internal/sqs"
 	"carrier/internal/store"
@@ -56,6 +57,7 @@ import (
 	"carrier/internal/store/sqlite"
 	"carrier/internal/subscription"
 	"carrier/internal/task"
+	"carrier/internal/topic"
 	"carrier/internal/twocaptcha"
 )
 
@@ -311,6 +313,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
+	deps.Topics = topic.New(st, a.Publisher, subscriptions)
+	deps.SNS = &sns.Handler{Credentials: st, Topics: deps.Topics, Log: log}
 	// The 2captcha front is served on the API's mux and checks its key
 	// parameter with the key service the API authenticates with.
 	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Auth: keys, Guard: guard, Pingbacks: a.Pingbacks, Refusal: subscription.Refusal, Log: log}

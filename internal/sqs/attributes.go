@@ -12,8 +12,8 @@ type messageAttribute struct {
 	DataType         string   `json:"DataType"`
 	StringValue      *string  `json:"StringValue,omitempty"`
 	BinaryValue      []byte   `json:"BinaryValue,omitempty"`
-	StringListValues []string `json:"StringListValues,omitempty"`
-	BinaryListValues [][]byte `json:"BinaryListValues,omitempty"`
+	StringListValues []string `json:"StringListValues,omitempty" query:"StringListValue"`
+	BinaryListValues [][]byte `json:"BinaryListValues,omitempty" query:"BinaryListValue"`
 }
 
 func checkAttrName(name string) *Error {

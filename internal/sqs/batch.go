@@ -51,32 +51,27 @@ type batchOK struct {
 	Id string
 }
 
-func handleBatch(c *call, body []byte, do func(store.Queue, handleEntry) *Error) (any, *Error) {
-	var in struct {
-		QueueUrl string
-		Entries  []handleEntry
-	}
-	if e := decode(body, &in); e != nil {
-		return nil, e
-	}
-	q, e := c.queueByURL(in.QueueUrl)
+// handleBatch runs do for each entry of a DeleteMessageBatch or
+// ChangeMessageVisibilityBatch request.
+func handleBatch(c *call, queueURL string, entries []handleEntry, do func(store.Queue, handleEntry) *Error) ([]batchOK, []batchFailure, *Error) {
+	q, e := c.queueByURL(queueURL)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	ids := make([]string, len(in.Entries))
-	for i, en := range in.Entries {
+	ids := make([]string, len(entries))
+	for i, en := range entries {
 		ids[i] = en.Id
 	}
 	if e := checkBatch(ids); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	ok, failed := []batchOK{}, []batchFailure{}
-	for _, en := range in.Entries {
+	for _, en := range entries {
 		if e := do(q, en); e != nil {
 			failed = append(failed, failure(en.Id, e))
 		} else {
 			ok = append(ok, batchOK{Id: en.Id})
 		}
 	}
-	return map[string]any{"Successful": ok, "Failed": failed}, nil
+	return ok, failed, nil
 }

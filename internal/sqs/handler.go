@@ -1,8 +1,9 @@
 // Package sqs speaks the Amazon SQS JSON protocol (POST / with X-Amz-Target:
-// AmazonSQS.<Action>, application/x-amz-json-1.0 bodies) for Carrier's pull
-// queues, authenticated with AWS Signature Version 4 against Carrier SQS
-// credentials, so an SQS application switches to Carrier by changing its
-// endpoint URL and credentials.
+// AmazonSQS.<Action>, application/x-amz-json-1.0 bodies) and the older query
+// protocol (form-encoded Action=…&Version=2012-11-05, XML answers; see
+// query.go) for Carrier's pull queues, authenticated with AWS Signature
+// Version 4 against Carrier SQS credentials, so an SQS application switches to
+// Carrier by changing its endpoint URL and credentials.
 package sqs
 
 import (
@@ -67,9 +68,14 @@ type call struct {
 	project string
 	region  string
 	base    string
+	// decode reads the action's input into v in the request's protocol
+	// (decodeJSON or the query protocol's form decoder).
+	decode func(v any) *Error
 }
 
-type action func(c *call, body []byte) (any, *Error)
+// An action decodes its input with c.decode and returns its output: one
+// implementation for both protocols, each encoding the output its own way.
+type action func(c *call) (any, *Error)
 
 var actions = map[string]action{
 	"CreateQueue":                  createQueue,
@@ -93,9 +99,15 @@ var unsupported = map[string]bool{
 	"ListMessageMoveTasks": true,
 }
 
-// ServeHTTP answers one SQS request.
+// ServeHTTP answers one SQS request: in the JSON protocol when it names an
+// X-Amz-Target, else in the query protocol.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("x-amzn-RequestId", uuid.NewString())
+	id := uuid.NewString()
+	w.Header().Set("x-amzn-RequestId", id)
+	if r.Header.Get("X-Amz-Target") == "" {
+		h.serveQuery(w, r, id)
+		return
+	}
 	out, e := h.serve(r)
 	if e != nil {
 		if e.Status >= 500 && h.Log != nil {
@@ -109,7 +121,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
-func (h *Handler) serve(r *http.Request) (any, *Error) {
+func readBody(r *http.Request) ([]byte, *Error) {
+	if r.Body == nil {
+		return nil, nil
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
 	if err != nil {
 		return nil, errInvalidParameter("could not read the request body")
@@ -117,11 +132,27 @@ func (h *Handler) serve(r *http.Request) (any, *Error) {
 	if len(body) > MaxRequestBytes {
 		return nil, newErr(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "", "The request body is larger than %d bytes.", MaxRequestBytes)
 	}
+	return body, nil
+}
+
+func (h *Handler) serve(r *http.Request) (any, *Error) {
+	body, e := readBody(r)
+	if e != nil {
+		return nil, e
+	}
 	c, e := h.authenticate(r, body)
 	if e != nil {
 		return nil, e
 	}
-	name := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix)
+	c.decode = func(v any) *Error { return decodeJSON(body, v) }
+	act, e := lookup(strings.TrimPrefix(r.Header.Get("X-Amz-Target"), TargetPrefix))
+	if e != nil {
+		return nil, e
+	}
+	return act(c)
+}
+
+func lookup(name string) (action, *Error) {
 	act, ok := actions[name]
 	if !ok {
 		if unsupported[name] {
@@ -129,7 +160,7 @@ func (h *Handler) serve(r *http.Request) (any, *Error) {
 		}
 		return nil, newErr(400, "UnknownOperationException", "InvalidAction", "The action %s is not valid for this endpoint.", name)
 	}
-	return act(c, body)
+	return act, nil
 }
 
 func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
@@ -176,7 +207,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
 	return &call{ctx: r.Context(), h: h, project: cred.ProjectID, region: auth.Region, base: base}, nil
 }
 
-func decode(body []byte, v any) *Error {
+func decodeJSON(body []byte, v any) *Error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}

@@ -32,9 +32,9 @@ func (c *call) deleteOne(q store.Queue, handle string) *Error {
 	return nil
 }
 
-func deleteMessage(c *call, body []byte) (any, *Error) {
+func deleteMessage(c *call) (any, *Error) {
 	var in struct{ QueueUrl, ReceiptHandle string }
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -47,8 +47,24 @@ func deleteMessage(c *call, body []byte) (any, *Error) {
 	return struct{}{}, nil
 }
 
-func deleteMessageBatch(c *call, body []byte) (any, *Error) {
-	return handleBatch(c, body, func(q store.Queue, en handleEntry) *Error { return c.deleteOne(q, en.ReceiptHandle) })
+type deleteBatchResult struct {
+	Successful []batchOK      `query:"DeleteMessageBatchResultEntry"`
+	Failed     []batchFailure `query:"BatchResultErrorEntry"`
+}
+
+func deleteMessageBatch(c *call) (any, *Error) {
+	var in struct {
+		QueueUrl string
+		Entries  []handleEntry `query:"DeleteMessageBatchRequestEntry"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	ok, failed, e := handleBatch(c, in.QueueUrl, in.Entries, func(q store.Queue, en handleEntry) *Error { return c.deleteOne(q, en.ReceiptHandle) })
+	if e != nil {
+		return nil, e
+	}
+	return deleteBatchResult{ok, failed}, nil
 }
 
 func (c *call) changeOne(q store.Queue, handle string, timeout int64) *Error {
@@ -68,12 +84,12 @@ func (c *call) changeOne(q store.Queue, handle string, timeout int64) *Error {
 	return nil
 }
 
-func changeVisibility(c *call, body []byte) (any, *Error) {
+func changeVisibility(c *call) (any, *Error) {
 	var in struct {
 		QueueUrl, ReceiptHandle string
 		VisibilityTimeout       *int64
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -89,8 +105,24 @@ func changeVisibility(c *call, body []byte) (any, *Error) {
 	return struct{}{}, nil
 }
 
-func changeVisibilityBatch(c *call, body []byte) (any, *Error) {
-	return handleBatch(c, body, func(q store.Queue, en handleEntry) *Error {
+type changeBatchResult struct {
+	Successful []batchOK      `query:"ChangeMessageVisibilityBatchResultEntry"`
+	Failed     []batchFailure `query:"BatchResultErrorEntry"`
+}
+
+func changeVisibilityBatch(c *call) (any, *Error) {
+	var in struct {
+		QueueUrl string
+		Entries  []handleEntry `query:"ChangeMessageVisibilityBatchRequestEntry"`
+	}
+	if e := c.decode(&in); e != nil {
+		return nil, e
+	}
+	ok, failed, e := handleBatch(c, in.QueueUrl, in.Entries, func(q store.Queue, en handleEntry) *Error {
 		return c.changeOne(q, en.ReceiptHandle, en.VisibilityTimeout)
 	})
+	if e != nil {
+		return nil, e
+	}
+	return changeBatchResult{ok, failed}, nil
 }

@@ -150,13 +150,17 @@ func sameAttributes(q store.Queue, in queue.NewQueue) bool {
 		(in.DeadLetterQueue == "" || in.DeadLetterQueue == q.DeadLetterQueueID && in.MaxReceiveCount == q.MaxReceiveCount)
 }
 
-func createQueue(c *call, body []byte) (any, *Error) {
+type queueURLResult struct {
+	QueueUrl string
+}
+
+func createQueue(c *call) (any, *Error) {
 	var in struct {
 		QueueName  string
-		Attributes map[string]string
-		Tags       map[string]string `json:"tags"`
+		Attributes map[string]string `query:"Attribute"`
+		Tags       map[string]string `json:"tags" query:"Tag,Key,Value"`
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	if in.QueueName == "" {
@@ -184,7 +188,7 @@ func createQueue(c *call, body []byte) (any, *Error) {
 		if !sameAttributes(existing, nq) {
 			return nil, newErr(400, "QueueNameExists", "QueueAlreadyExists", "A queue already exists with the same name and a different value for attribute(s).")
 		}
-		return map[string]string{"QueueUrl": c.url(existing)}, nil
+		return queueURLResult{c.url(existing)}, nil
 	}
 	if err != nil {
 		var verr *ingest.ValidationError
@@ -193,15 +197,15 @@ func createQueue(c *call, body []byte) (any, *Error) {
 		}
 		return nil, serviceError(err)
 	}
-	return map[string]string{"QueueUrl": c.url(q)}, nil
+	return queueURLResult{c.url(q)}, nil
 }
 
-func getQueueURL(c *call, body []byte) (any, *Error) {
+func getQueueURL(c *call) (any, *Error) {
 	var in struct {
 		QueueName              string
 		QueueOwnerAWSAccountId string
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	if in.QueueName == "" {
@@ -214,16 +218,21 @@ func getQueueURL(c *call, body []byte) (any, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	return map[string]string{"QueueUrl": c.url(q)}, nil
+	return queueURLResult{c.url(q)}, nil
 }
 
-func listQueues(c *call, body []byte) (any, *Error) {
+type listQueuesResult struct {
+	QueueUrls []string `json:"QueueUrls,omitempty" query:"QueueUrl"`
+	NextToken string   `json:"NextToken,omitempty"`
+}
+
+func listQueues(c *call) (any, *Error) {
 	var in struct {
 		QueueNamePrefix string
 		MaxResults      *int
 		NextToken       string
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 1000) {
@@ -233,31 +242,24 @@ func listQueues(c *call, body []byte) (any, *Error) {
 	if err != nil {
 		return nil, errInternal()
 	}
-	out := map[string]any{}
-	urls := []string{}
+	var out listQueuesResult
 	for _, q := range qs { // by name
 		if !strings.HasPrefix(q.Name, in.QueueNamePrefix) || (in.NextToken != "" && q.Name <= in.NextToken) {
 			continue
 		}
-		if in.MaxResults != nil && len(urls) == *in.MaxResults {
-			out["NextToken"] = qs[0].Name // replaced below
+		if in.MaxResults != nil && len(out.QueueUrls) == *in.MaxResults {
+			last := out.QueueUrls[len(out.QueueUrls)-1]
+			out.NextToken = last[strings.LastIndex(last, "/")+1:]
 			break
 		}
-		urls = append(urls, c.url(q))
-	}
-	if _, more := out["NextToken"]; more {
-		last := urls[len(urls)-1]
-		out["NextToken"] = last[strings.LastIndex(last, "/")+1:]
-	}
-	if len(urls) > 0 {
-		out["QueueUrls"] = urls
+		out.QueueUrls = append(out.QueueUrls, c.url(q))
 	}
 	return out, nil
 }
 
-func deleteQueue(c *call, body []byte) (any, *Error) {
+func deleteQueue(c *call) (any, *Error) {
 	var in struct{ QueueUrl string }
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -277,12 +279,16 @@ var queueAttributeNames = []string{"ApproximateNumberOfMessages", "ApproximateNu
 	"VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "RedrivePolicy", "QueueArn", "CreatedTimestamp", "LastModifiedTimestamp",
 	"MaximumMessageSize", "ReceiveMessageWaitTimeSeconds", "FifoQueue", "ContentBasedDeduplication", "DeduplicationScope", "FifoThroughputLimit"}
 
-func getQueueAttributes(c *call, body []byte) (any, *Error) {
+type queueAttributesResult struct {
+	Attributes map[string]string `json:"Attributes,omitempty" query:"Attribute"`
+}
+
+func getQueueAttributes(c *call) (any, *Error) {
 	var in struct {
 		QueueUrl       string
-		AttributeNames []string
+		AttributeNames []string `query:"AttributeName"`
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -343,15 +349,12 @@ func getQueueAttributes(c *call, body []byte) (any, *Error) {
 			delete(attrs, k)
 		}
 	}
-	if len(attrs) == 0 {
-		return struct{}{}, nil
-	}
-	return map[string]any{"Attributes": attrs}, nil
+	return queueAttributesResult{Attributes: attrs}, nil
 }
 
-func purgeQueue(c *call, body []byte) (any, *Error) {
+func purgeQueue(c *call) (any, *Error) {
 	var in struct{ QueueUrl string }
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)

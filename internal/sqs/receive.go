@@ -12,23 +12,27 @@ type receivedMessage struct {
 	ReceiptHandle          string                      `json:"ReceiptHandle"`
 	MD5OfBody              string                      `json:"MD5OfBody"`
 	Body                   string                      `json:"Body"`
-	Attributes             map[string]string           `json:"Attributes,omitempty"`
+	Attributes             map[string]string           `json:"Attributes,omitempty" query:"Attribute"`
 	MD5OfMessageAttributes string                      `json:"MD5OfMessageAttributes,omitempty"`
-	MessageAttributes      map[string]messageAttribute `json:"MessageAttributes,omitempty"`
+	MessageAttributes      map[string]messageAttribute `json:"MessageAttributes,omitempty" query:"MessageAttribute"`
 }
 
-func receiveMessage(c *call, body []byte) (any, *Error) {
+type receiveResult struct {
+	Messages []receivedMessage `json:"Messages,omitempty" query:"Message"`
+}
+
+func receiveMessage(c *call) (any, *Error) {
 	var in struct {
 		QueueUrl                    string
 		MaxNumberOfMessages         *int
 		VisibilityTimeout           *int64
 		WaitTimeSeconds             *int64
-		AttributeNames              []string
-		MessageSystemAttributeNames []string
-		MessageAttributeNames       []string
+		AttributeNames              []string `query:"AttributeName"`
+		MessageSystemAttributeNames []string `query:"MessageSystemAttributeName"`
+		MessageAttributeNames       []string `query:"MessageAttributeName"`
 		ReceiveRequestAttemptId     string
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -105,8 +109,5 @@ func receiveMessage(c *call, body []byte) (any, *Error) {
 		}
 		msgs = append(msgs, rm)
 	}
-	if len(msgs) == 0 {
-		return struct{}{}, nil
-	}
-	return map[string]any{"Messages": msgs}, nil
+	return receiveResult{Messages: msgs}, nil
 }

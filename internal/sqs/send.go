@@ -15,8 +15,8 @@ type sendEntry struct {
 	Id                      string
 	MessageBody             *string
 	DelaySeconds            *int64
-	MessageAttributes       map[string]messageAttribute
-	MessageSystemAttributes map[string]messageAttribute
+	MessageAttributes       map[string]messageAttribute `query:"MessageAttribute"`
+	MessageSystemAttributes map[string]messageAttribute `query:"MessageSystemAttribute"`
 	MessageDeduplicationId  string
 	MessageGroupId          string
 }
@@ -117,12 +117,12 @@ func sentResult(id string, in sendEntry, m store.QueueMessage) sendResult {
 	return r
 }
 
-func sendMessage(c *call, body []byte) (any, *Error) {
+func sendMessage(c *call) (any, *Error) {
 	var in struct {
 		QueueUrl string
 		sendEntry
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -140,12 +140,17 @@ func sendMessage(c *call, body []byte) (any, *Error) {
 	return sentResult("", in.sendEntry, out[0]), nil
 }
 
-func sendMessageBatch(c *call, body []byte) (any, *Error) {
+type sendBatchResult struct {
+	Successful []sendResult   `query:"SendMessageBatchResultEntry"`
+	Failed     []batchFailure `query:"BatchResultErrorEntry"`
+}
+
+func sendMessageBatch(c *call) (any, *Error) {
 	var in struct {
 		QueueUrl string
-		Entries  []sendEntry
+		Entries  []sendEntry `query:"SendMessageBatchRequestEntry"`
 	}
-	if e := decode(body, &in); e != nil {
+	if e := c.decode(&in); e != nil {
 		return nil, e
 	}
 	q, e := c.queueByURL(in.QueueUrl)
@@ -187,5 +192,5 @@ func sendMessageBatch(c *call, body []byte) (any, *Error) {
 			ok = append(ok, sentResult(sent[i].Id, sent[i], m))
 		}
 	}
-	return map[string]any{"Successful": ok, "Failed": failed}, nil
+	return sendBatchResult{ok, failed}, nil
 }

@@ -318,6 +318,7 @@ type Store interface {
 	OutboxStore
 	AlertStore
 	CaptchaStore
+	TopicStore
 	Transactor
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).

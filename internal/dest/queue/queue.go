@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"carrier/internal/dest"
@@ -30,8 +31,80 @@ const MaxBodyBytes = 256 << 10
 type Config struct {
 	// Queue is the id or name of a queue of the subscription's project.
 	Queue string `json:"queue"`
-	// Raw sends the event JSON itself instead of the SNS envelope.
+	// Raw sends the event JSON itself instead of the SNS envelope (with
+	// Message "published": the published message itself, as SNS's
+	// RawMessageDelivery does).
 	Raw bool `json:"raw,omitempty"`
+	// Message is what the envelope's Message carries: MessageEvent (the
+	// default) the event JSON, MessagePublished the message an SNS publish
+	// carried, byte for byte (see Published).
+	Message string `json:"message,omitempty"`
+	// TopicArn is the envelope's TopicArn (default arn:carrier:<project>:<type>).
+	TopicArn string `json:"topic_arn,omitempty"`
+}
+
+// What a queue destination's envelope carries as its Message.
+const (
+	MessageEvent     = "event"
+	MessagePublished = "published"
+)
+
+// Hidden event attributes that an SNS publish (internal/topic) writes so that
+// the envelope can give back exactly what was published. Names starting with
+// "AWS." are reserved in SNS and SQS, so no publisher can send them.
+const (
+	// TypeAttrPrefix + name keeps the DataType of a non-String attribute
+	// (the same prefix as the SQS front's, so a raw delivery keeps types).
+	TypeAttrPrefix = "AWS.DataType."
+	// SNSAttrPrefix starts every other hidden attribute of an SNS publish.
+	SNSAttrPrefix = "AWS.SNS."
+	// AttrText, "true", says the published message was not JSON and the
+	// event's data is the message as a JSON string.
+	AttrText = SNSAttrPrefix + "Text"
+	// AttrStructure, "json", says the message was published with
+	// MessageStructure=json: the data is an object of messages by protocol.
+	AttrStructure = SNSAttrPrefix + "MessageStructure"
+	// AttrSequence is a FIFO topic publish's SequenceNumber.
+	AttrSequence = SNSAttrPrefix + "SequenceNumber"
+)
+
+// Published is the message an SNS publish carried, from its event: the data
+// itself when the message was JSON, the JSON string's contents otherwise, and
+// with MessageStructure=json the member for protocol (or "default").
+func Published(ev store.Event, protocol string) string {
+	data := ev.Data
+	if ev.Attributes[AttrStructure] == "json" {
+		var m map[string]string
+		if json.Unmarshal(data, &m) == nil {
+			if v, ok := m[protocol]; ok {
+				return v
+			}
+			return m["default"]
+		}
+	}
+	if ev.Attributes[AttrText] == "true" {
+		var s string
+		if json.Unmarshal(data, &s) == nil {
+			return s
+		}
+	}
+	return string(data)
+}
+
+// PublicAttributes are an event's attributes without the hidden ones.
+func PublicAttributes(attrs map[string]string) map[string]Attribute {
+	out := make(map[string]Attribute, len(attrs))
+	for k, v := range attrs {
+		if strings.HasPrefix(k, "AWS.") {
+			continue
+		}
+		t := attrs[TypeAttrPrefix+k]
+		if t == "" {
+			t = "String"
+		}
+		out[k] = Attribute{Type: t, Value: v}
+	}
+	return out
 }
 
 // ParseConfig reads and validates a queue destination's settings. Errors are
@@ -54,8 +127,16 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 			if err := json.Unmarshal(v, &c.Raw); err != nil {
 				return c, &dest.FieldError{Field: "raw", Message: "must be a boolean"}
 			}
+		case "message":
+			if err := json.Unmarshal(v, &c.Message); err != nil || (c.Message != MessageEvent && c.Message != MessagePublished) {
+				return c, &dest.FieldError{Field: "message", Message: `must be "event" or "published"`}
+			}
+		case "topic_arn":
+			if err := json.Unmarshal(v, &c.TopicArn); err != nil || len(c.TopicArn) > 1024 {
+				return c, &dest.FieldError{Field: "topic_arn", Message: "must be a string of at most 1024 characters"}
+			}
 		default:
-			return c, &dest.FieldError{Field: name, Message: "is not a setting of queue destinations (known: queue, raw)"}
+			return c, &dest.FieldError{Field: name, Message: "is not a setting of queue destinations (known: queue, raw, message, topic_arn)"}
 		}
 	}
 	if c.Queue == "" {
@@ -99,14 +180,51 @@ type Notification struct {
 	MessageAttributes map[string]Attribute `json:"MessageAttributes"`
 }
 
+// publishedNotification is the envelope of an SNS publish, as SNS writes it
+// into an SQS queue: Subject only when the publish had one, SequenceNumber on
+// FIFO topics.
+type publishedNotification struct {
+	Type              string               `json:"Type"`
+	MessageID         string               `json:"MessageId"`
+	SequenceNumber    string               `json:"SequenceNumber,omitempty"`
+	TopicArn          string               `json:"TopicArn"`
+	Subject           string               `json:"Subject,omitempty"`
+	Message           string               `json:"Message"`
+	Timestamp         string               `json:"Timestamp"`
+	MessageAttributes map[string]Attribute `json:"MessageAttributes,omitempty"`
+}
+
 // Render returns the message body for a job; at stands in for the event's
 // time when it has none.
 func Render(job store.Job, raw bool, at time.Time) (string, error) {
+	return RenderConfig(job, Config{Raw: raw}, at)
+}
+
+// RenderConfig returns the message body for a job sent with settings c.
+func RenderConfig(job store.Job, c Config, at time.Time) (string, error) {
 	ev := job.Event
 	t := ev.CreatedAt
 	if t.IsZero() {
 		t = at
 	}
+	topicArn := c.TopicArn
+	if topicArn == "" {
+		projectID := job.Subscription.ProjectID
+		if projectID == "" {
+			projectID = ev.ProjectID
+		}
+		topicArn = "arn:carrier:" + projectID + ":" + ev.Type
+	}
+	if c.Message == MessagePublished {
+		msg := Published(ev, "sqs")
+		if c.Raw {
+			return msg, nil
+		}
+		env, err := json.Marshal(publishedNotification{Type: "Notification", MessageID: ev.ID, SequenceNumber: ev.Attributes[AttrSequence],
+			TopicArn: topicArn, Subject: ev.Subject, Message: msg, Timestamp: t.UTC().Format(TimeFormat), MessageAttributes: PublicAttributes(ev.Attributes)})
+		return string(env), err
+	}
+	raw := c.Raw
 	attrs := ev.Attributes
 	if attrs == nil {
 		attrs = map[string]string{}
@@ -122,15 +240,11 @@ func Render(job store.Job, raw bool, at time.Time) (string, error) {
 	if raw {
 		return string(body), nil
 	}
-	projectID := job.Subscription.ProjectID
-	if projectID == "" {
-		projectID = ev.ProjectID
-	}
 	ma := make(map[string]Attribute, len(attrs))
 	for k, v := range attrs {
 		ma[k] = Attribute{Type: "String", Value: v}
 	}
-	env, err := json.Marshal(Notification{Type: "Notification", MessageID: job.Delivery.ID, TopicArn: "arn:carrier:" + projectID + ":" + ev.Type,
+	env, err := json.Marshal(Notification{Type: "Notification", MessageID: job.Delivery.ID, TopicArn: topicArn,
 		Subject: ev.Type, Message: string(body), Timestamp: t.UTC().Format(TimeFormat), MessageAttributes: ma})
 	return string(env), err
 }
@@ -168,7 +282,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	if err != nil {
 		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: err.Error()}
 	}
-	body, err := Render(job, c.Raw, at)
+	body, err := RenderConfig(job, c, at)
 	if err != nil {
 		return dispatch.Result{ErrorCode: "render_failed", ErrorMessage: err.Error()}
 	}
@@ -177,6 +291,9 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	}
 	attrs := make(map[string]string, len(job.Event.Attributes))
 	for k, v := range job.Event.Attributes {
+		if c.Message == MessagePublished && strings.HasPrefix(k, SNSAttrPrefix) {
+			continue
+		}
 		attrs[k] = v
 	}
 	m, err := s.Queues.Enqueue(ctx, job.Subscription.ProjectID, c.Queue, body, attrs, job.Delivery.ID, groupID(job))

@@ -73,6 +73,7 @@ var cases = []testCase{
 	{name: "DeadLetters", run: testDeadLetters},
 	{name: "PruneTasks", run: testPruneTasks},
 	{name: "QueueCRUD", run: testQueueCRUD},
+	{name: "Topics", run: testTopics},
 	{name: "QueueSendReceive", run: testQueueSendReceive},
 	{name: "QueueDedup", run: testQueueDedup},
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},

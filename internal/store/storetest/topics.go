@@ -1,0 +1,55 @@
+package storetest
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"carrier/internal/store"
+)
+
+func testTopics(t *testing.T, e Storage) {
+	f := setup(t, e)
+	p, other := f.project().ID, f.project().ID
+	topic := store.Topic{ID: newID(), ProjectID: p, Name: "orders.fifo", FIFO: true, ContentDedup: true,
+		Attributes: map[string]string{"DisplayName": "Orders"}, Tags: map[string]string{"team": "ops"}, CreatedAt: f.base, UpdatedAt: f.base}
+	f.must(f.s.CreateTopic(f.ctx, topic))
+	f.must(f.s.CreateTopic(f.ctx, store.Topic{ID: newID(), ProjectID: p, Name: "alerts", CreatedAt: f.base, UpdatedAt: f.base}))
+	if err := f.s.CreateTopic(f.ctx, store.Topic{ID: newID(), ProjectID: p, Name: "alerts", CreatedAt: f.base}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("second topic of the same name: %v", err)
+	}
+	got, err := f.s.TopicByName(f.ctx, p, "orders.fifo")
+	f.must(err)
+	if !reflect.DeepEqual(got, topic) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, topic)
+	}
+	if _, err := f.s.TopicByName(f.ctx, other, "orders.fifo"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another project's topic: %v", err)
+	}
+	list, err := f.s.ListTopics(f.ctx, p)
+	f.must(err)
+	if len(list) != 2 || list[0].Name != "alerts" || list[1].Name != "orders.fifo" || len(list[0].Attributes) != 0 {
+		t.Fatalf("list: %+v", list)
+	}
+	got.Attributes["Policy"] = `{"Version":"2012-10-17"}`
+	got.Tags = map[string]string{}
+	got.ContentDedup = false
+	got.UpdatedAt = f.base.Add(time.Second)
+	f.must(f.s.UpdateTopic(f.ctx, got))
+	again, err := f.s.TopicByName(f.ctx, p, "orders.fifo")
+	f.must(err)
+	if !reflect.DeepEqual(again, got) {
+		t.Fatalf("after update:\n got %+v\nwant %+v", again, got)
+	}
+	if err := f.s.UpdateTopic(f.ctx, store.Topic{ProjectID: other, Name: "orders.fifo"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update another project's topic: %v", err)
+	}
+	if err := f.s.DeleteTopic(f.ctx, other, "alerts"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete another project's topic: %v", err)
+	}
+	f.must(f.s.DeleteTopic(f.ctx, p, "alerts"))
+	if list, _ := f.s.ListTopics(f.ctx, p); len(list) != 1 {
+		t.Fatalf("after delete: %+v", list)
+	}
+}

@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Topic is an SNS topic of a project (internal/topic gives it meaning).
+type Topic struct {
+	ID        string
+	ProjectID string
+	Name      string // unique per project; FIFO topics end in ".fifo"
+	FIFO      bool
+	// ContentDedup (FIFO only) makes the SHA-256 of the message the
+	// deduplication id of a publish sent without one.
+	ContentDedup bool
+	// Attributes are the other settable attributes (DisplayName, Policy, …)
+	// by their SNS names.
+	Attributes map[string]string
+	Tags       map[string]string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// TopicStore keeps topics.
+type TopicStore interface {
+	// CreateTopic inserts a topic; a name already used in the project is
+	// ErrConflict.
+	CreateTopic(ctx context.Context, t Topic) error
+	TopicByName(ctx context.Context, projectID, name string) (Topic, error)
+	// ListTopics lists a project's topics by name.
+	ListTopics(ctx context.Context, projectID string) ([]Topic, error)
+	// UpdateTopic writes a topic's content dedup flag, attributes, tags and
+	// updated time.
+	UpdateTopic(ctx context.Context, t Topic) error
+	DeleteTopic(ctx context.Context, projectID, name string) error
+}
