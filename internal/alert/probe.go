@@ -20,7 +20,8 @@ type BalanceSource interface {
 // Carriers on one provider account do not ask at once), and records it as
 // the provider.balance gauge. A failed probe counts a failure and keeps the
 // last good value: it is no data for the balance rule and, three times in a
-// row, the probe_failures rule's alert, never a balance of 0.
+// row, the probe_failures rule's alert, never a balance of 0. It probes only
+// while an enabled rule reads the balance.
 type Prober struct {
 	Provider BalanceSource
 	Store    store.AlertStore
@@ -41,8 +42,28 @@ func (p *Prober) Interval() time.Duration {
 	return time.Minute
 }
 
-// Round probes once.
+// needed tells whether an enabled rule reads the balance (a provider
+// metric, or a daily summary, which reports it): without one, no request
+// is spent on it.
+func (p *Prober) needed(ctx context.Context) (bool, error) {
+	rules, err := p.Store.EnabledAlertRules(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, ar := range rules {
+		r, err := Decode(ar)
+		if err == nil && (strings.HasPrefix(r.Metric, "provider.") || r.Kind == KindSchedule) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Round probes once, if a rule needs the balance.
 func (p *Prober) Round(ctx context.Context) error {
+	if ok, err := p.needed(ctx); err != nil || !ok {
+		return err
+	}
 	jitter := p.Jitter
 	if jitter == 0 {
 		jitter = p.Interval() / 10

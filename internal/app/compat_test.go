@@ -105,7 +105,7 @@ func TestCompatFrontWithPublishedClient(t *testing.T) {
 			if j["status"] != float64(1) || id == "" {
 				t.Fatalf("in.php json: %v", j)
 			}
-			resBefore := r.sim.Stats().ResRequests
+			resBefore := r.sim.Stats().ResGetRequests
 			if got := get("action=get&id=" + id); got != "CAPCHA_NOT_READY" {
 				t.Errorf("fresh task: %q, want CAPCHA_NOT_READY", got)
 			}
@@ -120,7 +120,7 @@ func TestCompatFrontWithPublishedClient(t *testing.T) {
 			if !strings.HasPrefix(final, "OK|03") {
 				t.Errorf("solved task: %q", final)
 			}
-			if got := r.sim.Stats().ResRequests; got != resBefore {
+			if got := r.sim.Stats().ResGetRequests; got != resBefore {
 				t.Errorf("res.php on Carrier reached upstream: %d requests, want %d", got, resBefore)
 			}
 			if got := get("action=reportgood&id=" + id); got != "OK_REPORT_RECORDED" {
