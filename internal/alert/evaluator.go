@@ -170,8 +170,8 @@ func (e *Evaluator) Round(ctx context.Context) error {
 				}
 			}
 			// An item that is gone (a deleted subscription) has cleared.
-			for key, a := range byKey {
-				if a.RuleID == r.ID && !seen[a.Item] && strings.HasPrefix(key, r.ID+"\x00") {
+			for _, a := range byKey {
+				if a.RuleID == r.ID && !seen[a.Item] {
 					gone := r
 					gone.NoData = NoDataOK
 					if c, _, ok := e.step(gone, a, true, itemSample{item: a.Item}, now); ok {

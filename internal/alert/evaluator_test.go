@@ -466,11 +466,10 @@ func TestCriticalInhibitsWarningOfTheSameItem(t *testing.T) {
 			b.now = b.now.Add(time.Minute)
 			b.balance(5, true)
 			b.round()
-			got, d = b.sent()
+			got, _ = b.sent()
 			if strings.Join(got, ",") != "alert.resolved critical,alert.firing warning" && strings.Join(got, ",") != "alert.firing warning,alert.resolved critical" {
 				t.Fatalf("got %v, want the critical resolved and the warning told", got)
 			}
-			_ = d
 		})
 	}
 }

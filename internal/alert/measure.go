@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"slices"
-	"sort"
 	"time"
 
 	"carrier/internal/store"
@@ -107,24 +106,6 @@ func sumOutcomes(counts []store.TaskOutcomeCount) map[string]*taskWindow {
 			code = "ERROR_" + c.Status
 		}
 		w.Codes[code] += c.Count
-	}
-	return out
-}
-
-// breakdown returns the error codes of w, largest first (then by name).
-func (w *taskWindow) breakdown(max int) []CodeCount {
-	out := make([]CodeCount, 0, len(w.Codes))
-	for code, n := range w.Codes {
-		out = append(out, CodeCount{Code: code, Count: n})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
-		}
-		return out[i].Code < out[j].Code
-	})
-	if len(out) > max {
-		out = out[:max]
 	}
 	return out
 }
@@ -293,7 +274,10 @@ func (m *measurements) measure(r Rule) []itemSample {
 			x.Value = float64(w.Errors) / float64(w.Total)
 		}
 		codes := map[string]int{}
-		for _, c := range w.breakdown(10) {
+		for i, c := range CodeCounts(w.Codes) {
+			if i == MaxBreakdownLines {
+				break
+			}
 			codes[c.Code] = c.Count
 		}
 		x.Details = map[string]any{"errors": w.Errors, "total": w.Total, "breakdown": codes}

@@ -6,7 +6,7 @@ import (
 )
 
 // verdictCache keeps verdicts by verification key until their token would
-// have expired, bounded in entries (the oldest half is dropped when full).
+// have expired, bounded in entries.
 // It is per node: an application that retries through another node asks
 // the vendor again.
 type verdictCache struct {
@@ -35,24 +35,14 @@ func (c *verdictCache) get(key string, now time.Time) (Verdict, bool) {
 	return e.v, true
 }
 
-func (c *verdictCache) put(key string, v Verdict, expires time.Time) {
+func (c *verdictCache) put(key string, v Verdict, now, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.items) >= c.max {
-		// Drop what expires soonest first: scan once, drop the older half.
-		var cut time.Time
-		n := 0
-		for _, e := range c.items {
-			if n == 0 || e.expires.Before(cut) {
-				cut = e.expires
-			}
-			n++
-		}
+		// Full: drop what has expired; if that is not enough, start over
+		// (a lost verdict costs a vendor call, not a wrong answer).
 		for k, e := range c.items {
-			if len(c.items) < c.max/2 {
-				break
-			}
-			if !e.expires.After(cut.Add(time.Minute)) {
+			if !now.Before(e.expires) {
 				delete(c.items, k)
 			}
 		}

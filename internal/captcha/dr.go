@@ -20,7 +20,7 @@ type drWindow struct {
 	flagged  map[string]bool
 }
 
-func (w *drWindow) add(now time.Time, ip string) (addresses, fromIP int, first bool) {
+func (w *drWindow) add(now time.Time, ip string) (addresses, fromIP int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m := now.Truncate(time.Minute)
@@ -28,7 +28,7 @@ func (w *drWindow) add(now time.Time, ip string) (addresses, fromIP int, first b
 		w.minute, w.ips, w.reported, w.flagged = m, map[string]int{}, false, map[string]bool{}
 	}
 	w.ips[ip]++
-	return len(w.ips), w.ips[ip], false
+	return len(w.ips), w.ips[ip]
 }
 
 func (w *drWindow) once(flag *bool) bool {
@@ -87,7 +87,7 @@ func (s *Service) verifyDR(ctx context.Context, site Site, t DRTicket, req Reque
 		s.dr[site.ID] = w
 	}
 	s.mu.Unlock()
-	addresses, fromIP, _ := w.add(now, ip.String())
+	addresses, fromIP := w.add(now, ip.String())
 	vendorUp := a.Reason != ReasonVendorUnavailable
 	if addresses >= DefaultOutageAddresses && w.once(&w.reported) {
 		// Many addresses cannot load the script: a real outage of the

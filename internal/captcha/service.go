@@ -171,7 +171,8 @@ func (s *Service) Verify(ctx context.Context, projectID string, in VerifyRequest
 		a, calls = s.call(ctx, site, req)
 		v = s.decide(ctx, site, a, ip)
 		if cacheable(a) {
-			s.verdicts.put(key, v, s.now().Add(tokenLife(site.Vendor)))
+			now := s.now()
+			s.verdicts.put(key, v, now, now.Add(tokenLife(site.Vendor)))
 		}
 	}
 	v.LatencyMS = ms(time.Since(start))
