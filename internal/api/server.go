@@ -68,6 +68,8 @@ type Deps struct {
 	// SNS answers the SNS query protocol (requests sns.IsRequest recognises);
 	// nil turns it off.
 	SNS http.Handler
+	// SNSPublic answers the unsigned SNS requests (sns.IsPublicRequest).
+	SNSPublic http.Handler
 	// Topics runs /v1/topics; nil turns it off.
 	Topics *topic.Service
 }
@@ -118,6 +120,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// SNS query protocol: form-encoded POST / signed for sns or naming Version=2010-03-31.
 	if s.SNS != nil && sns.IsRequest(r) {
 		s.SNS.ServeHTTP(w, r)
+		return
+	}
+	// What SNS serves unsigned to the endpoints it delivers to: SubscribeURL, UnsubscribeURL, the signing certificate.
+	if s.SNSPublic != nil && sns.IsPublicRequest(r) {
+		s.SNSPublic.ServeHTTP(w, r)
 		return
 	}
 	h, pattern := s.mux.Handler(r)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"carrier/internal/alert"
@@ -36,6 +37,7 @@ import (
 	"carrier/internal/dest/pingback"
 	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
+	"carrier/internal/dest/snshttp"
 	"carrier/internal/dest/webhook"
 	"carrier/internal/dispatch"
 	"carrier/internal/ingest"
@@ -50,6 +52,7 @@ import (
 	"carrier/internal/queue"
 	"carrier/internal/secret"
 	"carrier/internal/sns"
+	"carrier/internal/sns/signing"
 	"carrier/internal/spool"
 	"carrier/internal/sqs"
 	"carrier/internal/store"
@@ -105,10 +108,16 @@ type App struct {
 	alertMx       *metrics.Alerts
 	refreshWanted chan struct{} // another node changed subscriptions
 
+	// Topics is the SNS topics service.
+	Topics   *topic.Service
 	listener net.Listener
-	server   *http.Server
-	spool    *spool.Spool
-	logs     *logfile.Sender
+	// publicURL is the base URL at which others reach this node: the
+	// configured CARRIER_PUBLIC_URL, else http://<listen address> once
+	// Listen has opened it.
+	publicURL atomic.Pointer[string]
+	server    *http.Server
+	spool     *spool.Spool
+	logs      *logfile.Sender
 }
 
 // Options are test and embedding hooks beyond the configuration.
@@ -228,6 +237,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		opts.Dispatch(&dcfg)
 	}
 	client := guard.Client(cfg.LaneConcurrency)
+	snsSigner, err := signing.Load(ctx, st, time.Now())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	logDir := cfg.LogDir
 	if logDir == "" {
 		logDir = filepath.Join(cfg.DataDir, "logs")
@@ -246,6 +260,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	destinations.Register(a.logs)
 	destinations.Register(&destqueue.Sender{Queues: a.Queues})
 	destinations.Register(&pingback.Sender{Client: client})
+	destinations.Register(&snshttp.Sender{Client: client, Signer: snsSigner, PublicURL: a.PublicURL, RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(&alertmanager.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap, ExternalURL: cfg.PublicURL})
 	a.Pingbacks = &pingback.Registry{Store: st, Refresh: a.subscriptionsChanged}
 	a.Engine = dispatch.New(dcfg, st, destinations, a.Node, mx, log)
@@ -314,7 +329,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	deps.Topics = topic.New(st, a.Publisher, subscriptions)
-	deps.SNS = &sns.Handler{Credentials: st, Topics: deps.Topics, Log: log}
+	a.Topics = deps.Topics
+	snsHandler := &sns.Handler{Credentials: st, Topics: deps.Topics, Signer: snsSigner, Log: log}
+	deps.SNS, deps.SNSPublic = snsHandler, http.HandlerFunc(snsHandler.ServePublic)
 	// The 2captcha front is served on the API's mux and checks its key
 	// parameter with the key service the API authenticates with.
 	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Auth: keys, Guard: guard, Pingbacks: a.Pingbacks, Refusal: subscription.Refusal, Log: log}
@@ -457,14 +474,24 @@ func (a *App) Listen() error {
 		return fmt.Errorf("listen on %s (CARRIER_LISTEN): %w", a.Config.Listen, err)
 	}
 	a.listener = ln
+	public := a.Config.PublicURL
+	if public == "" {
+		public = "http://" + ln.Addr().String()
+	}
+	a.publicURL.Store(&public)
 	if a.Tasks != nil {
-		public := a.Config.PublicURL
-		if public == "" {
-			public = "http://" + ln.Addr().String()
-		}
 		a.Tasks.SetPublicURL(public)
 	}
 	return nil
+}
+
+// PublicURL is the base URL at which others reach this node (see
+// CARRIER_PUBLIC_URL); before Listen, the configured one.
+func (a *App) PublicURL() string {
+	if p := a.publicURL.Load(); p != nil {
+		return *p
+	}
+	return a.Config.PublicURL
 }
 
 // Addr is the address the API listens on, after Listen.

@@ -182,9 +182,15 @@ func getTopicAttributes(c *call) (any, *Error) {
 		return nil, serviceError(err)
 	}
 	arn := c.topicArn(t.Name)
+	pending := 0
+	for _, s := range subs {
+		if s.Pending {
+			pending++
+		}
+	}
 	attrs := map[string]string{
 		"TopicArn": arn, "Owner": c.project, "DisplayName": "",
-		"SubscriptionsConfirmed": strconv.Itoa(len(subs)), "SubscriptionsPending": "0", "SubscriptionsDeleted": "0",
+		"SubscriptionsConfirmed": strconv.Itoa(len(subs) - pending), "SubscriptionsPending": strconv.Itoa(pending), "SubscriptionsDeleted": "0",
 		"Policy":                  defaultPolicy(c.project, arn),
 		"EffectiveDeliveryPolicy": `{"http":{"defaultHealthyRetryPolicy":{"minDelayTarget":20,"maxDelayTarget":20,"numRetries":3,"numMaxDelayRetries":0,"numNoDelayRetries":0,"numMinDelayRetries":0,"backoffFunction":"linear"},"disableSubscriptionOverrides":false,"defaultRequestPolicy":{"headerContentType":"text/plain; charset=UTF-8"}}}`,
 	}
@@ -230,9 +236,39 @@ func subscribe(c *call) (any, *Error) {
 	if err != nil {
 		return nil, serviceError(err)
 	}
-	// Every protocol Carrier delivers is confirmed at once, so the ARN is
-	// returned whatever ReturnSubscriptionArn says.
+	// A subscription waiting for its endpoint's confirmation is "pending
+	// confirmation" unless the caller asks for its ARN, as in SNS.
+	if s.Pending && c.form.Get("ReturnSubscriptionArn") != "true" {
+		return subscribeResult{SubscriptionArn: "pending confirmation"}, nil
+	}
 	return subscribeResult{SubscriptionArn: c.subscriptionArn(s)}, nil
+}
+
+func confirmSubscription(c *call) (any, *Error) {
+	name, e := c.topicName("TopicArn")
+	if e != nil {
+		return nil, e
+	}
+	authOnUnsubscribe, e := boolParam(c.form.Get("AuthenticateOnUnsubscribe"), "AuthenticateOnUnsubscribe")
+	if e != nil {
+		return nil, e
+	}
+	s, err := c.h.Topics.ConfirmSubscription(c.ctx, c.project, name, c.form.Get("Token"), true, authOnUnsubscribe)
+	if err != nil {
+		return nil, serviceError(err)
+	}
+	return subscribeResult{SubscriptionArn: c.subscriptionArn(s)}, nil
+}
+
+// boolParam reads an optional boolean parameter.
+func boolParam(v, param string) (bool, *Error) {
+	switch strings.ToLower(v) {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	}
+	return false, errInvalid("Invalid parameter: %s", param)
 }
 
 func (c *call) subscription(param string) (topic.Subscription, *Error) {
@@ -272,7 +308,11 @@ func (c *call) subscriptionList(name string) (any, *Error) {
 	}
 	var r listSubscriptionsResult
 	for _, s := range subs[start:min(len(subs), start+pageSize)] {
-		r.Subscriptions.Member = append(r.Subscriptions.Member, subscriptionMember{SubscriptionArn: c.subscriptionArn(s), Owner: c.project,
+		arn := c.subscriptionArn(s)
+		if s.Pending {
+			arn = "PendingConfirmation"
+		}
+		r.Subscriptions.Member = append(r.Subscriptions.Member, subscriptionMember{SubscriptionArn: arn, Owner: c.project,
 			Protocol: s.Protocol, Endpoint: s.Endpoint, TopicArn: c.topicArn(s.Topic)})
 	}
 	r.NextToken = next
@@ -299,8 +339,9 @@ func getSubscriptionAttributes(c *call) (any, *Error) {
 	}
 	attrs := map[string]string{
 		"SubscriptionArn": c.subscriptionArn(s), "TopicArn": c.topicArn(s.Topic), "Owner": c.project, "Protocol": s.Protocol,
-		"Endpoint": s.Endpoint, "ConfirmationWasAuthenticated": "true", "PendingConfirmation": "false",
-		"RawMessageDelivery": strconv.FormatBool(s.Raw), "SubscriptionPrincipal": "arn:aws:iam::" + c.project + ":user/carrier",
+		"Endpoint": s.Endpoint, "PendingConfirmation": strconv.FormatBool(s.Pending),
+		"ConfirmationWasAuthenticated": strconv.FormatBool(s.Authenticated || !s.Pending && s.TokenSHA256 == ""),
+		"RawMessageDelivery":           strconv.FormatBool(s.Raw), "SubscriptionPrincipal": "arn:aws:iam::" + c.project + ":user/carrier",
 	}
 	if len(s.FilterPolicy) > 0 {
 		attrs["FilterPolicy"] = string(s.FilterPolicy)

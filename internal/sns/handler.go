@@ -25,6 +25,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"carrier/internal/sns/signing"
 	"carrier/internal/sqs"
 	"carrier/internal/store"
 	"carrier/internal/topic"
@@ -50,7 +51,10 @@ type Credentials interface {
 type Handler struct {
 	Credentials Credentials
 	Topics      *topic.Service
-	Log         *slog.Logger
+	// Signer signs the messages of http and https subscriptions; its
+	// certificate is served at its CertPath.
+	Signer *signing.Signer
+	Log    *slog.Logger
 	// Now is the clock for signature dates (time.Now when nil).
 	Now func() time.Time
 }
@@ -104,6 +108,7 @@ func init() {
 		"GetTopicAttributes":        getTopicAttributes,
 		"SetTopicAttributes":        setTopicAttributes,
 		"Subscribe":                 subscribe,
+		"ConfirmSubscription":       confirmSubscription,
 		"Unsubscribe":               unsubscribe,
 		"ListSubscriptions":         listSubscriptions,
 		"ListSubscriptionsByTopic":  listSubscriptionsByTopic,

@@ -319,6 +319,7 @@ type Store interface {
 	AlertStore
 	CaptchaStore
 	TopicStore
+	SigningKeyStore
 	Transactor
 
 	// Migrate applies the embedded schema migrations (under a lock on PostgreSQL).

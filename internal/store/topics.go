@@ -35,3 +35,21 @@ type TopicStore interface {
 	UpdateTopic(ctx context.Context, t Topic) error
 	DeleteTopic(ctx context.Context, projectID, name string) error
 }
+
+// SigningKey is a key Carrier signs with, shared by every node: a private
+// key and its certificate, both PEM.
+type SigningKey struct {
+	Name        string
+	PrivateKey  string
+	Certificate string
+	CreatedAt   time.Time
+}
+
+// SigningKeyStore keeps signing keys.
+type SigningKeyStore interface {
+	// SigningKey reads the key named name (ErrNotFound when there is none).
+	SigningKey(ctx context.Context, name string) (SigningKey, error)
+	// CreateSigningKey stores k unless a key of its name exists, and returns
+	// the stored key: k, or the one another node stored first.
+	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)
+}

@@ -56,6 +56,11 @@ type Input struct {
 	Metadata json.RawMessage
 	// Ordering is "fifo" or "" (none).
 	Ordering *string
+	// NoEventTypes makes the subscription want no published event: it
+	// receives only deliveries addressed to it alone (an SNS http
+	// subscription waiting for its confirmation gets its
+	// SubscriptionConfirmation and nothing else). EventTypes is ignored.
+	NoEventTypes bool
 }
 
 // Limits from the webhooks source document.
@@ -95,7 +100,7 @@ func (s *Service) apply(ctx context.Context, in Input, sub *store.Subscription, 
 			return invalid("name", "is required")
 		case in.API == Webhooks && in.URL == nil:
 			return invalid(in.API.urlField(), "is required")
-		case in.EventTypes == nil:
+		case in.EventTypes == nil && !in.NoEventTypes:
 			return invalid("event_types", "is required")
 		case in.API == Subscriptions && !sent(in.Destination):
 			return invalid("destination", "is required (an object with a type: %s)", s.kinds())
@@ -189,7 +194,9 @@ func (s *Service) applyFields(ctx context.Context, in Input, url *string, header
 		}
 		sub.URL = u
 	}
-	if in.EventTypes != nil {
+	if in.NoEventTypes {
+		sub.EventTypes = []string{}
+	} else if in.EventTypes != nil {
 		if len(*in.EventTypes) == 0 {
 			return invalid("event_types", "must list at least one event type")
 		}

@@ -16,7 +16,9 @@ import (
 
 	"carrier/internal/clock"
 	destqueue "carrier/internal/dest/queue"
+	"carrier/internal/dest/snshttp"
 	"carrier/internal/ingest"
+	"carrier/internal/store"
 )
 
 // Attribute is one SNS message attribute: DataType String, Number, Binary or
@@ -194,11 +196,12 @@ func (s *Service) Publish(ctx context.Context, projectID, name string, m Message
 	if err != nil {
 		return Published{}, err
 	}
-	return s.publish(ctx, t.ProjectID, t.Name, t.FIFO, t.ContentDedup, m)
+	return s.publish(ctx, t, m)
 }
 
-func (s *Service) publish(ctx context.Context, projectID, name string, fifo, contentDedup bool, m Message) (Published, error) {
-	if err := Check(fifo, contentDedup, m); err != nil {
+func (s *Service) publish(ctx context.Context, t store.Topic, m Message) (Published, error) {
+	projectID, name, fifo := t.ProjectID, t.Name, t.FIFO
+	if err := Check(fifo, t.ContentDedup, m); err != nil {
 		return Published{}, err
 	}
 	attrs := ingest.Attributes{}
@@ -216,6 +219,9 @@ func (s *Service) publish(ctx context.Context, projectID, name string, fifo, con
 	}
 	if m.Structure == "json" {
 		attrs[destqueue.AttrStructure] = "json"
+	}
+	if v := t.Attributes["SignatureVersion"]; v != "" && v != "1" {
+		attrs[snshttp.AttrSignatureVersion] = v
 	}
 	id := clock.NewID()
 	in := ingest.Input{ProjectID: projectID, Type: EventType(name), Subject: m.Subject, Data: data, Attributes: attrs, EventID: id}
@@ -307,7 +313,7 @@ func (s *Service) PublishBatch(ctx context.Context, projectID, name string, entr
 	out := make([]BatchResult, len(entries))
 	// One entry after the other: a FIFO topic's entries keep their order.
 	for i, e := range entries {
-		p, err := s.publish(ctx, t.ProjectID, t.Name, t.FIFO, t.ContentDedup, e.Message)
+		p, err := s.publish(ctx, t, e.Message)
 		out[i] = BatchResult{ID: e.ID, Published: p, Err: err}
 	}
 	return out, nil

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"carrier/internal/dest"
 	destqueue "carrier/internal/dest/queue"
+	"carrier/internal/dest/snshttp"
 	"carrier/internal/filter"
 	"carrier/internal/store"
 	"carrier/internal/subscription"
@@ -15,16 +17,23 @@ import (
 
 // Protocols maps the SNS protocols Carrier delivers to the destination kind
 // each becomes; the endpoint becomes the setting named. sqs is the queue
-// destination with the published message in the envelope; discord, slack and
-// log are Carrier's own. http, https, email, lambda and the rest are not
-// built yet: a new protocol is one entry here and, where it needs one, a
-// destination kind (internal/dest).
+// destination with the published message in the envelope; http and https
+// are SNS's HTTP delivery with its confirmation flow and signatures
+// (internal/dest/snshttp); discord, slack and log are Carrier's own. A new
+// protocol is one entry here and, where it needs one, a destination kind
+// (internal/dest).
 var Protocols = map[string]struct{ Kind, Setting string }{
 	"sqs":     {destqueue.Kind, "queue"},
+	"http":    {snshttp.Kind, "url"},
+	"https":   {snshttp.Kind, "url"},
 	"discord": {"discord", "webhook_url"},
 	"slack":   {"slack", "webhook_url"},
 	"log":     {"log", "file"},
 }
+
+// confirmed reports whether a protocol's subscriptions must be confirmed
+// by their endpoint before they receive anything but the confirmation.
+func needsConfirmation(protocol string) bool { return protocol == "http" || protocol == "https" }
 
 // snsProtocols are SNS's own protocols, some of which Carrier does not deliver yet.
 var snsProtocols = map[string]bool{"http": true, "https": true, "email": true, "email-json": true, "sms": true, "sqs": true,
@@ -37,6 +46,18 @@ type SubscriptionInfo struct {
 	Protocol      string `json:"protocol"`
 	Endpoint      string `json:"endpoint"`
 	RedrivePolicy string `json:"redrive_policy,omitempty"`
+	// Pending is an http or https subscription that its endpoint has not
+	// confirmed: it receives its SubscriptionConfirmation and nothing else.
+	Pending bool `json:"pending,omitempty"`
+	// TokenSHA256 is the hash of the newest confirmation token, kept until
+	// TokenExpires so that confirming again answers the same subscription.
+	TokenSHA256  string    `json:"token_sha256,omitempty"`
+	TokenExpires time.Time `json:"token_expires,omitzero"`
+	// Authenticated: confirmed by a signed ConfirmSubscription call
+	// (ConfirmationWasAuthenticated); AuthenticateOnUnsubscribe then
+	// refuses an unsigned unsubscribe (the UnsubscribeURL).
+	Authenticated             bool `json:"authenticated,omitempty"`
+	AuthenticateOnUnsubscribe bool `json:"authenticate_on_unsubscribe,omitempty"`
 }
 
 // Subscription is an SNS subscription: the Carrier subscription and its SNS view.
@@ -62,8 +83,12 @@ func view(sub store.Subscription) (Subscription, bool) {
 	if sub.FilterScope == filter.ScopeBody {
 		out.FilterPolicyScope = "MessageBody"
 	}
-	if sub.Kind == destqueue.Kind {
+	switch sub.Kind {
+	case destqueue.Kind:
 		c, _ := destqueue.ParseConfig(sub.Destination)
+		out.Raw = c.Raw
+	case snshttp.Kind:
+		c, _ := snshttp.ParseConfig(sub.Destination)
 		out.Raw = c.Raw
 	}
 	return out, true
@@ -108,7 +133,7 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 		if !snsProtocols[in.Protocol] {
 			return Subscription{}, invalid("Protocol", "Invalid parameter: Amazon SNS does not support this protocol string: %s", in.Protocol)
 		}
-		return Subscription{}, invalid("Protocol", "Unsupported protocol %q: Carrier delivers sqs, discord, slack and log (http, https, email, lambda and the rest are not built yet)", in.Protocol)
+		return Subscription{}, invalid("Protocol", "Unsupported protocol %q: Carrier delivers sqs, http, https, discord, slack and log (email, lambda and the rest are not built yet)", in.Protocol)
 	}
 	if in.Endpoint == "" {
 		return Subscription{}, invalid("Endpoint", "Invalid parameter: Endpoint")
@@ -137,6 +162,11 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 		settings = map[string]any{"type": p.Kind, "queue": q, "message": destqueue.MessagePublished, "topic_arn": in.TopicArn}
 	} else if t.FIFO {
 		return Subscription{}, invalid("Protocol", "FIFO topics deliver only to SQS FIFO queues")
+	} else if needsConfirmation(in.Protocol) {
+		if !strings.HasPrefix(strings.ToLower(in.Endpoint), in.Protocol+"://") {
+			return Subscription{}, invalid("Endpoint", "Invalid parameter: Endpoint must match the specified protocol")
+		}
+		settings = map[string]any{"type": p.Kind, "url": in.Endpoint, "topic_arn": in.TopicArn}
 	}
 	existing, err := s.Subscriptions(ctx, projectID, name)
 	if err != nil {
@@ -149,12 +179,16 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 					return Subscription{}, err
 				}
 			}
+			if e.Pending {
+				// Subscribing again sends a new confirmation, as SNS does.
+				return s.sendConfirmation(ctx, t, e, in.TopicArn)
+			}
 			return e, nil
 		}
 	}
-	info := SubscriptionInfo{Topic: name, Protocol: in.Protocol, Endpoint: in.Endpoint}
+	info := SubscriptionInfo{Topic: name, Protocol: in.Protocol, Endpoint: in.Endpoint, Pending: needsConfirmation(in.Protocol)}
 	sin := subscription.Input{API: subscription.Subscriptions, Name: ptr(subscriptionName(name, in.Protocol)),
-		EventTypes: &[]string{EventType(name)}}
+		EventTypes: &[]string{EventType(name)}, NoEventTypes: info.Pending}
 	if t.FIFO {
 		sin.Ordering = ptr("fifo")
 	}
@@ -166,6 +200,18 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 		return Subscription{}, fieldError(err)
 	}
 	v, _ := view(sub)
+	if v.Pending {
+		out, err := s.sendConfirmation(ctx, t, v, in.TopicArn)
+		if err != nil {
+			// Without its confirmation the subscription could never be
+			// confirmed: take it back, and let the caller subscribe again.
+			if derr := s.subs.Delete(ctx, projectID, v.ID, subscription.Subscriptions); derr != nil {
+				return Subscription{}, errors.Join(err, derr)
+			}
+			return Subscription{}, err
+		}
+		return out, nil
+	}
 	return v, nil
 }
 
@@ -209,10 +255,11 @@ func applySubscriptionAttributes(in *subscription.Input, info *SubscriptionInfo,
 		if err != nil {
 			return invalid("Attributes", "RawMessageDelivery: Invalid value [%s]. Must be true or false.", v)
 		}
-		if raw && protocol != "sqs" {
+		rawCapable := protocol == "sqs" || protocol == "http" || protocol == "https"
+		if raw && !rawCapable {
 			return invalid("Attributes", "Delivery protocol [%s] does not support raw message delivery.", protocol)
 		}
-		if protocol == "sqs" {
+		if rawCapable {
 			settings["raw"] = raw
 		}
 	}
@@ -241,7 +288,7 @@ func fieldError(err error) error {
 		switch {
 		case strings.HasPrefix(fe.Field, "filter_policy"):
 			return invalid("Attributes", "FilterPolicy: %s", fe.Message)
-		case strings.HasPrefix(fe.Field, "destination"), fe.Field == "webhook_url", fe.Field == "file", fe.Field == "queue":
+		case strings.HasPrefix(fe.Field, "destination"), fe.Field == "webhook_url", fe.Field == "file", fe.Field == "queue", fe.Field == "url":
 			return invalid("Endpoint", "%s", fe.Message)
 		}
 		return invalid("Attributes", "%s: %s", fe.Field, fe.Message)

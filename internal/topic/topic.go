@@ -24,6 +24,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"carrier/internal/clock"
 	"carrier/internal/dest"
@@ -68,6 +70,18 @@ type Service struct {
 	store Store
 	pub   Publisher
 	subs  *subscription.Service
+	now   atomic.Pointer[func() time.Time]
+}
+
+// SetClock replaces the clock confirmation tokens are dated and checked
+// with (tests move it past a token's two days).
+func (s *Service) SetClock(now func() time.Time) { s.now.Store(&now) }
+
+func (s *Service) clock() time.Time {
+	if f := s.now.Load(); f != nil {
+		return (*f)()
+	}
+	return clock.Now()
 }
 
 // New returns the topics service.
@@ -144,6 +158,11 @@ func applyAttribute(t *store.Topic, name, value string, create bool) error {
 	case "DisplayName":
 		if len(value) > maxDisplayNameLen {
 			return invalid(field, "DisplayName must be at most %d characters", maxDisplayNameLen)
+		}
+		setAttr(t, name, value)
+	case "SignatureVersion":
+		if value != "" && value != "1" && value != "2" {
+			return invalid(field, "SignatureVersion must be 1 or 2")
 		}
 		setAttr(t, name, value)
 	case "Policy", "DeliveryPolicy", "ArchivePolicy":

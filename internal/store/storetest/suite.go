@@ -74,6 +74,7 @@ var cases = []testCase{
 	{name: "PruneTasks", run: testPruneTasks},
 	{name: "QueueCRUD", run: testQueueCRUD},
 	{name: "Topics", run: testTopics},
+	{name: "SigningKeys", run: testSigningKeys},
 	{name: "QueueSendReceive", run: testQueueSendReceive},
 	{name: "QueueDedup", run: testQueueDedup},
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},

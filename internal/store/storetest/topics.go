@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +53,38 @@ func testTopics(t *testing.T, e Storage) {
 	f.must(f.s.DeleteTopic(f.ctx, p, "alerts"))
 	if list, _ := f.s.ListTopics(f.ctx, p); len(list) != 1 {
 		t.Fatalf("after delete: %+v", list)
+	}
+}
+
+// testSigningKeys: nodes racing to create the signing key all get the one
+// stored first, and it reads back as written.
+func testSigningKeys(t *testing.T, e Storage) {
+	f := setup(t, e)
+	if _, err := f.s.SigningKey(f.ctx, "sns"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	const racers = 8
+	got := make([]store.SigningKey, racers)
+	errs := make([]error, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = f.s.CreateSigningKey(f.ctx, store.SigningKey{Name: "sns", PrivateKey: fmt.Sprintf("key-%d", i),
+				Certificate: fmt.Sprintf("cert-%d", i), CreatedAt: f.base})
+		}()
+	}
+	wg.Wait()
+	for i := range racers {
+		f.must(errs[i])
+		if got[i] != got[0] {
+			t.Fatalf("racer %d got %+v, racer 0 %+v", i, got[i], got[0])
+		}
+	}
+	stored, err := f.s.SigningKey(f.ctx, "sns")
+	f.must(err)
+	if stored != got[0] || stored.PrivateKey[len("key-"):] != stored.Certificate[len("cert-"):] || !stored.CreatedAt.Equal(f.base) {
+		t.Fatalf("stored %+v, created %+v", stored, got[0])
 	}
 }
