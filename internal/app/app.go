@@ -109,8 +109,10 @@ type App struct {
 	refreshWanted chan struct{} // another node changed subscriptions
 
 	// Topics is the SNS topics service.
-	Topics   *topic.Service
-	listener net.Listener
+	Topics *topic.Service
+	// SNSSigner signs SNS messages (shared by every node through the store).
+	SNSSigner *signing.Signer
+	listener  net.Listener
 	// publicURL is the base URL at which others reach this node: the
 	// configured CARRIER_PUBLIC_URL, else http://<listen address> once
 	// Listen has opened it.
@@ -242,6 +244,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
+	a.SNSSigner = snsSigner
 	logDir := cfg.LogDir
 	if logDir == "" {
 		logDir = filepath.Join(cfg.DataDir, "logs")
