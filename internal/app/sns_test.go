@@ -407,6 +407,9 @@ func TestSNSFIFOTopicToFIFOQueue(t *testing.T) {
 				for _, m := range msgs {
 					var env map[string]any
 					json.Unmarshal([]byte(m.(map[string]any)["body"].(string)), &env)
+					// Signed as SNS signs what it writes into SQS queues.
+					signed, _ := snsMessage(t, []byte(m.(map[string]any)["body"].(string)))
+					verifySNSSignature(t, c.URL+"/sns/", signed)
 					got = append(got, fmt.Sprint(env["Message"], "/", env["SequenceNumber"]))
 					c.Admin("DELETE", "/v1/queues/"+qr.Data()["id"].(string)+"/messages/"+m.(map[string]any)["receipt_handle"].(string), nil)
 				}

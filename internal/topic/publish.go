@@ -16,7 +16,6 @@ import (
 
 	"carrier/internal/clock"
 	destqueue "carrier/internal/dest/queue"
-	"carrier/internal/dest/snshttp"
 	"carrier/internal/ingest"
 	"carrier/internal/store"
 )
@@ -221,7 +220,7 @@ func (s *Service) publish(ctx context.Context, t store.Topic, m Message) (Publis
 		attrs[destqueue.AttrStructure] = "json"
 	}
 	if v := t.Attributes["SignatureVersion"]; v != "" && v != "1" {
-		attrs[snshttp.AttrSignatureVersion] = v
+		attrs[destqueue.AttrSignatureVersion] = v
 	}
 	id := clock.NewID()
 	in := ingest.Input{ProjectID: projectID, Type: EventType(name), Subject: m.Subject, Data: data, Attributes: attrs, EventID: id}

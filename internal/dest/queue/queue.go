@@ -18,6 +18,7 @@ import (
 
 	"carrier/internal/dest"
 	"carrier/internal/dispatch"
+	"carrier/internal/sns/signing"
 	"carrier/internal/store"
 )
 
@@ -66,6 +67,9 @@ const (
 	AttrStructure = SNSAttrPrefix + "MessageStructure"
 	// AttrSequence is a FIFO topic publish's SequenceNumber.
 	AttrSequence = SNSAttrPrefix + "SequenceNumber"
+	// AttrSignatureVersion is the SignatureVersion of the topic when it
+	// was published to, "2" (absent: "1").
+	AttrSignatureVersion = SNSAttrPrefix + "SignatureVersion"
 )
 
 // Published is the message an SNS publish carried, from its event: the data
@@ -273,6 +277,41 @@ func groupID(job store.Job) string {
 // Sender delivers jobs into queues.
 type Sender struct {
 	Queues Enqueuer
+	// Signer, when set, signs the SNS envelope of published messages as SNS
+	// signs what it writes into SQS queues (SignatureVersion, Signature,
+	// SigningCertURL, UnsubscribeURL), so a consumer that verifies them can.
+	Signer *signing.Signer
+	// PublicURL is the base of SigningCertURL and UnsubscribeURL.
+	PublicURL func() string
+}
+
+// render is RenderConfig, with the envelope of a published message signed
+// when the Sender has a Signer.
+func (s *Sender) render(job store.Job, c Config, at time.Time) (string, error) {
+	if s.Signer == nil || c.Message != MessagePublished || c.Raw {
+		return RenderConfig(job, c, at)
+	}
+	ev := job.Event
+	t := ev.CreatedAt
+	if t.IsZero() {
+		t = at
+	}
+	base := s.PublicURL()
+	m := signing.Message{Type: signing.TypeNotification, MessageID: ev.ID, SequenceNumber: ev.Attributes[AttrSequence], TopicArn: c.TopicArn,
+		Subject: ev.Subject, Message: Published(ev, "sqs"), Timestamp: t.UTC().Format(TimeFormat),
+		SignatureVersion: ev.Attributes[AttrSignatureVersion], SigningCertURL: base + s.Signer.CertPath(),
+		UnsubscribeURL: signing.UnsubscribeURL(base, c.TopicArn+":"+job.Subscription.ID)}
+	if attrs := PublicAttributes(ev.Attributes); len(attrs) > 0 {
+		m.MessageAttributes = make(map[string]signing.Attribute, len(attrs))
+		for k, a := range attrs {
+			m.MessageAttributes[k] = signing.Attribute{Type: a.Type, Value: a.Value}
+		}
+	}
+	if err := s.Signer.Sign(&m); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
 }
 
 // Send enqueues the job's event.
@@ -282,7 +321,7 @@ func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch
 	if err != nil {
 		return dispatch.Result{ErrorCode: "invalid_destination", ErrorMessage: err.Error()}
 	}
-	body, err := RenderConfig(job, c, at)
+	body, err := s.render(job, c, at)
 	if err != nil {
 		return dispatch.Result{ErrorCode: "render_failed", ErrorMessage: err.Error()}
 	}

@@ -44,10 +44,6 @@ type Confirmation struct {
 	SignatureVersion string `json:"signature_version,omitempty"`
 }
 
-// AttrSignatureVersion is the hidden event attribute in which a publish
-// records its topic's SignatureVersion (absent: "1").
-const AttrSignatureVersion = destqueue.SNSAttrPrefix + "SignatureVersion"
-
 // Config is the settings of an sns-http destination.
 type Config struct {
 	// URL is the subscribed endpoint (SNS's Endpoint).
@@ -118,16 +114,6 @@ func (s *Sender) Target(raw json.RawMessage) (string, string) {
 	return "url", dest.SettingString(raw, "url")
 }
 
-// SubscribeURL is the link that confirms a subscription by a GET.
-func SubscribeURL(base, topicArn, token string) string {
-	return base + "/?Action=ConfirmSubscription&TopicArn=" + url.QueryEscape(topicArn) + "&Token=" + url.QueryEscape(token)
-}
-
-// UnsubscribeURL is the link that deletes a subscription by a GET.
-func UnsubscribeURL(base, subscriptionArn string) string {
-	return base + "/?Action=Unsubscribe&SubscriptionArn=" + url.QueryEscape(subscriptionArn)
-}
-
 // ConfirmationText is the Message of a SubscriptionConfirmation.
 func ConfirmationText(topicArn string) string {
 	return "You have chosen to subscribe to the topic " + topicArn +
@@ -152,7 +138,7 @@ func (s *Sender) Build(job store.Job, c Config) (body []byte, header http.Header
 			return nil, nil, err
 		}
 		m = signing.Message{Type: signing.TypeSubscriptionConfirmation, MessageID: ev.ID, Token: conf.Token, TopicArn: conf.TopicArn,
-			Message: ConfirmationText(conf.TopicArn), SubscribeURL: SubscribeURL(base, conf.TopicArn, conf.Token), Timestamp: ts,
+			Message: ConfirmationText(conf.TopicArn), SubscribeURL: signing.SubscribeURL(base, conf.TopicArn, conf.Token), Timestamp: ts,
 			SignatureVersion: conf.SignatureVersion}
 		header.Set("x-amz-sns-topic-arn", conf.TopicArn)
 	} else {
@@ -164,7 +150,7 @@ func (s *Sender) Build(job store.Job, c Config) (body []byte, header http.Header
 			return []byte(msg), header, nil
 		}
 		m = signing.Message{Type: signing.TypeNotification, MessageID: ev.ID, TopicArn: c.TopicArn, Subject: ev.Subject, Message: msg,
-			Timestamp: ts, SignatureVersion: ev.Attributes[AttrSignatureVersion], UnsubscribeURL: UnsubscribeURL(base, subArn)}
+			Timestamp: ts, SignatureVersion: ev.Attributes[destqueue.AttrSignatureVersion], UnsubscribeURL: signing.UnsubscribeURL(base, subArn)}
 		if attrs := destqueue.PublicAttributes(ev.Attributes); len(attrs) > 0 {
 			m.MessageAttributes = map[string]signing.Attribute{}
 			for k, a := range attrs {

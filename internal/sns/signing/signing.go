@@ -3,7 +3,8 @@
 // message's fields in SNS's order, each as "Name\nvalue\n"; SignatureVersion
 // 1 signs it with SHA1withRSA and 2 with SHA256withRSA (PKCS #1 v1.5), and
 // the Signature is the base64 of that. The signing certificate is served by
-// Carrier at SigningCertURL.
+// Carrier at SigningCertURL, as are the SubscribeURL and UnsubscribeURL
+// links the messages carry.
 //
 // The RSA key and its self-signed certificate live in the store (sealed with
 // CARRIER_SECRET_KEY when one is set), created by the first node that needs
@@ -25,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
 	"strings"
 	"time"
 
@@ -107,6 +109,18 @@ func digest(version, s string) (crypto.Hash, []byte, error) {
 		return crypto.SHA256, sum[:], nil
 	}
 	return 0, nil, fmt.Errorf("SignatureVersion %q is neither 1 nor 2", version)
+}
+
+// SubscribeURL is the link in a SubscriptionConfirmation that confirms the
+// subscription by a GET, served by Carrier at base.
+func SubscribeURL(base, topicArn, token string) string {
+	return base + "/?Action=ConfirmSubscription&TopicArn=" + url.QueryEscape(topicArn) + "&Token=" + url.QueryEscape(token)
+}
+
+// UnsubscribeURL is the link in a notification that deletes the
+// subscription by a GET, served by Carrier at base.
+func UnsubscribeURL(base, subscriptionArn string) string {
+	return base + "/?Action=Unsubscribe&SubscriptionArn=" + url.QueryEscape(subscriptionArn)
 }
 
 // Signer signs with the SNS signing key.
