@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,9 @@ import (
 	"carrier/internal/dest/pingback"
 	destqueue "carrier/internal/dest/queue"
 	"carrier/internal/dest/slack"
+	"carrier/internal/dest/snsemail"
 	"carrier/internal/dest/snshttp"
+	"carrier/internal/dest/snslambda"
 	"carrier/internal/dest/webhook"
 	"carrier/internal/dispatch"
 	"carrier/internal/ingest"
@@ -259,7 +262,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	destinations.Register(&webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(&discord.Sender{Client: client, Compatible: chatHosts})
 	destinations.Register(&slack.Sender{Client: client, Compatible: chatHosts})
-	destinations.Register(&email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS})
+	mailer := &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS}
+	destinations.Register(mailer)
+	snsMail := &snsemail.Sender{Mail: mailer, Signer: snsSigner, PublicURL: a.PublicURL}
+	if cfg.SNSEmailSMTP != "" {
+		// Checked as an email destination's settings, with a recipient for the check.
+		var settings map[string]any
+		json.Unmarshal([]byte(cfg.SNSEmailSMTP), &settings)
+		settings["to"] = []string{"check@example.com"}
+		raw, _ := json.Marshal(settings)
+		smtp, err := email.ParseConfig(raw)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("CARRIER_SNS_EMAIL_SMTP: %w", err)
+		}
+		snsMail.SMTP = &smtp
+	}
+	destinations.Register(snsMail)
+	destinations.Register(&snslambda.Sender{Client: client, Functions: cfg.SNSLambdaFunctions, Signer: snsSigner, PublicURL: a.PublicURL,
+		RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(a.logs)
 	destinations.Register(&destqueue.Sender{Queues: a.Queues, Signer: snsSigner, PublicURL: a.PublicURL})
 	destinations.Register(&pingback.Sender{Client: client})
@@ -333,6 +354,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	deps.Topics = topic.New(st, a.Publisher, subscriptions)
 	a.Topics = deps.Topics
+	deps.Topics.EmailEnabled, deps.Topics.LambdaFunctions = cfg.SNSEmailSMTP != "", cfg.SNSLambdaFunctions
 	snsHandler := &sns.Handler{Credentials: st, Topics: deps.Topics, Signer: snsSigner, Log: log}
 	deps.SNS, deps.SNSPublic = snsHandler, http.HandlerFunc(snsHandler.ServePublic)
 	// The 2captcha front is served on the API's mux and checks its key

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -78,6 +79,13 @@ type Config struct {
 	// Slack- and Discord-compatible servers, whose webhook URLs need not have
 	// the vendor's shape.
 	ChatCompatibleHosts []string
+	// SNSEmailSMTP is the SMTP server of SNS email subscriptions, a JSON
+	// object of email destination settings without "to" (checked at start,
+	// where the email settings are known); "" when not configured.
+	SNSEmailSMTP string
+	// SNSLambdaFunctions maps Lambda function ARNs to the URL that receives
+	// the SNS events of lambda subscriptions to them.
+	SNSLambdaFunctions map[string]string
 	// SecretKey (32 bytes), when set, seals secrets at rest and keys API key
 	// hashes; SecretKeyPrevious opens what the key before it sealed, during
 	// a rotation. See package secret.
@@ -206,6 +214,37 @@ var Settings = []Setting{
 		hosts, err := hostList(v)
 		c.ChatCompatibleHosts = hosts
 		return err
+	}},
+	{"sns-email-smtp", "CARRIER_SNS_EMAIL_SMTP", "", `SMTP server of SNS email and email-json subscriptions, as a JSON object of email destination settings without "to", such as {"host":"smtp.example.com","port":587,"username":"u","password":"p","from":"sns@example.com"} (unset: Subscribe refuses those protocols)`, func(c *Config, v string) error {
+		if v != "" {
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(v), &obj); err != nil {
+				return fmt.Errorf("must be a JSON object of email settings (host, port, security, username, password, from): %v", err)
+			}
+		}
+		c.SNSEmailSMTP = v
+		return nil
+	}},
+	{"sns-lambda-functions", "CARRIER_SNS_LAMBDA_FUNCTIONS", "", `JSON object from Lambda function ARN to the http(s) URL that receives the Lambda SNS events of lambda subscriptions to it, such as {"arn:aws:lambda:us-east-1:123456789012:function:audit":"https://audit.internal/sns"}; a subscription to an ARN not listed is accepted and reported as unmapped`, func(c *Config, v string) error {
+		c.SNSLambdaFunctions = nil
+		if v == "" {
+			return nil
+		}
+		var m map[string]string
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			return fmt.Errorf("must be a JSON object of function ARN to URL: %v", err)
+		}
+		for arn, target := range m {
+			if p := strings.Split(arn, ":"); len(p) < 7 || p[0] != "arn" || p[2] != "lambda" || p[5] != "function" {
+				return fmt.Errorf("%q is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)", arn)
+			}
+			u, err := url.Parse(target)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("the URL of %s must be an http:// or https:// URL", arn)
+			}
+		}
+		c.SNSLambdaFunctions = m
+		return nil
 	}},
 	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, chat webhook URLs and email passwords are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
 		return secretKey(&c.SecretKey, v)

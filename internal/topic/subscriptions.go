@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/mail"
 	"strings"
 	"time"
 
 	"carrier/internal/dest"
 	destqueue "carrier/internal/dest/queue"
+	"carrier/internal/dest/snsemail"
 	"carrier/internal/dest/snshttp"
+	"carrier/internal/dest/snslambda"
 	"carrier/internal/filter"
+	"carrier/internal/ingest"
 	"carrier/internal/store"
 	"carrier/internal/subscription"
 )
@@ -23,17 +27,22 @@ import (
 // protocol is one entry here and, where it needs one, a destination kind
 // (internal/dest).
 var Protocols = map[string]struct{ Kind, Setting string }{
-	"sqs":     {destqueue.Kind, "queue"},
-	"http":    {snshttp.Kind, "url"},
-	"https":   {snshttp.Kind, "url"},
-	"discord": {"discord", "webhook_url"},
-	"slack":   {"slack", "webhook_url"},
-	"log":     {"log", "file"},
+	"sqs":        {destqueue.Kind, "queue"},
+	"http":       {snshttp.Kind, "url"},
+	"https":      {snshttp.Kind, "url"},
+	"email":      {snsemail.Kind, "to"},
+	"email-json": {snsemail.Kind, "to"},
+	"lambda":     {snslambda.Kind, "function_arn"},
+	"discord":    {"discord", "webhook_url"},
+	"slack":      {"slack", "webhook_url"},
+	"log":        {"log", "file"},
 }
 
 // confirmed reports whether a protocol's subscriptions must be confirmed
 // by their endpoint before they receive anything but the confirmation.
-func needsConfirmation(protocol string) bool { return protocol == "http" || protocol == "https" }
+func needsConfirmation(protocol string) bool {
+	return protocol == "http" || protocol == "https" || protocol == "email" || protocol == "email-json"
+}
 
 // snsProtocols are SNS's own protocols, some of which Carrier does not deliver yet.
 var snsProtocols = map[string]bool{"http": true, "https": true, "email": true, "email-json": true, "sms": true, "sqs": true,
@@ -133,7 +142,7 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 		if !snsProtocols[in.Protocol] {
 			return Subscription{}, invalid("Protocol", "Invalid parameter: Amazon SNS does not support this protocol string: %s", in.Protocol)
 		}
-		return Subscription{}, invalid("Protocol", "Unsupported protocol %q: Carrier delivers sqs, http, https, discord, slack and log (email, lambda and the rest are not built yet)", in.Protocol)
+		return Subscription{}, invalid("Protocol", "Unsupported protocol %q: Carrier delivers sqs, http, https, email, email-json, lambda, discord, slack and log", in.Protocol)
 	}
 	if in.Endpoint == "" {
 		return Subscription{}, invalid("Endpoint", "Invalid parameter: Endpoint")
@@ -162,11 +171,27 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 		settings = map[string]any{"type": p.Kind, "queue": q, "message": destqueue.MessagePublished, "topic_arn": in.TopicArn}
 	} else if t.FIFO {
 		return Subscription{}, invalid("Protocol", "FIFO topics deliver only to SQS FIFO queues")
-	} else if needsConfirmation(in.Protocol) {
-		if !strings.HasPrefix(strings.ToLower(in.Endpoint), in.Protocol+"://") {
-			return Subscription{}, invalid("Endpoint", "Invalid parameter: Endpoint must match the specified protocol")
+	} else {
+		switch in.Protocol {
+		case "http", "https":
+			if !strings.HasPrefix(strings.ToLower(in.Endpoint), in.Protocol+"://") {
+				return Subscription{}, invalid("Endpoint", "Invalid parameter: Endpoint must match the specified protocol")
+			}
+			settings = map[string]any{"type": p.Kind, "url": in.Endpoint, "topic_arn": in.TopicArn}
+		case "email", "email-json":
+			if !s.EmailEnabled {
+				return Subscription{}, invalid("Protocol", "Invalid parameter: %s subscriptions need an SMTP server: set CARRIER_SNS_EMAIL_SMTP", in.Protocol)
+			}
+			if a, err := mail.ParseAddress(in.Endpoint); err != nil || a.Name != "" || a.Address != in.Endpoint {
+				return Subscription{}, invalid("Endpoint", "Invalid parameter: Email address")
+			}
+			settings = map[string]any{"type": p.Kind, "to": in.Endpoint, "topic_arn": in.TopicArn, "json": in.Protocol == "email-json"}
+		case "lambda":
+			if !snslambda.CheckFunctionArn(in.Endpoint) {
+				return Subscription{}, invalid("Endpoint", "Invalid parameter: Lambda endpoint ARN (arn:aws:lambda:<region>:<account>:function:<name>)")
+			}
+			settings = map[string]any{"type": p.Kind, "function_arn": in.Endpoint, "topic_arn": in.TopicArn}
 		}
-		settings = map[string]any{"type": p.Kind, "url": in.Endpoint, "topic_arn": in.TopicArn}
 	}
 	existing, err := s.Subscriptions(ctx, projectID, name)
 	if err != nil {
@@ -211,6 +236,17 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 			return Subscription{}, err
 		}
 		return out, nil
+	}
+	if in.Protocol == "lambda" && s.LambdaFunctions[in.Endpoint] == "" {
+		// Accepted, as SNS accepts any function: its deliveries wait as
+		// "lambda_unmapped" until the operator maps the function. Say so
+		// where operators look: an event of the project.
+		data, _ := json.Marshal(map[string]string{"subscription_id": v.ID, "subscription_arn": in.TopicArn + ":" + v.ID,
+			"function_arn": in.Endpoint, "topic": name,
+			"message": "lambda subscription to a function CARRIER_SNS_LAMBDA_FUNCTIONS does not map: its deliveries fail as lambda_unmapped until it does"})
+		if _, err := s.pub.Publish(ctx, ingest.Input{ProjectID: projectID, Type: snslambda.UnmappedType, Subject: v.ID, Data: data}); err != nil {
+			return Subscription{}, err
+		}
 	}
 	return v, nil
 }
@@ -288,7 +324,8 @@ func fieldError(err error) error {
 		switch {
 		case strings.HasPrefix(fe.Field, "filter_policy"):
 			return invalid("Attributes", "FilterPolicy: %s", fe.Message)
-		case strings.HasPrefix(fe.Field, "destination"), fe.Field == "webhook_url", fe.Field == "file", fe.Field == "queue", fe.Field == "url":
+		case strings.HasPrefix(fe.Field, "destination"), fe.Field == "webhook_url", fe.Field == "file", fe.Field == "queue", fe.Field == "url",
+			fe.Field == "to", fe.Field == "function_arn":
 			return invalid("Endpoint", "%s", fe.Message)
 		}
 		return invalid("Attributes", "%s: %s", fe.Field, fe.Message)

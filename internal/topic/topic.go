@@ -71,6 +71,13 @@ type Service struct {
 	pub   Publisher
 	subs  *subscription.Service
 	now   atomic.Pointer[func() time.Time]
+
+	// EmailEnabled says an SMTP server for email and email-json
+	// subscriptions is configured (CARRIER_SNS_EMAIL_SMTP).
+	EmailEnabled bool
+	// LambdaFunctions maps function ARNs to URLs
+	// (CARRIER_SNS_LAMBDA_FUNCTIONS); set before serving.
+	LambdaFunctions map[string]string
 }
 
 // SetClock replaces the clock confirmation tokens are dated and checked

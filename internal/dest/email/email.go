@@ -94,6 +94,23 @@ func (s *Sender) send(ctx context.Context, job store.Job, at time.Time) dispatch
 	if err != nil {
 		return dispatch.Result{ErrorCode: "message_error", ErrorMessage: err.Error()}
 	}
+	return s.deliver(ctx, cfg, msg)
+}
+
+// Deliver makes one attempt to send msg through the SMTP server of cfg (its
+// host, port, security and login; the recipients are msg's), classified
+// as Send classifies: for the destination kinds that compose their own
+// messages (SNS email subscriptions).
+func (s *Sender) Deliver(ctx context.Context, cfg Config, msg *mail.Msg) dispatch.Result {
+	start := time.Now()
+	res := s.deliver(ctx, cfg, msg)
+	res.Duration = time.Since(start)
+	res.ErrorMessage = dest.Recordable(res.ErrorMessage)
+	res.ResponseBody = dest.Recordable(res.ResponseBody)
+	return res
+}
+
+func (s *Sender) deliver(ctx context.Context, cfg Config, msg *mail.Msg) dispatch.Result {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout

@@ -120,37 +120,26 @@ func ConfirmationText(topicArn string) string {
 		".\nTo confirm the subscription, visit the SubscribeURL included in this message."
 }
 
-// Build returns the message and headers a job is sent with, signed.
-func (s *Sender) Build(job store.Job, c Config) (body []byte, header http.Header, err error) {
-	ev := job.Event
-	base := s.PublicURL()
-	subArn := c.TopicArn + ":" + job.Subscription.ID
+// NewMessage returns the signed SNS message of event ev for subscription
+// subscriptionID of topic topicArn, subscribed with protocol (which picks
+// the member of a MessageStructure=json message): a SubscriptionConfirmation
+// for a confirmation event, else a Notification. base is the URL at which
+// subscribers reach Carrier.
+func NewMessage(ev store.Event, subscriptionID, topicArn, protocol, base string, signer *signing.Signer) (signing.Message, error) {
 	ts := ev.CreatedAt.UTC().Format(destqueue.TimeFormat)
-	header = http.Header{}
-	header.Set("Content-Type", "text/plain; charset=UTF-8")
-	header.Set("User-Agent", UserAgent)
-	header.Set("x-amz-sns-message-id", ev.ID)
-	header.Set("x-amz-sns-topic-arn", c.TopicArn)
 	var m signing.Message
 	if ev.Type == ConfirmationType {
 		var conf Confirmation
 		if err := json.Unmarshal(ev.Data, &conf); err != nil {
-			return nil, nil, err
+			return m, err
 		}
 		m = signing.Message{Type: signing.TypeSubscriptionConfirmation, MessageID: ev.ID, Token: conf.Token, TopicArn: conf.TopicArn,
 			Message: ConfirmationText(conf.TopicArn), SubscribeURL: signing.SubscribeURL(base, conf.TopicArn, conf.Token), Timestamp: ts,
 			SignatureVersion: conf.SignatureVersion}
-		header.Set("x-amz-sns-topic-arn", conf.TopicArn)
 	} else {
-		header.Set("x-amz-sns-subscription-arn", subArn)
-		msg := destqueue.Published(ev, protocol(c.URL))
-		if c.Raw {
-			header.Set("x-amz-sns-message-type", signing.TypeNotification)
-			header.Set("x-amz-sns-rawdelivery", "true")
-			return []byte(msg), header, nil
-		}
-		m = signing.Message{Type: signing.TypeNotification, MessageID: ev.ID, TopicArn: c.TopicArn, Subject: ev.Subject, Message: msg,
-			Timestamp: ts, SignatureVersion: ev.Attributes[destqueue.AttrSignatureVersion], UnsubscribeURL: signing.UnsubscribeURL(base, subArn)}
+		m = signing.Message{Type: signing.TypeNotification, MessageID: ev.ID, TopicArn: topicArn, Subject: ev.Subject,
+			Message: destqueue.Published(ev, protocol), Timestamp: ts, SignatureVersion: ev.Attributes[destqueue.AttrSignatureVersion],
+			UnsubscribeURL: signing.UnsubscribeURL(base, topicArn+":"+subscriptionID)}
 		if attrs := destqueue.PublicAttributes(ev.Attributes); len(attrs) > 0 {
 			m.MessageAttributes = map[string]signing.Attribute{}
 			for k, a := range attrs {
@@ -158,11 +147,33 @@ func (s *Sender) Build(job store.Job, c Config) (body []byte, header http.Header
 			}
 		}
 	}
-	header.Set("x-amz-sns-message-type", m.Type)
-	m.SigningCertURL = base + s.Signer.CertPath()
-	if err := s.Signer.Sign(&m); err != nil {
+	m.SigningCertURL = base + signer.CertPath()
+	err := signer.Sign(&m)
+	return m, err
+}
+
+// Build returns the body and headers a job is sent with.
+func (s *Sender) Build(job store.Job, c Config) (body []byte, header http.Header, err error) {
+	ev := job.Event
+	header = http.Header{}
+	header.Set("Content-Type", "text/plain; charset=UTF-8")
+	header.Set("User-Agent", UserAgent)
+	header.Set("x-amz-sns-message-id", ev.ID)
+	if ev.Type != ConfirmationType {
+		header.Set("x-amz-sns-subscription-arn", c.TopicArn+":"+job.Subscription.ID)
+		if c.Raw {
+			header.Set("x-amz-sns-message-type", signing.TypeNotification)
+			header.Set("x-amz-sns-topic-arn", c.TopicArn)
+			header.Set("x-amz-sns-rawdelivery", "true")
+			return []byte(destqueue.Published(ev, protocol(c.URL))), header, nil
+		}
+	}
+	m, err := NewMessage(ev, job.Subscription.ID, c.TopicArn, protocol(c.URL), s.PublicURL(), s.Signer)
+	if err != nil {
 		return nil, nil, err
 	}
+	header.Set("x-amz-sns-message-type", m.Type)
+	header.Set("x-amz-sns-topic-arn", m.TopicArn)
 	body, err = json.Marshal(m)
 	return body, header, err
 }

@@ -137,7 +137,8 @@ func (s *Server) serve(c net.Conn) {
 				if l == ".\r\n" {
 					break
 				}
-				msg.WriteString(l)
+				// Undo the client's dot-stuffing, as every SMTP server does (RFC 5321, 4.5.2).
+				msg.WriteString(strings.TrimPrefix(l, "."))
 			}
 			s.mu.Lock()
 			s.messages = append(s.messages, msg.String())
