@@ -282,7 +282,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	destinations.Register(&snslambda.Sender{Client: client, Functions: cfg.SNSLambdaFunctions, Signer: snsSigner, PublicURL: a.PublicURL,
 		RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(a.logs)
-	destinations.Register(&destqueue.Sender{Queues: a.Queues, Signer: snsSigner, PublicURL: a.PublicURL})
+	queueSender := &destqueue.Sender{Queues: a.Queues, Signer: snsSigner, PublicURL: a.PublicURL}
+	destinations.Register(queueSender)
 	destinations.Register(&pingback.Sender{Client: client})
 	destinations.Register(&snshttp.Sender{Client: client, Signer: snsSigner, PublicURL: a.PublicURL, RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(&alertmanager.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap, ExternalURL: cfg.PublicURL})
@@ -355,6 +356,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	deps.Topics = topic.New(st, a.Publisher, subscriptions)
 	a.Topics = deps.Topics
 	deps.Topics.EmailEnabled, deps.Topics.LambdaFunctions = cfg.SNSEmailSMTP != "", cfg.SNSLambdaFunctions
+	deps.Topics.DeadLetters = queueSender
+	a.Engine.OnFailed(deps.Topics.DeadLetter)
 	snsHandler := &sns.Handler{Credentials: st, Topics: deps.Topics, Signer: snsSigner, Log: log}
 	deps.SNS, deps.SNSPublic = snsHandler, http.HandlerFunc(snsHandler.ServePublic)
 	// The 2captcha front is served on the API's mux and checks its key

@@ -390,3 +390,87 @@ func TestSNSSigningKeyKept(t *testing.T) {
 		})
 	}
 }
+
+// TestSNSRedrivePolicy: a message an SNS subscription with a RedrivePolicy
+// cannot deliver is moved to its dead-letter queue with SNS's envelope and
+// ErrorCode / ErrorMessage / RequestID attributes, and the failed attempt
+// says so; a subscription without one moves nothing; bad policies are
+// refused naming the attribute.
+func TestSNSRedrivePolicy(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			c := apptest.Start(t, e, apptest.Options{})
+			id, secret := snsCredential(t, c)
+			cl := &snsClient{t: t, url: c.URL, id: id, secret: secret}
+			dlq := c.Admin("POST", "/v1/queues", map[string]any{"name": "dlq"})
+			if dlq.Status != 201 {
+				t.Fatalf("queue: %d %s", dlq.Status, dlq.Body)
+			}
+			// Confirmations are answered; notifications refused with a client error (no retry).
+			refuse := func(n int, r apptest.Request, w http.ResponseWriter) {
+				if r.Header.Get("x-amz-sns-message-type") == "Notification" {
+					w.WriteHeader(http.StatusBadRequest)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			}
+			withDLQ, without := apptest.NewEndpoint(t, refuse), apptest.NewEndpoint(t, refuse)
+			topicArn := "arn:aws:sns:eu-west-1:default:payments"
+			cl.ok(nil, "CreateTopic", "Name", "payments")
+			subscribe := func(ep *apptest.Endpoint) string {
+				var sub struct {
+					Arn string `xml:"SubscriptionArn"`
+				}
+				cl.ok(&sub, "Subscribe", "TopicArn", topicArn, "Protocol", "http", "Endpoint", ep.URL, "ReturnSubscriptionArn", "true")
+				conf, _ := snsMessage(t, ep.WaitRequests(t, 1, 10*time.Second)[0].Body)
+				cl.ok(nil, "ConfirmSubscription", "TopicArn", topicArn, "Token", conf["Token"])
+				return sub.Arn
+			}
+			arn, other := subscribe(withDLQ), subscribe(without)
+			for _, bad := range []string{"not json", `{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:dlq"}`, `{}`} {
+				a := cl.fails(400, "InvalidParameter", "SetSubscriptionAttributes", "SubscriptionArn", arn, "AttributeName", "RedrivePolicy", "AttributeValue", bad)
+				if !strings.Contains(a.Error.Message, "RedrivePolicy") {
+					t.Fatalf("refusal of %s: %s", bad, a.Error.Message)
+				}
+			}
+			cl.ok(nil, "SetSubscriptionAttributes", "SubscriptionArn", arn, "AttributeName", "RedrivePolicy",
+				"AttributeValue", `{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:default:dlq"}`)
+			var pub struct {
+				MessageID string `xml:"MessageId"`
+			}
+			cl.ok(&pub, "Publish", "TopicArn", topicArn, "Message", `{"payment":"p1"}`, "MessageAttributes.entry.1.Name", "kind",
+				"MessageAttributes.entry.1.Value.DataType", "String", "MessageAttributes.entry.1.Value.StringValue", "card")
+			withDLQ.WaitRequests(t, 2, 10*time.Second)
+			without.WaitRequests(t, 2, 10*time.Second)
+
+			var msgs []any
+			apptest.Eventually(t, 10*time.Second, "a message in the dead-letter queue", func() bool {
+				r := c.Admin("POST", "/v1/queues/"+dlq.Data()["id"].(string)+"/receive", map[string]any{"max_messages": 10, "wait_time_seconds": 1})
+				msgs, _ = r.Data()["messages"].([]any)
+				return len(msgs) > 0
+			})
+			m := msgs[0].(map[string]any)
+			env, _ := snsMessage(t, []byte(m["body"].(string)))
+			attrs := m["attributes"].(map[string]any)
+			if env["Type"] != "Notification" || env["Message"] != `{"payment":"p1"}` || env["MessageId"] != pub.MessageID || env["TopicArn"] != topicArn ||
+				attrs["ErrorCode"] != "http_400" || !strings.Contains(attrs["ErrorMessage"].(string), "400") || attrs["kind"] != "card" || attrs["RequestID"] == "" {
+				t.Fatalf("dead letter %v attributes %v", env, attrs)
+			}
+			verifySNSSignature(t, c.URL+"/sns/", env)
+			subID := arn[strings.LastIndexByte(arn, ':')+1:]
+			d := c.Admin("GET", "/v1/subscriptions/"+subID+"/deliveries", nil)
+			if !strings.Contains(string(d.Body), "moved to dead-letter queue dlq") {
+				t.Fatalf("the failed attempt does not say it was moved: %s", d.Body)
+			}
+			otherID := other[strings.LastIndexByte(other, ':')+1:]
+			if d := c.Admin("GET", "/v1/subscriptions/"+otherID+"/deliveries", nil); strings.Contains(string(d.Body), "dead-letter") {
+				t.Fatalf("a subscription without RedrivePolicy moved its message: %s", d.Body)
+			}
+			time.Sleep(200 * time.Millisecond)
+			r := c.Admin("POST", "/v1/queues/"+dlq.Data()["id"].(string)+"/receive", map[string]any{"max_messages": 10, "wait_time_seconds": 0})
+			if more, _ := r.Data()["messages"].([]any); len(more) != 0 {
+				t.Fatalf("the dead-letter queue holds %d more messages", len(more))
+			}
+		})
+	}
+}

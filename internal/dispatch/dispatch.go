@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +107,7 @@ type Engine struct {
 	senders    sync.WaitGroup
 
 	onDisable func() // see OnDisable
+	onFailed  func(ctx context.Context, j store.Job, res Result) string // see OnFailed
 }
 
 type lane struct {
@@ -341,7 +343,16 @@ func (e *Engine) run(j store.Job, l *lane) {
 		e.finish(j.Subscription.ID, l)
 		return
 	}
-	e.results <- e.outcome(j, res, now)
+	o := e.outcome(j, res, now)
+	if o.State == store.StateFailed && e.onFailed != nil {
+		// Before the failure is recorded: should the process die in
+		// between, the delivery is claimed again and fails again, and the
+		// hook's work is done at least once.
+		if note := e.onFailed(e.sendCtx, j, res); note != "" {
+			o.Attempt.ErrorMessage = strings.TrimSpace(o.Attempt.ErrorMessage + " (" + note + ")")
+		}
+	}
+	e.results <- o
 	e.finish(j.Subscription.ID, l)
 }
 
@@ -463,6 +474,13 @@ func (e *Engine) record(batch []store.Outcome) {
 // deactivated subscriptions (their webhook.disabled events then wait in the
 // outbox). f must not block. Call it before Run.
 func (e *Engine) OnDisable(f func()) { e.onDisable = f }
+
+// OnFailed sets f to be called, from the attempt's goroutine, when an
+// attempt leaves its delivery failed for good (no retry left, or not
+// retryable), before that is recorded; what f returns is added to the
+// attempt's error message. SNS subscriptions move such messages to their
+// RedrivePolicy's dead-letter queue with it. Call it before Run.
+func (e *Engine) OnFailed(f func(ctx context.Context, j store.Job, res Result) string) { e.onFailed = f }
 
 // outcome turns an attempt's result into the delivery's next state.
 func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {

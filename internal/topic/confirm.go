@@ -95,3 +95,8 @@ func (s *Service) ConfirmSubscription(ctx context.Context, projectID, name, toke
 	}
 	return Subscription{}, invalid("Token", "Invalid token")
 }
+
+// DeadLetters moves undeliverable messages into queues (the queue destination).
+type DeadLetters interface {
+	DeadLetter(ctx context.Context, job store.Job, queue, topicArn, code, message string, at time.Time) error
+}

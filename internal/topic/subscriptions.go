@@ -217,7 +217,7 @@ func (s *Service) Subscribe(ctx context.Context, projectID, name string, in Subs
 	if t.FIFO {
 		sin.Ordering = ptr("fifo")
 	}
-	if err := applySubscriptionAttributes(&sin, &info, settings, in.Protocol, in.Attributes); err != nil {
+	if err := applySubscriptionAttributes(projectID, &sin, &info, settings, in.Protocol, in.Attributes); err != nil {
 		return Subscription{}, err
 	}
 	sub, err := s.subs.Create(ctx, projectID, sin)
@@ -265,7 +265,7 @@ func subscriptionName(topicName, protocol string) string {
 
 // applySubscriptionAttributes maps SNS subscription attributes onto in,
 // whose destination becomes settings.
-func applySubscriptionAttributes(in *subscription.Input, info *SubscriptionInfo, settings map[string]any, protocol string, attrs map[string]string) error {
+func applySubscriptionAttributes(projectID string, in *subscription.Input, info *SubscriptionInfo, settings map[string]any, protocol string, attrs map[string]string) error {
 	if v, ok := attrs["FilterPolicyScope"]; ok {
 		switch v {
 		case "MessageAttributes":
@@ -301,11 +301,8 @@ func applySubscriptionAttributes(in *subscription.Input, info *SubscriptionInfo,
 	}
 	if v, ok := attrs["RedrivePolicy"]; ok {
 		if v != "" {
-			var rp struct {
-				DeadLetterTargetArn string `json:"deadLetterTargetArn"`
-			}
-			if json.Unmarshal([]byte(v), &rp) != nil || rp.DeadLetterTargetArn == "" {
-				return invalid("Attributes", "RedrivePolicy: Redrive policy must be a JSON object with deadLetterTargetArn")
+			if _, err := checkRedrivePolicy(projectID, v); err != nil {
+				return err
 			}
 		}
 		info.RedrivePolicy = v
@@ -390,7 +387,7 @@ func (s *Service) SetSubscriptionAttribute(ctx context.Context, projectID, id, n
 	settings["type"] = v.Kind
 	in := subscription.Input{API: subscription.Subscriptions}
 	info := v.SubscriptionInfo
-	if err := applySubscriptionAttributes(&in, &info, settings, v.Protocol, map[string]string{name: value}); err != nil {
+	if err := applySubscriptionAttributes(projectID, &in, &info, settings, v.Protocol, map[string]string{name: value}); err != nil {
 		return Subscription{}, err
 	}
 	if in.FilterScope != nil && in.FilterPolicy == nil && len(v.FilterPolicy) > 0 {

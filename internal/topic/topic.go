@@ -75,6 +75,9 @@ type Service struct {
 	// EmailEnabled says an SMTP server for email and email-json
 	// subscriptions is configured (CARRIER_SNS_EMAIL_SMTP).
 	EmailEnabled bool
+	// DeadLetters moves what a subscription with a RedrivePolicy could not
+	// deliver to its dead-letter queue (see DeadLetter); set before serving.
+	DeadLetters DeadLetters
 	// LambdaFunctions maps function ARNs to URLs
 	// (CARRIER_SNS_LAMBDA_FUNCTIONS); set before serving.
 	LambdaFunctions map[string]string

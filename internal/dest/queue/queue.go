@@ -314,6 +314,33 @@ func (s *Sender) render(job store.Job, c Config, at time.Time) (string, error) {
 	return string(b), err
 }
 
+// DeadLetter enqueues the message of job, which could not be delivered, into
+// queue (a queue of the job's project) as SNS moves a message to a
+// subscription's dead-letter queue: the SNS envelope of the published
+// message (signed, with topicArn) as the body, its message attributes, and
+// ErrorCode, ErrorMessage and RequestID (the delivery id) saying why. The
+// delivery id is the deduplication id, so a repeated move adds nothing
+// while the first is still in the queue.
+func (s *Sender) DeadLetter(ctx context.Context, job store.Job, queue, topicArn, code, message string, at time.Time) error {
+	c := Config{Queue: queue, Message: MessagePublished, TopicArn: topicArn}
+	body, err := s.render(job, c, at)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]string{}
+	for k, v := range job.Event.Attributes {
+		if !strings.HasPrefix(k, SNSAttrPrefix) {
+			attrs[k] = v
+		}
+	}
+	if len(message) > 1024 {
+		message = message[:1024]
+	}
+	attrs["ErrorCode"], attrs["ErrorMessage"], attrs["RequestID"] = code, message, job.Delivery.ID
+	_, err = s.Queues.Enqueue(ctx, job.Subscription.ProjectID, queue, body, attrs, "dlq:"+job.Delivery.ID, groupID(job))
+	return err
+}
+
 // Send enqueues the job's event.
 func (s *Sender) Send(ctx context.Context, job store.Job, at time.Time) dispatch.Result {
 	start := time.Now()
