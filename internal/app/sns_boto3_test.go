@@ -3,17 +3,22 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"carrier/internal/app"
 	"carrier/internal/app/apptest"
+	"carrier/internal/config"
+	"carrier/internal/dest/email/smtptest"
 	"carrier/internal/store/storetest"
 )
 
@@ -56,7 +61,14 @@ func TestSNSBoto3SourceDocument(t *testing.T) {
 	py := boto3Python(t)
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
-			c := apptest.Start(t, e, apptest.Options{})
+			// The document's audit Lambda, mapped to a loopback URL, and its
+			// error mail, through an SMTP stand-in.
+			audit := apptest.NewEndpoint(t, nil)
+			smtp := smtptest.Start(t)
+			c := apptest.Start(t, e, apptest.Options{EmailTLS: &tls.Config{RootCAs: smtp.Roots}, Configure: func(cfg *config.Config) {
+				cfg.SNSLambdaFunctions = map[string]string{"arn:aws:lambda:us-east-1:123456789:function:captcha-audit-logger": audit.URL + "/audit"}
+				cfg.SNSEmailSMTP = fmt.Sprintf(`{"host":"127.0.0.1","port":%d,"from":"sns@example.com"}`, smtp.Port())
+			}})
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			cmd := exec.CommandContext(ctx, py, filepath.Join("testdata", "sns_boto3", "run.py"))
@@ -76,8 +88,6 @@ func TestSNSBoto3SourceDocument(t *testing.T) {
 			var got struct {
 				TopicArn             string           `json:"topic_arn"`
 				SubscribeSQS         refusal          `json:"subscribe_sqs"`
-				SubscribeLambda      refusal          `json:"subscribe_lambda"`
-				SubscribeEmail       refusal          `json:"subscribe_email"`
 				Subscriptions        []string         `json:"subscriptions"`
 				Handler              map[string]any   `json:"handler"`
 				HandlerMissing       map[string]any   `json:"handler_missing"`
@@ -97,21 +107,36 @@ func TestSNSBoto3SourceDocument(t *testing.T) {
 			if got.TopicArn != "arn:aws:sns:us-east-1:"+app.DefaultProjectID+":captcha-results" {
 				t.Errorf("topic ARN %s", got.TopicArn)
 			}
-			for name, r := range map[string]refusal{"sqs": got.SubscribeSQS, "lambda": got.SubscribeLambda, "email": got.SubscribeEmail} {
-				if r.Code != "InvalidParameter" || r.Status != 400 {
-					t.Errorf("subscribe %s: %+v", name, r)
-				}
+			if r := got.SubscribeSQS; r.Code != "InvalidParameter" || r.Status != 400 || !strings.Contains(r.Message, "this account") {
+				t.Errorf("subscribe sqs: %+v", r)
 			}
-			if !strings.Contains(got.SubscribeSQS.Message, "this account") || !strings.Contains(got.SubscribeEmail.Message, "not built yet") {
-				t.Errorf("refusals: %+v %+v", got.SubscribeSQS, got.SubscribeEmail)
-			}
-			if len(got.Subscriptions) != 3 {
+			if len(got.Subscriptions) != 5 || got.Subscriptions[0] != "arn:aws:lambda:us-east-1:123456789:function:captcha-audit-logger" ||
+				got.Subscriptions[4] != "ops@example.com" {
 				t.Errorf("subscriptions %v", got.Subscriptions)
+			}
+			// The audit Lambda got every publish as Lambda's SNS event; the
+			// email subscriber its confirmation mail (and nothing else yet).
+			var audited []string
+			for _, r := range audit.WaitRequests(t, 3, 10*time.Second) {
+				var ev struct{ Records []struct{ Sns struct{ Message, Subject string } } }
+				if json.Unmarshal(r.Body, &ev) != nil || len(ev.Records) != 1 || r.Path != "/audit" {
+					t.Fatalf("audit request %s %s", r.Path, r.Body)
+				}
+				audited = append(audited, ev.Records[0].Sns.Subject)
+			}
+			sort.Strings(audited)
+			if fmt.Sprint(audited) != "[again captcha-failed captcha-solved]" {
+				t.Errorf("audited subjects %v", audited)
+			}
+			if subject, _ := mailTo(t, smtp, "ops@example.com", 0); subject != "AWS Notification - Subscription Confirmation" || len(smtp.Messages()) != 1 {
+				t.Errorf("mail: %q, %d messages", subject, len(smtp.Messages()))
 			}
 			if got.Handler["statusCode"] != 200.0 || got.HandlerMissing["statusCode"] != 400.0 {
 				t.Errorf("handler %v %v", got.Handler, got.HandlerMissing)
 			}
 			want := map[string]any{"task_id": "task-1", "solution": "03AGdBq2-SIM", "status": "solved"}
+			// A standard queue does not keep publish order (nor does SQS).
+			sort.Slice(got.Results, func(i, j int) bool { return fmt.Sprint(got.Results[i]["task_id"]) < fmt.Sprint(got.Results[j]["task_id"]) })
 			if len(got.Results) != 2 || !sameJSON(got.Results[0], want) || got.Results[1]["status"] != "failed" {
 				t.Errorf("results %v", got.Results)
 			}
