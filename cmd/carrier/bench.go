@@ -34,6 +34,7 @@ func bench(ctx context.Context, args []string) error {
 	perPhase := fs.Bool("profile-phases", false, "with --cpuprofile: profile each phase separately, into FILE.ingest, FILE.delivery and FILE.latency")
 	tasks := fs.Bool("tasks", false, "measure async tasks instead: upstream requests per solved task and solve-to-webhook latency, against a provider simulator")
 	snsBench := fs.Bool("sns", false, "measure the SNS protocol instead: Publish latency and publish -> received from a subscribed queue, with three subscriptions")
+	snsEnvelope := fs.Bool("sns-envelope", false, "with --sns: subscribe the queues with SNS's signed envelope instead of raw delivery")
 	captchaBench := fs.Bool("captcha", false, "measure CAPTCHA verification instead: Carrier's overhead over a direct call to a loopback Tencent stand-in, and verifications per second")
 	alerts := fs.Bool("alerts", false, "measure alerts instead: endpoint disabled -> Discord stand-in latency, and one evaluation round over 1,000 rules")
 	crossNode := fs.Bool("cross-node", false, "with --store postgres: measure cross-node wake latency instead (publish on an API-only node, attempt by another)")
@@ -103,7 +104,7 @@ func bench(ctx context.Context, args []string) error {
 		return benchTasks(ctx, to, *asJSON)
 	}
 	if *snsBench {
-		rep, err := benchpkg.RunSNS(ctx, benchpkg.SNSOptions{Store: o.Store, DatabaseURL: o.DatabaseURL})
+		rep, err := benchpkg.RunSNS(ctx, benchpkg.SNSOptions{Store: o.Store, DatabaseURL: o.DatabaseURL, Envelope: *snsEnvelope})
 		if rep != nil {
 			var werr error
 			if *asJSON {

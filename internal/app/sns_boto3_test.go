@@ -118,7 +118,11 @@ func TestSNSBoto3SourceDocument(t *testing.T) {
 			// email subscriber its confirmation mail (and nothing else yet).
 			var audited []string
 			for _, r := range audit.WaitRequests(t, 3, 10*time.Second) {
-				var ev struct{ Records []struct{ Sns struct{ Message, Subject string } } }
+				var ev struct {
+					Records []struct {
+						Sns struct{ Message, Subject string }
+					}
+				}
 				if json.Unmarshal(r.Body, &ev) != nil || len(ev.Records) != 1 || r.Path != "/audit" {
 					t.Fatalf("audit request %s %s", r.Path, r.Body)
 				}
@@ -136,7 +140,9 @@ func TestSNSBoto3SourceDocument(t *testing.T) {
 			}
 			want := map[string]any{"task_id": "task-1", "solution": "03AGdBq2-SIM", "status": "solved"}
 			// A standard queue does not keep publish order (nor does SQS).
-			sort.Slice(got.Results, func(i, j int) bool { return fmt.Sprint(got.Results[i]["task_id"]) < fmt.Sprint(got.Results[j]["task_id"]) })
+			sort.Slice(got.Results, func(i, j int) bool {
+				return fmt.Sprint(got.Results[i]["task_id"]) < fmt.Sprint(got.Results[j]["task_id"])
+			})
 			if len(got.Results) != 2 || !sameJSON(got.Results[0], want) || got.Results[1]["status"] != "failed" {
 				t.Errorf("results %v", got.Results)
 			}

@@ -106,7 +106,7 @@ type Engine struct {
 	completer  sync.WaitGroup
 	senders    sync.WaitGroup
 
-	onDisable func() // see OnDisable
+	onDisable func()                                                    // see OnDisable
 	onFailed  func(ctx context.Context, j store.Job, res Result) string // see OnFailed
 }
 
@@ -480,7 +480,9 @@ func (e *Engine) OnDisable(f func()) { e.onDisable = f }
 // retryable), before that is recorded; what f returns is added to the
 // attempt's error message. SNS subscriptions move such messages to their
 // RedrivePolicy's dead-letter queue with it. Call it before Run.
-func (e *Engine) OnFailed(f func(ctx context.Context, j store.Job, res Result) string) { e.onFailed = f }
+func (e *Engine) OnFailed(f func(ctx context.Context, j store.Job, res Result) string) {
+	e.onFailed = f
+}
 
 // outcome turns an attempt's result into the delivery's next state.
 func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {

@@ -28,6 +28,7 @@ import (
 	"math/big"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"carrier/internal/store"
@@ -123,12 +124,21 @@ func UnsubscribeURL(base, subscriptionArn string) string {
 	return base + "/?Action=Unsubscribe&SubscriptionArn=" + url.QueryEscape(subscriptionArn)
 }
 
-// Signer signs with the SNS signing key.
+// Signer signs with the SNS signing key. It is safe for concurrent use.
 type Signer struct {
 	key  *rsa.PrivateKey
 	cert []byte // PEM
 	name string
+
+	// recent caches signatures by digest: an RSA signature costs about a
+	// millisecond of CPU, and every subscriber of a publish (and every retry)
+	// signs the same string, since the subscription is not part of it.
+	mu     sync.Mutex
+	recent map[string]string
 }
+
+// maxRecent bounds the signature cache; it is emptied when full.
+const maxRecent = 4096
 
 // Store is where the key is kept.
 type Store interface {
@@ -216,11 +226,25 @@ func (s *Signer) Sign(m *Message) error {
 	if err != nil {
 		return err
 	}
+	cacheKey := m.SignatureVersion + string(sum)
+	s.mu.Lock()
+	cached, ok := s.recent[cacheKey]
+	s.mu.Unlock()
+	if ok {
+		m.Signature = cached
+		return nil
+	}
 	sig, err := rsa.SignPKCS1v15(rand.Reader, s.key, h, sum)
 	if err != nil {
 		return err
 	}
 	m.Signature = base64.StdEncoding.EncodeToString(sig)
+	s.mu.Lock()
+	if s.recent == nil || len(s.recent) >= maxRecent {
+		s.recent = map[string]string{}
+	}
+	s.recent[cacheKey] = m.Signature
+	s.mu.Unlock()
 	return nil
 }
 

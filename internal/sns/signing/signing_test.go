@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -135,5 +136,19 @@ func TestLoadKeepsKey(t *testing.T) {
 	}
 	if err := signing.Verify(m, b.Certificate()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	st := &memStore{keys: map[string]store.SigningKey{}}
+	s, err := signing.Load(context.Background(), st, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		m := signing.Message{Type: "Notification", MessageID: strconv.Itoa(i), TopicArn: "t", Message: "m", Timestamp: "ts"}
+		if err := s.Sign(&m); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
