@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"sort"
 	"strings"
@@ -104,7 +106,9 @@ func TestSNSDifferentialMoto(t *testing.T) {
 	// MessageGroupId on a standard topic and protocols SNS does not know,
 	// answers a bad Number attribute with InvalidParameter (SNS:
 	// ParameterValueInvalid), a FIFO publish without MessageGroupId with
-	// MissingParameter, and Unsubscribe of a missing subscription with success.
+	// MissingParameter, and Unsubscribe of a missing subscription with success;
+	// it also accepts any topic attribute name, an http URL subscribed as
+	// https, and any confirmation token (it confirms http subscriptions at once).
 	cases := []struct {
 		name   string
 		action string
@@ -138,6 +142,25 @@ func TestSNSDifferentialMoto(t *testing.T) {
 			"Attributes.entry.1.key", "FilterPolicy", "Attributes.entry.1.value", `{"a": [{"bogus": 1}]}`}, ""},
 		{"subscribe with an unknown protocol", "Subscribe", []string{"TopicArn", "{arn}diff", "Protocol", "pigeon", "Endpoint", "x"}, "moto accepts it"},
 		{"subscriptions", "ListSubscriptionsByTopic", []string{"TopicArn", "{arn}diff"}, ""},
+		{"all subscriptions", "ListSubscriptions", nil, ""},
+		{"subscription attributes", "GetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}"}, ""},
+		{"attributes of a missing subscription", "GetSubscriptionAttributes", []string{"SubscriptionArn", "{arn}diff:0f5ae3b6-4b43-4a7c-9fd6-2b7c1b1c0e64"}, ""},
+		{"set raw delivery", "SetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}", "AttributeName", "RawMessageDelivery", "AttributeValue", "true"}, ""},
+		{"set a filter policy", "SetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}", "AttributeName", "FilterPolicy", "AttributeValue", `{"status": ["failed"]}`}, ""},
+		{"set a filter policy scope", "SetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}", "AttributeName", "FilterPolicyScope", "AttributeValue", "MessageBody"}, ""},
+		{"set an unknown subscription attribute", "SetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}", "AttributeName", "Bogus", "AttributeValue", "1"}, ""},
+		{"subscription attributes after set", "GetSubscriptionAttributes", []string{"SubscriptionArn", "{sarn}"}, ""},
+		{"set a topic attribute", "SetTopicAttributes", []string{"TopicArn", "{arn}diff", "AttributeName", "DisplayName", "AttributeValue", "Diff"}, ""},
+		{"set an unknown topic attribute", "SetTopicAttributes", []string{"TopicArn", "{arn}diff", "AttributeName", "Bogus", "AttributeValue", "1"}, "moto accepts any attribute name"},
+		{"tag", "TagResource", []string{"ResourceArn", "{arn}diff", "Tags.member.1.Key", "team", "Tags.member.1.Value", "ops"}, ""},
+		{"tags", "ListTagsForResource", []string{"ResourceArn", "{arn}diff"}, ""},
+		{"untag", "UntagResource", []string{"ResourceArn", "{arn}diff", "TagKeys.member.1", "team"}, ""},
+		{"publish fifo again (deduplicated)", "Publish", []string{"TopicArn", "{arn}diff.fifo", "Message", "x", "MessageGroupId", "g", "MessageDeduplicationId", "d"}, ""},
+		{"unsubscribe", "Unsubscribe", []string{"SubscriptionArn", "{sarn}"}, ""},
+		{"unsubscribe again", "Unsubscribe", []string{"SubscriptionArn", "{sarn}"}, "moto answers success"},
+		{"subscribe http", "Subscribe", []string{"TopicArn", "{arn}diff", "Protocol", "http", "Endpoint", "{http}"}, ""},
+		{"subscribe https with an http URL", "Subscribe", []string{"TopicArn", "{arn}diff", "Protocol", "https", "Endpoint", "{http}"}, "moto accepts an http URL for https"},
+		{"confirm with a wrong token", "ConfirmSubscription", []string{"TopicArn", "{arn}diff", "Token", strings.Repeat("0", 128)}, "moto confirms with any token"},
 		{"tags of a missing topic", "ListTagsForResource", []string{"ResourceArn", "{arn}nope"}, ""},
 		{"batch of 11", "PublishBatch", batchParams(11), ""},
 		{"batch with one id twice", "PublishBatch", []string{"TopicArn", "{arn}diff", "PublishBatchRequestEntries.member.1.Id", "a",
@@ -146,6 +169,10 @@ func TestSNSDifferentialMoto(t *testing.T) {
 		{"delete a missing topic", "DeleteTopic", []string{"TopicArn", "{arn}nope"}, ""},
 		{"delete", "DeleteTopic", []string{"TopicArn", "{arn}diff"}, ""},
 	}
+	// An HTTP endpoint both may post to (moto confirms http subscriptions
+	// at once and posts notifications; Carrier posts its confirmation).
+	ep := apptest.NewEndpoint(t, nil)
+	var subArn [2]string // the "subscribe" case's ARN on each side
 	agreed := 0
 	for _, tc := range cases {
 		var got [2]snsAnswer
@@ -153,9 +180,18 @@ func TestSNSDifferentialMoto(t *testing.T) {
 			params := make([]string, len(tc.params))
 			for j, p := range tc.params {
 				p = strings.ReplaceAll(p, "{arn}", "arn:aws:sns:us-east-1:"+side.account+":")
+				p = strings.ReplaceAll(p, "{sarn}", subArn[i])
+				p = strings.ReplaceAll(p, "{http}", ep.URL+"/sns")
 				params[j] = strings.ReplaceAll(p, "{qarn}", "arn:aws:sqs:us-east-1:"+side.account+":")
 			}
 			got[i] = side.cl.call(tc.action, params...)
+			if tc.name == "subscribe" {
+				var r struct {
+					Arn string `xml:"SubscribeResult>SubscriptionArn"`
+				}
+				xml.Unmarshal([]byte(got[i].Body), &r)
+				subArn[i] = r.Arn
+			}
 		}
 		same := got[0].Status == got[1].Status && got[0].Error.Code == got[1].Error.Code
 		shape := [2]string{resultShape(t, got[0].Body), resultShape(t, got[1].Body)}
@@ -202,4 +238,75 @@ func shapesAgree(action, carrier, moto string) bool {
 		}
 	}
 	return true
+}
+
+// TestSNSHTTPNotificationMatchesMoto compares what an HTTP subscriber gets
+// from Carrier and from moto for the same publish: the same JSON fields
+// (moto confirms http subscriptions at once, and sends none of SNS's
+// x-amz-sns-* headers, so those are checked against SNS's documentation in
+// TestSNSHTTPSubscription; Carrier's subscription is confirmed through its
+// SubscribeURL first).
+func TestSNSHTTPNotificationMatchesMoto(t *testing.T) {
+	motoURL := startMotoSNS(t)
+	c := apptest.Start(t, storetest.Engines(t)[0], apptest.Options{})
+	id, secret := snsCredential(t, c)
+	ep := apptest.NewEndpoint(t, nil)
+	sides := []struct {
+		cl      *snsClient
+		account string
+	}{
+		{&snsClient{t: t, url: c.URL, id: id, secret: secret, region: "us-east-1"}, "default"},
+		{&snsClient{t: t, url: motoURL, id: "AKIDMOTO", secret: "moto", region: "us-east-1"}, "123456789012"},
+	}
+	for _, side := range sides {
+		arn := "arn:aws:sns:us-east-1:" + side.account + ":http-diff"
+		side.cl.ok(nil, "CreateTopic", "Name", "http-diff")
+		side.cl.ok(nil, "Subscribe", "TopicArn", arn, "Protocol", "http", "Endpoint", ep.URL+"/"+side.account)
+	}
+	var conf map[string]string
+	apptest.Eventually(t, 10*time.Second, "Carrier's confirmation", func() bool {
+		for _, r := range ep.Requests() {
+			if r.Path == "/default" && r.Header.Get("x-amz-sns-message-type") == "SubscriptionConfirmation" {
+				conf, _ = snsMessage(t, r.Body)
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(conf["SubscribeURL"])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("confirm: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for _, side := range sides {
+		side.cl.ok(nil, "Publish", "TopicArn", "arn:aws:sns:us-east-1:"+side.account+":http-diff", "Message", "hello", "Subject", "s",
+			"MessageAttributes.entry.1.Name", "a", "MessageAttributes.entry.1.Value.DataType", "String", "MessageAttributes.entry.1.Value.StringValue", "b")
+	}
+	shape := map[string]string{}
+	apptest.Eventually(t, 10*time.Second, "a notification from each", func() bool {
+		for _, r := range ep.Requests() {
+			var body map[string]json.RawMessage
+			if json.Unmarshal(r.Body, &body) != nil {
+				t.Fatalf("%s: not JSON: %s", r.Path, r.Body)
+			}
+			if string(body["Type"]) != `"Notification"` {
+				continue
+			}
+			var keys []string
+			for k := range body {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			shape[r.Path] = strings.Join(keys, " ")
+		}
+		return len(shape) == 2
+	})
+
+	// moto leaves out MessageAttributes, which SNS's HTTP notifications
+	// carry when the publish has any; Carrier must have every field moto has.
+	if !shapesAgree("Notification", shape["/default"], shape["/123456789012"]) ||
+		strings.Replace(shape["/default"], " MessageAttributes", "", 1) != shape["/123456789012"] {
+		t.Errorf("notification shapes differ:\ncarrier %s\n   moto %s", shape["/default"], shape["/123456789012"])
+	}
+	t.Logf("notification shape: %s", shape["/default"])
 }
