@@ -33,7 +33,10 @@ type TopicStore interface {
 	// UpdateTopic writes a topic's content dedup flag, attributes, tags and
 	// updated time.
 	UpdateTopic(ctx context.Context, t Topic) error
-	DeleteTopic(ctx context.Context, projectID, name string) error
+	// DeleteTopic removes a topic and, in the same transaction, the
+	// subscriptions named (with their deliveries); a missing topic is
+	// ErrNotFound and deletes nothing.
+	DeleteTopic(ctx context.Context, projectID, name string, subscriptionIDs []string) error
 }
 
 // SigningKey is a key Carrier signs with, shared by every node: a private

@@ -316,6 +316,10 @@ func (s *Service) SetActive(ctx context.Context, projectID, id string, api API, 
 
 // changed refreshes this node's matcher at once, so the next publish sees
 // the change (other nodes follow within a second), and wakes the engine.
+// Changed tells the matcher and the engine that subscriptions changed
+// behind the service's back (a topic deleted with its subscriptions).
+func (s *Service) Changed(ctx context.Context) { s.changed(ctx) }
+
 func (s *Service) changed(ctx context.Context) {
 	if s.d.Refresh != nil {
 		if err := s.d.Refresh(ctx, true); err != nil {

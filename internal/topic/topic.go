@@ -296,20 +296,22 @@ func (s *Service) List(ctx context.Context, projectID string) ([]store.Topic, er
 	return s.store.ListTopics(ctx, projectID)
 }
 
-// Delete removes topic name and its subscriptions. Deleting a topic that does
-// not exist is not an error, as in SNS.
+// Delete removes topic name and its subscriptions, in one transaction.
+// Deleting a topic that does not exist is not an error, as in SNS.
 func (s *Service) Delete(ctx context.Context, projectID, name string) error {
 	subs, err := s.Subscriptions(ctx, projectID, name)
 	if err != nil {
 		return err
 	}
-	for _, sub := range subs {
-		if err := s.subs.Delete(ctx, projectID, sub.ID, subscription.Subscriptions); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+	ids := make([]string, len(subs))
+	for i, sub := range subs {
+		ids[i] = sub.ID
 	}
-	if err := s.store.DeleteTopic(ctx, projectID, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.store.DeleteTopic(ctx, projectID, name, ids); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if len(ids) > 0 {
+		s.subs.Changed(ctx)
 	}
 	return nil
 }

@@ -242,17 +242,7 @@ func holdDeliveries(ctx context.Context, tx *sql.Tx, subscriptionID string, hold
 // DeleteSubscription removes a subscription and its delivery history.
 func (s *Store) DeleteSubscription(ctx context.Context, projectID, id string) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE id = $1 AND project_id = $2`, id, projectID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE subscription_id = $1)`, id); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE subscription_id = $1`, id); err != nil {
+		if err := deleteSubscription(ctx, tx, projectID, id); err != nil {
 			return err
 		}
 		return bumpVersion(ctx, tx)
@@ -261,6 +251,23 @@ func (s *Store) DeleteSubscription(ctx context.Context, projectID, id string) er
 		return fmt.Errorf("delete subscription: %w", err)
 	}
 	return nil
+}
+
+// deleteSubscription deletes subscription id of a project with its
+// deliveries and their attempts, in tx; a missing one is store.ErrNotFound.
+func deleteSubscription(ctx context.Context, tx *sql.Tx, projectID, id string) error {
+	res, err := tx.ExecContext(ctx, `DELETE FROM subscriptions WHERE id = $1 AND project_id = $2`, id, projectID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return store.ErrNotFound
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE subscription_id = $1)`, id); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM deliveries WHERE subscription_id = $1`, id)
+	return err
 }
 
 // SubscriptionsVersion reads the counter bumped by every subscription change.

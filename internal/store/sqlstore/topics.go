@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"carrier/internal/store"
@@ -94,16 +95,27 @@ func (s *Store) UpdateTopic(ctx context.Context, t store.Topic) error {
 	return nil
 }
 
-// DeleteTopic removes a topic.
-func (s *Store) DeleteTopic(ctx context.Context, projectID, name string) error {
+// DeleteTopic removes a topic and the subscriptions named (with their
+// deliveries), all in one transaction.
+func (s *Store) DeleteTopic(ctx context.Context, projectID, name string, subscriptionIDs []string) error {
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM topics WHERE name = $1 AND project_id = $2`, name, projectID)
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		for _, id := range subscriptionIDs {
+			if err := deleteSubscription(ctx, tx, projectID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		if len(subscriptionIDs) > 0 {
+			return bumpVersion(ctx, tx)
+		}
+		return nil
 	})
 	if err == nil && n == 0 {
 		err = store.ErrNotFound

@@ -47,12 +47,32 @@ func testTopics(t *testing.T, e Storage) {
 	if err := f.s.UpdateTopic(f.ctx, store.Topic{ProjectID: other, Name: "orders.fifo"}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("update another project's topic: %v", err)
 	}
-	if err := f.s.DeleteTopic(f.ctx, other, "alerts"); !errors.Is(err, store.ErrNotFound) {
+	if err := f.s.DeleteTopic(f.ctx, other, "alerts", nil); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("delete another project's topic: %v", err)
 	}
-	f.must(f.s.DeleteTopic(f.ctx, p, "alerts"))
+	f.must(f.s.DeleteTopic(f.ctx, p, "alerts", nil))
 	if list, _ := f.s.ListTopics(f.ctx, p); len(list) != 1 {
 		t.Fatalf("after delete: %+v", list)
+	}
+
+	// A topic goes with its subscriptions and their deliveries, in one
+	// transaction; naming another project's topic deletes nothing.
+	sub := f.subscription(p)
+	ids := f.publish(p, "sns.orders.fifo", f.base, sub.ID)
+	if err := f.s.DeleteTopic(f.ctx, other, "orders.fifo", []string{sub.ID}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete another project's topic: %v", err)
+	}
+	f.getSub(p, sub.ID)
+	v := f.version()
+	f.must(f.s.DeleteTopic(f.ctx, p, "orders.fifo", []string{sub.ID}))
+	if _, err := f.s.GetSubscription(f.ctx, p, sub.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the topic's subscription after delete: %v", err)
+	}
+	if _, err := f.s.GetDelivery(f.ctx, p, ids[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the subscription's delivery after delete: %v", err)
+	}
+	if f.version() == v {
+		t.Fatal("deleting a topic with subscriptions did not bump the subscriptions version")
 	}
 }
 
