@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"carrier/internal/dest"
-	"carrier/internal/sqs"
+	"carrier/internal/sigv4"
 	"carrier/internal/store"
 	"carrier/internal/topic"
 )
@@ -72,8 +72,8 @@ func errNotFound(what string) *Error { return newErr(404, "NotFound", "%s does n
 // sigError maps a refused signature to its AWS error (403, or 400 for an
 // incomplete signature, as AWS answers).
 func sigError(err error) *Error {
-	var se *sqs.SigError
-	if !errors.As(err, &se) {
+	se, ok := sigv4.AsError(err)
+	if !ok {
 		return errInternal()
 	}
 	status := http.StatusForbidden

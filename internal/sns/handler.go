@@ -25,8 +25,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"carrier/internal/sigv4"
 	"carrier/internal/sns/signing"
-	"carrier/internal/sqs"
 	"carrier/internal/store"
 	"carrier/internal/topic"
 )
@@ -66,7 +66,7 @@ func IsRequest(r *http.Request) bool {
 	if r.Method != http.MethodPost || r.URL.Path != "/" || r.Header.Get("X-Amz-Target") != "" {
 		return false
 	}
-	if a, err := sqs.ParseAuthorization(r.Header.Get("Authorization")); err == nil && a.Service == "sns" {
+	if a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization")); err == nil && a.Service == "sns" {
 		return true
 	}
 	if r.URL.Query().Get("Version") == Version {
@@ -172,7 +172,7 @@ func (h *Handler) serve(r *http.Request) (string, any, *Error) {
 }
 
 func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
-	auth, err := sqs.ParseAuthorization(r.Header.Get("Authorization"))
+	auth, err := sigv4.ParseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
 		return nil, sigError(err)
 	}
@@ -194,9 +194,9 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
 	if h.Now != nil {
 		now = h.Now()
 	}
-	req := sqs.SigRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
+	req := sigv4.Request{Method: r.Method, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		ContentLength: r.ContentLength, PayloadHash: payload}
-	if err := sqs.Verify(cred.Secret, "sns", auth, req, now); err != nil {
+	if err := sigv4.Verify(cred.Secret, "sns", auth, req, now); err != nil {
 		return nil, sigError(err)
 	}
 	return &call{ctx: r.Context(), h: h, project: cred.ProjectID, region: auth.Region}, nil

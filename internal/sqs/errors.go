@@ -1,6 +1,7 @@
 package sqs
 
 import (
+	"carrier/internal/sigv4"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,7 +95,7 @@ func errInternal() *Error {
 
 // authError maps a refused signature to its AWS error (HTTP 403, or 400 for
 // an incomplete signature, as AWS answers).
-func authError(se *SigError) *Error {
+func authError(se *sigv4.Error) *Error {
 	status := http.StatusForbidden
 	if se.Code == "IncompleteSignature" {
 		status = http.StatusBadRequest

@@ -7,6 +7,7 @@
 package sqs
 
 import (
+	"carrier/internal/sigv4"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -164,9 +165,9 @@ func lookup(name string) (action, *Error) {
 }
 
 func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
-	auth, err := ParseAuthorization(r.Header.Get("Authorization"))
+	auth, err := sigv4.ParseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
-		se, _ := errSig(err)
+		se, _ := sigv4.AsError(err)
 		return nil, authError(se)
 	}
 	cred, err := h.Store.SQSCredential(r.Context(), auth.AccessKeyID)
@@ -179,7 +180,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
 	sum := sha256.Sum256(body)
 	payload := hex.EncodeToString(sum[:])
 	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && !strings.EqualFold(claimed, payload) {
-		return nil, authError(&SigError{"SignatureDoesNotMatch", "The provided 'x-amz-content-sha256' header does not match what was computed."})
+		return nil, authError(&sigv4.Error{Code: "SignatureDoesNotMatch", Message: "The provided 'x-amz-content-sha256' header does not match what was computed."})
 	} else if claimed != "" {
 		payload = claimed
 	}
@@ -187,10 +188,10 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*call, *Error) {
 	if h.Now != nil {
 		now = h.Now()
 	}
-	req := SigRequest{Method: r.Method, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
+	req := sigv4.Request{Method: r.Method, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header,
 		ContentLength: r.ContentLength, PayloadHash: payload}
-	if err := Verify(cred.Secret, "sqs", auth, req, now); err != nil {
-		se, ok := errSig(err)
+	if err := sigv4.Verify(cred.Secret, "sqs", auth, req, now); err != nil {
+		se, ok := sigv4.AsError(err)
 		if !ok {
 			return nil, errInternal()
 		}

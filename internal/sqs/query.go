@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"bytes"
+	"carrier/internal/sigv4"
 	"encoding/base64"
 	"encoding/xml"
 	"io"
@@ -42,7 +43,7 @@ func IsQueryRequest(r *http.Request) bool {
 	if r.Method != http.MethodPost && r.Method != http.MethodGet || r.Header.Get("X-Amz-Target") != "" || !queryPath(r.URL.Path) {
 		return false
 	}
-	if a, err := ParseAuthorization(r.Header.Get("Authorization")); err == nil {
+	if a, err := sigv4.ParseAuthorization(r.Header.Get("Authorization")); err == nil {
 		return a.Service == "sqs"
 	}
 	if r.URL.Query().Get("Version") == QueryVersion {

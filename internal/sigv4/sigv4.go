@@ -1,4 +1,7 @@
-package sqs
+// Package sigv4 verifies AWS Signature Version 4 (the Authorization header
+// form, AWS4-HMAC-SHA256) as a pure function of a request's parts, for the
+// SQS and SNS fronts, which share Carrier's SQS credentials.
+package sigv4
 
 import (
 	"crypto/hmac"
@@ -13,9 +16,6 @@ import (
 	"strings"
 	"time"
 )
-
-// AWS Signature Version 4, header form (Authorization: AWS4-HMAC-SHA256 …),
-// as a pure function of the request's parts: see Verify.
 
 const (
 	sigAlgorithm  = "AWS4-HMAC-SHA256"
@@ -39,8 +39,8 @@ func (a Authorization) Scope() string {
 	return a.Date + "/" + a.Region + "/" + a.Service + "/aws4_request"
 }
 
-// SigRequest is what a signature covers.
-type SigRequest struct {
+// Request is what a signature covers.
+type Request struct {
 	Method      string
 	EscapedPath string // as sent (r.URL.EscapedPath())
 	RawQuery    string
@@ -53,39 +53,39 @@ type SigRequest struct {
 	PayloadHash string
 }
 
-// SigError is a refused signature, with the SQS (AWS common) error code.
-type SigError struct {
+// Error is a refused signature, with its AWS common error code.
+type Error struct {
 	Code    string // IncompleteSignature, SignatureDoesNotMatch, MissingAuthenticationToken, …
 	Message string
 }
 
-func (e *SigError) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // ParseAuthorization parses an AWS4-HMAC-SHA256 Authorization header.
 func ParseAuthorization(h string) (Authorization, error) {
 	var a Authorization
 	if strings.TrimSpace(h) == "" {
-		return a, &SigError{"MissingAuthenticationToken", "Request is missing Authentication Token"}
+		return a, &Error{"MissingAuthenticationToken", "Request is missing Authentication Token"}
 	}
 	rest, ok := strings.CutPrefix(h, sigAlgorithm+" ")
 	if !ok {
-		return a, &SigError{"IncompleteSignature", "Unsupported Authorization header: only " + sigAlgorithm + " is accepted"}
+		return a, &Error{"IncompleteSignature", "Unsupported Authorization header: only " + sigAlgorithm + " is accepted"}
 	}
 	fields := map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return a, &SigError{"IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"}
+			return a, &Error{"IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"}
 		}
 		fields[k] = v
 	}
 	cred, signed, sig := fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 	if cred == "" || signed == "" || sig == "" {
-		return a, &SigError{"IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"}
+		return a, &Error{"IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters"}
 	}
 	parts := strings.Split(cred, "/")
 	if len(parts) != 5 || parts[0] == "" || parts[4] != "aws4_request" {
-		return a, &SigError{"IncompleteSignature", "Credential must have the form <access key id>/<date>/<region>/<service>/aws4_request"}
+		return a, &Error{"IncompleteSignature", "Credential must have the form <access key id>/<date>/<region>/<service>/aws4_request"}
 	}
 	a.AccessKeyID, a.Date, a.Region, a.Service = parts[0], parts[1], parts[2], parts[3]
 	a.SignedHeaders = strings.Split(signed, ";")
@@ -133,7 +133,7 @@ func canonicalHeaderValue(vs []string) string {
 
 // CanonicalRequest builds the SigV4 canonical request for the signed headers.
 // The path is encoded once more, as every AWS service but S3 expects.
-func CanonicalRequest(r SigRequest, signedHeaders []string) (string, error) {
+func CanonicalRequest(r Request, signedHeaders []string) (string, error) {
 	path := r.EscapedPath
 	if path == "" {
 		path = "/"
@@ -153,7 +153,7 @@ func CanonicalRequest(r SigRequest, signedHeaders []string) (string, error) {
 		default:
 			vs := r.Header.Values(name)
 			if len(vs) == 0 {
-				return "", &SigError{"SignatureDoesNotMatch", "signed header " + name + " is not in the request"}
+				return "", &Error{"SignatureDoesNotMatch", "signed header " + name + " is not in the request"}
 			}
 			v = canonicalHeaderValue(vs)
 		}
@@ -176,7 +176,7 @@ func sha256Hex(s string) string {
 
 // Signature computes the hex signature of r with secret, for the scope and
 // signed headers of auth, at amzDate (yyyymmddThhmmssZ).
-func Signature(secret string, auth Authorization, amzDate string, r SigRequest) (string, error) {
+func Signature(secret string, auth Authorization, amzDate string, r Request) (string, error) {
 	creq, err := CanonicalRequest(r, auth.SignedHeaders)
 	if err != nil {
 		return "", err
@@ -192,41 +192,41 @@ func Signature(secret string, auth Authorization, amzDate string, r SigRequest) 
 // Verify checks r's signature with secret: header form, the given service,
 // any region, the date within MaxClockSkew of now. auth comes from
 // ParseAuthorization of r's Authorization header.
-func Verify(secret, service string, auth Authorization, r SigRequest, now time.Time) error {
+func Verify(secret, service string, auth Authorization, r Request, now time.Time) error {
 	if auth.Service != service {
-		return &SigError{"SignatureDoesNotMatch", fmt.Sprintf("Credential should be scoped to correct service: '%s'.", service)}
+		return &Error{"SignatureDoesNotMatch", fmt.Sprintf("Credential should be scoped to correct service: '%s'.", service)}
 	}
 	signed := map[string]bool{}
 	for i, h := range auth.SignedHeaders {
 		if h != strings.ToLower(h) || (i > 0 && auth.SignedHeaders[i-1] >= h) {
-			return &SigError{"SignatureDoesNotMatch", "SignedHeaders must be lower case and sorted"}
+			return &Error{"SignatureDoesNotMatch", "SignedHeaders must be lower case and sorted"}
 		}
 		signed[h] = true
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	if amzDate == "" {
-		return &SigError{"IncompleteSignature", "X-Amz-Date header is required"}
+		return &Error{"IncompleteSignature", "X-Amz-Date header is required"}
 	}
 	if name := unsignedRequired(signed, r.Header); name != "" {
-		return &SigError{"SignatureDoesNotMatch", "'" + name + "' must be a signed header"}
+		return &Error{"SignatureDoesNotMatch", "'" + name + "' must be a signed header"}
 	}
 	t, err := time.Parse(amzDateFormat, amzDate)
 	if err != nil {
-		return &SigError{"IncompleteSignature", "X-Amz-Date must have the form yyyyMMddTHHmmssZ"}
+		return &Error{"IncompleteSignature", "X-Amz-Date must have the form yyyyMMddTHHmmssZ"}
 	}
 	if d := now.Sub(t); d > MaxClockSkew || d < -MaxClockSkew {
-		return &SigError{"SignatureDoesNotMatch", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
+		return &Error{"SignatureDoesNotMatch", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			amzDate, now.Add(-MaxClockSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat))}
 	}
 	if auth.Date != amzDate[:8] {
-		return &SigError{"SignatureDoesNotMatch", "Credential date does not match X-Amz-Date"}
+		return &Error{"SignatureDoesNotMatch", "Credential date does not match X-Amz-Date"}
 	}
 	want, err := Signature(secret, auth, amzDate, r)
 	if err != nil {
 		return err
 	}
 	if !hmac.Equal([]byte(want), []byte(auth.Signature)) {
-		return &SigError{"SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+		return &Error{"SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 	}
 	return nil
 }
@@ -252,9 +252,9 @@ func unsignedRequired(signed map[string]bool, h http.Header) string {
 	return ""
 }
 
-// errSig tells whether err is a *SigError.
-func errSig(err error) (*SigError, bool) {
-	var se *SigError
+// AsError tells whether err is a refused signature, and which.
+func AsError(err error) (*Error, bool) {
+	var se *Error
 	ok := errors.As(err, &se)
 	return se, ok
 }
