@@ -421,3 +421,46 @@ func TestSNSFIFOTopicToFIFOQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestEventDataAsEnvelopeMessage: an event published through /v1/events to
+// a queue subscription with "message": "published" carries only its data as
+// the envelope's Message, so a consumer ported from SNS reads its own
+// fields (json.loads(env["Message"])["solution"]); the default carries the
+// whole event.
+func TestEventDataAsEnvelopeMessage(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			c := apptest.Start(t, e, apptest.Options{})
+			queues := map[string]string{}
+			for _, m := range []string{"published", "event"} {
+				q := c.Admin("POST", "/v1/queues", map[string]any{"name": "q-" + m})
+				queues[m] = q.Data()["id"].(string)
+				r := c.Admin("POST", "/v1/subscriptions", map[string]any{"name": m, "event_types": []string{"task.solved"},
+					"destination": map[string]any{"type": "queue", "queue": "q-" + m, "message": m}})
+				if r.Status != 201 {
+					t.Fatalf("subscribe: %d %s", r.Status, r.Body)
+				}
+			}
+			c.Publish(apptest.AdminKey, map[string]any{"type": "task.solved", "subject": "t1", "data": map[string]any{"task_id": "t1", "solution": "03AG"}})
+			for m, id := range queues {
+				r := c.Admin("POST", "/v1/queues/"+id+"/receive", map[string]any{"max_messages": 1, "wait_time_seconds": 5})
+				msgs, _ := r.Data()["messages"].([]any)
+				if len(msgs) != 1 {
+					t.Fatalf("%s: %s", m, r.Body)
+				}
+				var env struct{ Message, Subject string }
+				json.Unmarshal([]byte(msgs[0].(map[string]any)["body"].(string)), &env)
+				var inner map[string]any
+				json.Unmarshal([]byte(env.Message), &inner)
+				if m == "published" && (inner["solution"] != "03AG" || env.Subject != "t1") {
+					t.Errorf("published: envelope %+v", env)
+				}
+				if m == "event" {
+					if data, _ := inner["data"].(map[string]any); data["solution"] != "03AG" || inner["type"] != "task.solved" {
+						t.Errorf("event: envelope %+v", env)
+					}
+				}
+			}
+		})
+	}
+}
