@@ -375,6 +375,9 @@ type Store interface {
 
 	GetDelivery(ctx context.Context, projectID, id string) (Delivery, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
+	// DeliveryLog returns one page of a project's delivery log (see
+	// DeliveryQuery), by keyset: no count, no offset.
+	DeliveryLog(ctx context.Context, q DeliveryQuery) ([]Delivery, error)
 	ListAttempts(ctx context.Context, projectID, deliveryID string) ([]Attempt, error)
 
 	// ClaimDeliveries leases due deliveries (pending or retrying, next attempt due,
@@ -434,4 +437,30 @@ type Store interface {
 	// tasks (with their history) and redriven dead letters. It returns the
 	// largest of the three counts, so a caller loops while it equals limit.
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int, error)
+}
+
+// DeliveryQuery selects one page of a project's delivery log. Empty fields
+// do not filter.
+type DeliveryQuery struct {
+	ProjectID      string
+	States         []string // any of these
+	SubscriptionID string
+	EventType      string
+	// StatusClass is the class of the last answer: 2 to 5 for 2xx to 5xx,
+	// -1 for no answer (a network error, or no attempt yet); 0 does not filter.
+	StatusClass int
+	From, To    *time.Time // created_at, From inclusive, To exclusive
+	// Search is a delivery id, an event id or an event subject.
+	Search string
+	// Oldest lists oldest first; the default is newest first.
+	Oldest bool
+	// After continues a listing after the last row of its previous page.
+	After *DeliveryCursor
+	Limit int // 1 to 500; 0 means 50
+}
+
+// DeliveryCursor is a position in the delivery log.
+type DeliveryCursor struct {
+	CreatedAt time.Time
+	ID        string
 }

@@ -75,6 +75,7 @@ var cases = []testCase{
 	{name: "QueueCRUD", run: testQueueCRUD},
 	{name: "Topics", run: testTopics},
 	{name: "SigningKeys", run: testSigningKeys},
+	{name: "DeliveryLog", run: testDeliveryLog},
 	{name: "QueueSendReceive", run: testQueueSendReceive},
 	{name: "QueueDedup", run: testQueueDedup},
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},

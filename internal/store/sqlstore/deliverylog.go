@@ -1,0 +1,94 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"carrier/internal/store"
+)
+
+// MaxLogPage is the largest page of the delivery log.
+const MaxLogPage = 500
+
+// DeliveryLog returns one page of a project's delivery log by keyset.
+//
+// Every page is ORDER BY created_at, id with a LIMIT, under an index whose
+// order that is: deliveries_log (project), deliveries_log_state (project
+// and state) or deliveries_subscription. Several states are one ordered
+// range each, merged: each branch reads at most a page, and the outer
+// query keeps the first page of their union. The other filters (event type,
+// status class, search) are checked on the rows the range yields.
+func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, MaxLogPage)
+	dir, cmp := "DESC", "<"
+	if q.Oldest {
+		dir, cmp = "ASC", ">"
+	}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	var where []string
+	if q.SubscriptionID != "" {
+		where = append(where, "subscription_id = "+arg(q.SubscriptionID), "project_id = "+arg(q.ProjectID))
+	} else {
+		where = append(where, "project_id = "+arg(q.ProjectID))
+	}
+	if q.EventType != "" {
+		where = append(where, "event_type = "+arg(q.EventType))
+	}
+	switch {
+	case q.StatusClass >= 2 && q.StatusClass <= 5:
+		where = append(where, "last_status >= "+arg(q.StatusClass*100), "last_status < "+arg(q.StatusClass*100+100))
+	case q.StatusClass == -1:
+		where = append(where, "last_status = 0")
+	}
+	if q.From != nil {
+		where = append(where, "created_at >= "+arg(ms(*q.From)))
+	}
+	if q.To != nil {
+		where = append(where, "created_at < "+arg(ms(*q.To)))
+	}
+	if q.Search != "" {
+		v, p := arg(q.Search), arg(q.ProjectID)
+		where = append(where, "(id = "+v+" OR event_id = "+v+" OR event_id IN (SELECT e.id FROM events e WHERE e.project_id = "+p+" AND e.subject = "+v+" AND e.subject <> ''))")
+	}
+	if q.After != nil {
+		where = append(where, "(created_at, id) "+cmp+" ("+arg(ms(q.After.CreatedAt))+", "+arg(q.After.ID)+")")
+	}
+	order := " ORDER BY created_at " + dir + ", id " + dir + " LIMIT " + arg(limit)
+	base := "SELECT " + deliveryColumns + " FROM deliveries WHERE " + strings.Join(where, " AND ")
+	var query string
+	switch len(q.States) {
+	case 0:
+		query = base + order
+	case 1:
+		query = base + " AND state = " + arg(q.States[0]) + order
+	default:
+		branches := make([]string, len(q.States))
+		for i, st := range q.States {
+			branches[i] = "SELECT * FROM (" + base + " AND state = " + arg(st) + order + ") b" + fmt.Sprint(i)
+		}
+		query = "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") page" + order
+	}
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("delivery log: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
