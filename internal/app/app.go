@@ -30,6 +30,7 @@ import (
 	"carrier/internal/captcha/turnstile"
 	"carrier/internal/cluster"
 	"carrier/internal/config"
+	"carrier/internal/console"
 	"carrier/internal/dest"
 	"carrier/internal/dest/alertmanager"
 	"carrier/internal/dest/discord"
@@ -365,6 +366,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	front := &twocaptcha.Front{Store: st, Tasks: a.Tasks, Auth: keys, Guard: guard, Pingbacks: a.Pingbacks, Refusal: subscription.Refusal, Log: log}
 	deps.Fronts = front.Routes()
 	maps.Copy(deps.Fronts, frontend.Routes()) // dr.js and its example page
+	if cfg.ConsolePath != "" {
+		con, err := console.New(ctx, console.Deps{Store: st, Auth: keys, Subscriptions: subscriptions, Destinations: destinations,
+			Prefix: cfg.ConsolePath, Log: log})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		deps.Fronts[cfg.ConsolePath+"/"] = con
+		deps.Fronts["GET "+cfg.ConsolePath] = http.RedirectHandler(cfg.ConsolePath+"/", http.StatusSeeOther)
+	}
 	a.API = api.New(deps)
 	a.Pingbacks.Quota = subscriptions.CheckQuota
 

@@ -79,6 +79,8 @@ type Config struct {
 	// Slack- and Discord-compatible servers, whose webhook URLs need not have
 	// the vendor's shape.
 	ChatCompatibleHosts []string
+	// ConsolePath is where the operator console is served ("" when off).
+	ConsolePath string
 	// SNSEmailSMTP is the SMTP server of SNS email subscriptions, a JSON
 	// object of email destination settings without "to" (checked at start,
 	// where the email settings are known); "" when not configured.
@@ -97,6 +99,8 @@ type Setting struct {
 	Flag, Env, Default, Help string
 	set                      func(c *Config, v string) error
 }
+
+var consolePath = regexp.MustCompile(`^(/[A-Za-z0-9_-]+)+$`)
 
 // MinAPIKeyLength is the shortest CARRIER_API_KEY accepted: the key is the
 // admin credential, so a short, guessable one is refused at start.
@@ -214,6 +218,17 @@ var Settings = []Setting{
 		hosts, err := hostList(v)
 		c.ChatCompatibleHosts = hosts
 		return err
+	}},
+	{"console-path", "CARRIER_CONSOLE_PATH", "/console", `path the operator console is served at (sign in with an API key); "off" serves none`, func(c *Config, v string) error {
+		switch {
+		case v == "off":
+			c.ConsolePath = ""
+			return nil
+		case !consolePath.MatchString(v) || v == "/v1" || strings.HasPrefix(v, "/v1/") || v == "/sns" || v == "/callbacks":
+			return fmt.Errorf(`must be a path such as /console (letters, digits, "-", "_" and "/", not ending in "/", not /v1, /sns or /callbacks), or "off"`)
+		}
+		c.ConsolePath = v
+		return nil
 	}},
 	{"sns-email-smtp", "CARRIER_SNS_EMAIL_SMTP", "", `SMTP server of SNS email and email-json subscriptions, as a JSON object of email destination settings without "to", such as {"host":"smtp.example.com","port":587,"username":"u","password":"p","from":"sns@example.com"} (unset: Subscribe refuses those protocols)`, func(c *Config, v string) error {
 		if v != "" {

@@ -378,6 +378,12 @@ type Store interface {
 	// DeliveryLog returns one page of a project's delivery log (see
 	// DeliveryQuery), by keyset: no count, no offset.
 	DeliveryLog(ctx context.Context, q DeliveryQuery) ([]Delivery, error)
+	// DeliveryMinutes counts a project's deliveries created since since by
+	// minute and state.
+	DeliveryMinutes(ctx context.Context, projectID string, since time.Time) ([]MinuteStat, error)
+	// DeliveryStates counts a project's deliveries in each state given,
+	// each count cut at limit, with the oldest one's time.
+	DeliveryStates(ctx context.Context, projectID string, states []string, limit int) ([]StateCount, error)
 	ListAttempts(ctx context.Context, projectID, deliveryID string) ([]Attempt, error)
 
 	// ClaimDeliveries leases due deliveries (pending or retrying, next attempt due,
@@ -463,4 +469,21 @@ type DeliveryQuery struct {
 type DeliveryCursor struct {
 	CreatedAt time.Time
 	ID        string
+}
+
+// MinuteStat is how many of a project's deliveries created in one minute
+// are in one state now.
+type MinuteStat struct {
+	Minute time.Time
+	State  string
+	Count  int64
+}
+
+// StateCount is a count of a project's deliveries in a state, cut at a
+// limit (Capped) so it never scans more than that.
+type StateCount struct {
+	State  string
+	Count  int64
+	Capped bool
+	Oldest *time.Time // created_at of the oldest delivery in the state
 }

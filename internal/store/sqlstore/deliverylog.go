@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"carrier/internal/store"
 )
@@ -91,4 +94,53 @@ func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// DeliveryMinutes counts a project's deliveries created since since by
+// minute and state, over the deliveries_log range of that time.
+func (s *Store) DeliveryMinutes(ctx context.Context, projectID string, since time.Time) ([]store.MinuteStat, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT created_at / 60000, state, COUNT(*) FROM deliveries
+		WHERE project_id = $1 AND created_at >= $2 GROUP BY created_at / 60000, state ORDER BY 1`, projectID, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("delivery minutes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.MinuteStat
+	for rows.Next() {
+		var m int64
+		var st store.MinuteStat
+		if err := rows.Scan(&m, &st.State, &st.Count); err != nil {
+			return nil, fmt.Errorf("delivery minutes: %w", err)
+		}
+		st.Minute = fromMS(m * 60000)
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// DeliveryStates counts a project's deliveries in each state, reading at
+// most limit+1 index entries per state (deliveries_log_state).
+func (s *Store) DeliveryStates(ctx context.Context, projectID string, states []string, limit int) ([]store.StateCount, error) {
+	out := make([]store.StateCount, 0, len(states))
+	for _, st := range states {
+		c := store.StateCount{State: st}
+		if err := s.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE project_id = $1 AND state = $2 LIMIT $3) capped`,
+			projectID, st, limit+1).Scan(&c.Count); err != nil {
+			return nil, fmt.Errorf("delivery states: %w", err)
+		}
+		if c.Count > int64(limit) {
+			c.Count, c.Capped = int64(limit), true
+		}
+		var oldest int64
+		err := s.reader.QueryRowContext(ctx, `SELECT created_at FROM deliveries WHERE project_id = $1 AND state = $2 ORDER BY created_at LIMIT 1`,
+			projectID, st).Scan(&oldest)
+		if err == nil {
+			t := fromMS(oldest)
+			c.Oldest = &t
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("delivery states: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
