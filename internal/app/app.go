@@ -170,7 +170,7 @@ func sealSecrets(ctx context.Context, st store.Store, cfg config.Config, log *sl
 		return st, fmt.Errorf("seal stored secrets with CARRIER_SECRET_KEY: %w", err)
 	}
 	if n > 0 {
-		log.Info("sealed stored secrets with CARRIER_SECRET_KEY", "subscriptions", n)
+		log.Info("sealed stored secrets with CARRIER_SECRET_KEY", "records", n)
 	}
 	return sealed, nil
 }

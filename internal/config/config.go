@@ -207,7 +207,7 @@ var Settings = []Setting{
 		c.ChatCompatibleHosts = hosts
 		return err
 	}},
-	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, chat webhook URLs and email passwords are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
+	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, webhook custom header values, chat webhook URLs, email passwords and CAPTCHA vendor keys are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
 		return secretKey(&c.SecretKey, v)
 	}},
 	{"secret-key-previous", "CARRIER_SECRET_KEY_PREVIOUS", "", "the CARRIER_SECRET_KEY before a rotation: what it sealed still opens, and is sealed again with the new key at start", func(c *Config, v string) error {

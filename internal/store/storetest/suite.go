@@ -84,6 +84,7 @@ var cases = []testCase{
 	{name: "QueueFIFODeadLetter", run: testQueueFIFODeadLetter},
 	{name: "QueueFIFOConcurrentSenders", run: testQueueFIFOConcurrentSenders},
 	{name: "SQSCredentials", run: testSQSCredentials},
+	{name: "ReplaceSecrets", run: testReplaceSecrets},
 	{name: "ErrorClasses", run: testErrorClasses},
 	{name: "BudgetConcurrent", run: testBudgetConcurrent},
 }
