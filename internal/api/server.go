@@ -50,6 +50,9 @@ type Deps struct {
 	// ListBytesPerSecond is how much list payload one project may read a
 	// second (0: no limit).
 	ListBytesPerSecond int
+	// PublishLimit is each project's allowance of publishes on this node
+	// (nil: no limit).
+	PublishLimit *ingest.RateLimiter
 	// SQS answers the SQS protocols (POST / with X-Amz-Target: AmazonSQS.*, and
 	// the query protocol as sqs.IsQueryRequest recognises it); nil turns it off.
 	SQS http.Handler

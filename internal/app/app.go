@@ -211,6 +211,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		committers = 4
 	}
 	a.Publisher = ingest.NewPublisher(st, a.Matcher, mx, committers)
+	a.Publisher.MaxFanout = cfg.MaxFanoutPerEvent
+	// One allowance per project for everything a tenant publishes or sends.
+	publishLimit := ingest.NewRateLimiter(cfg.PublishRate, cfg.PublishBurst)
 
 	guard := &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, Resolver: opts.Resolver}
 	dcfg := dispatch.DefaultConfig()
@@ -234,6 +237,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.logs = &logfile.Sender{Dir: logDir}
 	a.Queues = queue.New(st)
+	a.Queues.Limit = publishLimit
 	// One registry of destination kinds, handed to the engine (send) and to
 	// the API (validate, show, summarise): a kind is registered once, here.
 	// Chat settings are checked again when sent, with the same hosts.
@@ -310,10 +314,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts, Captcha: a.Captcha,
 		Spool:              a.Spooler, // setUpTasks always opens one
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
+		PublishLimit:       publishLimit,
 	}
 	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
 	deps.Topics = topic.New(st, a.Publisher, subscriptions)
+	deps.Topics.Limit = publishLimit
 	deps.SNS = &sns.Handler{Credentials: st, Topics: deps.Topics, Log: log}
 	// The 2captcha front is served on the API's mux and checks its key
 	// parameter with the key service the API authenticates with.

@@ -68,6 +68,8 @@ type Service struct {
 	store Store
 	pub   Publisher
 	subs  *subscription.Service
+	// Limit is each project's allowance of publishes (nil: no limit).
+	Limit *ingest.RateLimiter
 }
 
 // New returns the topics service.
