@@ -84,6 +84,9 @@ type Spooler interface {
 	Publish(in ingest.Input) error
 	// Pending is the number of spooled writes not yet replayed.
 	Pending() int
+	// Redrive processes a dead letter again: a spooled publish's itself, any
+	// other through the tasks service (see outage.Spooler.Redrive).
+	Redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error)
 }
 
 // Server is the HTTP API.
