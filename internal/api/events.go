@@ -53,6 +53,10 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, k store.AP
 		ProjectID: k.ProjectID, Type: req.Type, Subject: req.Subject, Data: req.Data,
 		Attributes: req.Attributes, IdempotencyKey: key,
 		OrderingKey: req.OrderingKey, DeduplicationID: req.DeduplicationID,
+		CapFanout: true,
+	}
+	if err := s.PublishLimit.Allow(k.ProjectID, 1); err != nil {
+		return err
 	}
 	res, err := s.Publisher.Publish(r.Context(), in)
 	if err != nil {
@@ -156,6 +160,8 @@ func (s *Server) spoolPublish(r *http.Request, in ingest.Input, cause error) (st
 		return "", cause
 	}
 	in.EventID = newID()
+	// Acknowledged now, so stored on replay whatever its fan-out by then.
+	in.CapFanout = false
 	if in.IdempotencyKey == "" {
 		// Replays after a crash must not create the event twice.
 		in.IdempotencyKey = "carrier-spool:" + in.EventID

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"carrier/internal/auth"
@@ -86,6 +87,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fieldErr *dest.FieldError
 	var missing *subscription.NotFoundError
 	var limit *subscription.LimitError
+	var fanout *ingest.FanoutError
+	var rate *ingest.RateLimitError
 	alertErr, isAlertErr := alertError(err)
 	captchaErr, isCaptchaErr := captchaError(err)
 	switch {
@@ -102,6 +105,15 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		apiErr = notFound(missing.What)
 	case errors.As(err, &limit):
 		apiErr = &Error{Status: http.StatusUnprocessableEntity, Code: CodeLimitExceeded, Message: limit.Message}
+	case errors.As(err, &fanout):
+		apiErr = &Error{Status: http.StatusUnprocessableEntity, Code: CodeLimitExceeded, Message: fanout.Error()}
+	case errors.As(err, &rate):
+		if rate.Events <= rate.Burst {
+			w.Header().Set("Retry-After", strconv.Itoa(rate.RetryAfterSeconds()))
+			apiErr = &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: rate.Error()}
+		} else {
+			apiErr = &Error{Status: http.StatusUnprocessableEntity, Code: CodeLimitExceeded, Message: rate.Error()}
+		}
 	case errors.Is(err, auth.ErrInvalidKey):
 		apiErr = &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "invalid or revoked API key"}
 	case errors.Is(err, auth.ErrAdminKey):

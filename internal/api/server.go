@@ -50,6 +50,9 @@ type Deps struct {
 	// ListBytesPerSecond is how much list payload one project may read a
 	// second (0: no limit).
 	ListBytesPerSecond int
+	// PublishLimit is each project's allowance of publishes on this node
+	// (nil: no limit).
+	PublishLimit *ingest.RateLimiter
 	// SQS answers the SQS protocols (POST / with X-Amz-Target: AmazonSQS.*, and
 	// the query protocol as sqs.IsQueryRequest recognises it); nil turns it off.
 	SQS http.Handler
@@ -83,6 +86,9 @@ type Spooler interface {
 	Publish(in ingest.Input) error
 	// Pending is the number of spooled writes not yet replayed.
 	Pending() int
+	// Redrive processes a dead letter again: a spooled publish's itself, any
+	// other through the tasks service (see outage.Spooler.Redrive).
+	Redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error)
 }
 
 // Server is the HTTP API.

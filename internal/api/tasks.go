@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"carrier/internal/outage"
 	"carrier/internal/store"
 	"carrier/internal/task"
 )
@@ -264,6 +265,12 @@ func deadLetterFilter(r *http.Request, k store.APIKey) (store.DeadLetterFilter, 
 	}
 	f.Reason = q.Get("reason")
 	f.TaskID = q.Get("task_id")
+	if src := q.Get("source"); src != "" {
+		if src != "callback" && src != outage.DeadLetterSource {
+			return f, invalid("source", "must be callback or spool")
+		}
+		f.Source = src
+	}
 	var err error
 	f.From, f.To, err = timeRange(r)
 	return f, err
@@ -321,11 +328,25 @@ func redriveError(err error) error {
 	return err
 }
 
-func (s *Server) redriveDeadLetter(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	if err := s.tasksEnabled(); err != nil {
-		return err
+// redrive processes a dead letter again: through the spooler, which
+// publishes a spooled publish again itself and hands every other dead letter
+// to the tasks service, or, without a spool, through the tasks service.
+func (s *Server) redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error) {
+	if s.Spool != nil {
+		d, err := s.Spool.Redrive(ctx, projectID, id)
+		if errors.Is(err, outage.ErrNotRedrivable) {
+			return d, s.tasksEnabled()
+		}
+		return d, err
 	}
-	d, err := s.Tasks.Redrive(r.Context(), k.ProjectID, r.PathValue("id"))
+	if err := s.tasksEnabled(); err != nil {
+		return store.DeadLetter{}, err
+	}
+	return s.Tasks.Redrive(ctx, projectID, id)
+}
+
+func (s *Server) redriveDeadLetter(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
+	d, err := s.redrive(r.Context(), k.ProjectID, r.PathValue("id"))
 	if err != nil {
 		return redriveError(err)
 	}
@@ -336,9 +357,6 @@ func (s *Server) redriveDeadLetter(w http.ResponseWriter, r *http.Request, k sto
 // redriveDeadLetters redrives every pending dead letter matching the filters
 // (status is always pending), up to limit (default 100, at most 1000).
 func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	if err := s.tasksEnabled(); err != nil {
-		return err
-	}
 	limit, _, err := paging(r)
 	if err != nil {
 		return err
@@ -354,7 +372,7 @@ func (s *Server) redriveDeadLetters(w http.ResponseWriter, r *http.Request, k st
 	}
 	redriven, failed := 0, []map[string]any{}
 	for _, d := range dls {
-		if _, err := s.Tasks.Redrive(r.Context(), k.ProjectID, d.ID); err != nil {
+		if _, err := s.redrive(r.Context(), k.ProjectID, d.ID); err != nil {
 			failed = append(failed, map[string]any{"id": d.ID, "error": redriveError(err).Error()})
 			continue
 		}

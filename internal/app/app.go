@@ -185,7 +185,7 @@ func sealSecrets(ctx context.Context, st store.Store, cfg config.Config, log *sl
 		return st, fmt.Errorf("seal stored secrets with CARRIER_SECRET_KEY: %w", err)
 	}
 	if n > 0 {
-		log.Info("sealed stored secrets with CARRIER_SECRET_KEY", "subscriptions", n)
+		log.Info("sealed stored secrets with CARRIER_SECRET_KEY", "records", n)
 	}
 	return sealed, nil
 }
@@ -226,6 +226,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		committers = 4
 	}
 	a.Publisher = ingest.NewPublisher(st, a.Matcher, mx, committers)
+	a.Publisher.MaxFanout = cfg.MaxFanoutPerEvent
+	// One allowance per project for everything a tenant publishes or sends.
+	publishLimit := ingest.NewRateLimiter(cfg.PublishRate, cfg.PublishBurst)
 
 	guard := &netguard.Guard{AllowPrivate: cfg.AllowPrivateNetworks, Resolver: opts.Resolver}
 	dcfg := dispatch.DefaultConfig()
@@ -255,6 +258,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.logs = &logfile.Sender{Dir: logDir}
 	a.Queues = queue.New(st)
+	a.Queues.Limit = publishLimit
 	// One registry of destination kinds, handed to the engine (send) and to
 	// the API (validate, show, summarise): a kind is registered once, here.
 	// Chat settings are checked again when sent, with the same hosts.
@@ -351,6 +355,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Tasks: a.Tasks, Queues: a.Queues, Alerts: a.Alerts, Captcha: a.Captcha,
 		Spool:              a.Spooler, // setUpTasks always opens one
 		ListBytesPerSecond: cfg.ListBytesPerSecond,
+		PublishLimit:       publishLimit,
 	}
 	deps.Destinations = destinations
 	deps.SQS = &sqs.Handler{Store: st, Queues: a.Queues, PublicURL: cfg.PublicURL, Log: log}
@@ -358,6 +363,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Topics = deps.Topics
 	deps.Topics.EmailEnabled, deps.Topics.LambdaFunctions = cfg.SNSEmailSMTP != "", cfg.SNSLambdaFunctions
 	deps.Topics.DeadLetters = queueSender
+	deps.Topics.Limit = publishLimit
 	a.Engine.OnFailed(deps.Topics.DeadLetter)
 	snsHandler := &sns.Handler{Credentials: st, Topics: deps.Topics, Signer: snsSigner, Log: log}
 	deps.SNS, deps.SNSPublic = snsHandler, http.HandlerFunc(snsHandler.ServePublic)

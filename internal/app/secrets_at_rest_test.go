@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"carrier/internal/app/apptest"
 	"carrier/internal/config"
 	"carrier/internal/secret"
@@ -91,7 +93,13 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			if _, err := raw.APIKeyByHash(ctx, plainHash(newKey)); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("a new key's plain SHA-256 is stored: %v", err)
 			}
-			newHook, newSecret := c.CreateWebhook(newKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"a.*"}})
+			newHook, newSecret := c.CreateWebhook(newKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"a.*"},
+				"custom_headers": map[string]string{"X-Endpoint-Token": "hdrtoken123"}})
+			site := c.Do("POST", "/v1/captcha/sites", newKey, map[string]any{"name": "login", "vendor": "turnstile",
+				"keys": map[string]any{"site_key": "0x4AAAAsitekey", "secret": "0x4AAAAcaptchasecret123"}})
+			if site.Status != http.StatusCreated {
+				t.Fatalf("create captcha site: %d %s", site.Status, site.Body)
+			}
 			chat := c.Do("POST", "/v1/subscriptions", newKey, map[string]any{"name": "chat", "event_types": []string{"z"},
 				"destination": map[string]any{"type": "slack", "webhook_url": "http://127.0.0.1:9/services/T000/B000/slacktoken123"}})
 			mail := c.Do("POST", "/v1/subscriptions", newKey, map[string]any{"name": "mail", "event_types": []string{"z"},
@@ -104,7 +112,10 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			projectSubs, _ := raw.AllSubscriptions(ctx)
 			for _, s := range projectSubs {
 				dump := s.Secret + s.PreviousSecret + string(s.Destination)
-				for _, plain := range []string{newSecret, oldSecret, "slacktoken123", "mailpass123"} {
+				for _, v := range s.Headers {
+					dump += v
+				}
+				for _, plain := range []string{newSecret, oldSecret, "slacktoken123", "mailpass123", "hdrtoken123"} {
 					if strings.Contains(dump, plain) || strings.Contains(dump, strings.TrimPrefix(plain, "whsec_")) {
 						t.Errorf("subscription %s holds %q in plain text", s.Name, plain)
 					}
@@ -117,13 +128,35 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			if got := c.Do("GET", "/v1/subscriptions/"+chat.Data()["subscription_id"].(string), newKey, nil); !strings.Contains(string(got.Body), "127.0.0.1:9/services/T000/B000/***") {
 				t.Errorf("chat subscription shown as %s", got.Body)
 			}
+			// The signing keys (SNS messages, console sessions), created in
+			// plain text before the key was set, are sealed too.
+			signing, err := raw.AllSigningKeys(ctx)
+			if err != nil || len(signing) != 2 {
+				t.Errorf("signing keys: %+v %v", signing, err)
+			}
+			for _, k := range signing {
+				if !secret.IsSealed(k.PrivateKey) {
+					t.Errorf("signing key %s at rest is not sealed", k.Name)
+				}
+			}
+			sites, err := raw.AllCaptchaSites(ctx)
+			if err != nil || len(sites) != 1 || !secret.IsSealed(sites[0].Keys) || strings.Contains(sites[0].Keys, "captchasecret123") {
+				t.Errorf("captcha site keys at rest: %+v %v", sites, err)
+			}
 			c.Publish(oldKey, map[string]any{"type": "a.b"})
 			c.Publish(newKey, map[string]any{"type": "a.b"})
 			got := ep.WaitRequests(t, 2, 15*time.Second)
+			headers := 0
 			for _, r := range got {
 				if !verifies(r, oldSecret) && !verifies(r, newSecret) {
 					t.Errorf("a delivery is not signed with its webhook's secret: %v", r.Header)
 				}
+				if r.Header.Get("X-Endpoint-Token") == "hdrtoken123" {
+					headers++
+				}
+			}
+			if headers != 1 {
+				t.Errorf("%d deliveries carried the custom header in plain text, want 1", headers)
 			}
 			c.Stop()
 
@@ -147,6 +180,21 @@ func TestSecretsSealedAtRest(t *testing.T) {
 			last := ep.WaitRequests(t, 3, 15*time.Second)[2]
 			if !verifies(last, newSecret) {
 				t.Errorf("after rotation the delivery of %s is not signed with its secret", newHook)
+			}
+			if last.Header.Get("X-Endpoint-Token") != "hdrtoken123" {
+				t.Errorf("after rotation the custom header is %q", last.Header.Get("X-Endpoint-Token"))
+			}
+			// The SQS credential and the CAPTCHA site were sealed again too:
+			// they open without the previous key.
+			cl := sqsClient(c.URL, cred.Data()["access_key_id"].(string), cred.Data()["secret_access_key"].(string), 0)
+			if _, err := cl.ListQueues(ctx, &sqs.ListQueuesInput{}); err != nil {
+				t.Errorf("SQS with the credential after rotation: %v", err)
+			}
+			if r := c.Do("GET", "/v1/captcha/sites/"+site.Data()["id"].(string), newKey, nil); r.Status != http.StatusOK {
+				t.Errorf("captcha site after rotation: %d %s", r.Status, r.Body)
+			}
+			if resp, err := http.Get(c.URL + c.App.SNSSigner.CertPath()); err != nil || resp.StatusCode != 200 {
+				t.Errorf("SNS signing certificate after rotation: %v %v", resp, err)
 			}
 		})
 	}

@@ -35,6 +35,12 @@ type Config struct {
 	MaxInFlightPerProject int
 	// MaxSubscriptionsPerProject bounds a project's subscriptions (0: no limit).
 	MaxSubscriptionsPerProject int
+	// MaxFanoutPerEvent bounds the deliveries one published event may
+	// create (0: no limit).
+	MaxFanoutPerEvent int
+	// PublishRate and PublishBurst are each project's publish allowance on
+	// one node, events a second and at once (0: no limit; burst 0: twice the rate).
+	PublishRate, PublishBurst int
 	// ListBytesPerSecond bounds the list payload one project reads a second (0: no limit).
 	ListBytesPerSecond int
 	Retention          time.Duration
@@ -143,6 +149,9 @@ var Settings = []Setting{
 	{"lane-concurrency", "CARRIER_LANE_CONCURRENCY", "16", "most attempts in flight to one webhook", intSetter(func(c *Config) *int { return &c.LaneConcurrency }, 1, 1000)},
 	{"max-in-flight", "CARRIER_MAX_IN_FLIGHT", "4096", "most deliveries one process holds claimed (sending or queued behind a busy webhook)", intSetter(func(c *Config) *int { return &c.MaxInFlight }, 1, 100000)},
 	{"max-subscriptions-per-project", "CARRIER_MAX_SUBSCRIPTIONS_PER_PROJECT", "1000", "most subscriptions (of every kind) one project may have, which bounds the deliveries one publish fans out to (0: no limit)", intSetter(func(c *Config) *int { return &c.MaxSubscriptionsPerProject }, 0, 1000000)},
+	{"max-fanout-per-event", "CARRIER_MAX_FANOUT_PER_EVENT", "1000", "most deliveries one event published through the API or SNS may create; a publish matching more subscriptions is refused with 422 naming the setting and the count, and nothing is stored (0: no limit)", intSetter(func(c *Config) *int { return &c.MaxFanoutPerEvent }, 0, 1000000)},
+	{"publish-rate", "CARRIER_PUBLISH_RATE", "0", "events a second one project may publish on each node (POST /v1/events, SNS Publish, queue sends over REST and SQS), a token bucket per project; more answer 429 rate_limited with Retry-After (SQS RequestThrottled, SNS Throttled) (0: no limit)", intSetter(func(c *Config) *int { return &c.PublishRate }, 0, 10000000)},
+	{"publish-burst", "CARRIER_PUBLISH_BURST", "0", "events one project may publish at once on each node before CARRIER_PUBLISH_RATE applies, 10 or more (0: twice the rate, at least 10)", intSetter(func(c *Config) *int { return &c.PublishBurst }, 0, 10000000)},
 	{"list-bytes-per-second", "CARRIER_LIST_BYTES_PER_SECOND", "2097152", "list payload (events, tasks, dead letters) one project may read a second, with a burst of twice that; more answers 429 with Retry-After (0: no limit)", intSetter(func(c *Config) *int { return &c.ListBytesPerSecond }, 0, 1<<30)},
 	{"max-in-flight-per-project", "CARRIER_MAX_IN_FLIGHT_PER_PROJECT", "0", "most of CARRIER_MAX_IN_FLIGHT one project may hold, so a tenant whose endpoints hang cannot starve the others (0: a quarter of it)", intSetter(func(c *Config) *int { return &c.MaxInFlightPerProject }, 0, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long events, deliveries, attempts, finished tasks and redriven dead letters are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},
@@ -261,7 +270,7 @@ var Settings = []Setting{
 		c.SNSLambdaFunctions = m
 		return nil
 	}},
-	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, chat webhook URLs and email passwords are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
+	{"secret-key", "CARRIER_SECRET_KEY", "", "32 bytes in base64 or hex: when set, webhook and SQS secrets, webhook custom header values, chat webhook URLs, email passwords and CAPTCHA vendor keys are stored encrypted (AES-256-GCM) and API key hashes are keyed (HMAC) with it", func(c *Config, v string) error {
 		return secretKey(&c.SecretKey, v)
 	}},
 	{"secret-key-previous", "CARRIER_SECRET_KEY_PREVIOUS", "", "the CARRIER_SECRET_KEY before a rotation: what it sealed still opens, and is sealed again with the new key at start", func(c *Config, v string) error {
@@ -411,6 +420,12 @@ func Load(name string, args []string, getenv func(string) string, usage io.Write
 	}
 	if c.SecretKeyPrevious != nil && c.SecretKey == nil {
 		return c, fmt.Errorf("invalid setting CARRIER_SECRET_KEY_PREVIOUS (--secret-key-previous): needs CARRIER_SECRET_KEY, the key it is rotated to")
+	}
+	if c.PublishBurst > 0 && c.PublishRate == 0 {
+		return c, fmt.Errorf("invalid setting CARRIER_PUBLISH_BURST (--publish-burst): needs CARRIER_PUBLISH_RATE, the rate it is the burst of")
+	}
+	if c.PublishBurst > 0 && c.PublishBurst < 10 {
+		return c, fmt.Errorf("invalid setting CARRIER_PUBLISH_BURST (--publish-burst) = %d: must be 0 or at least 10, the largest SQS and SNS batch", c.PublishBurst)
 	}
 	if c.NoDelivery && c.DatabaseURL == "" {
 		return c, fmt.Errorf("invalid setting CARRIER_DELIVER (--deliver): false needs CARRIER_DATABASE_URL, so that other nodes deliver; on SQLite the one process must deliver")

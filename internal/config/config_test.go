@@ -55,6 +55,10 @@ func TestBadSettingsNameTheSetting(t *testing.T) {
 		want string
 	}{
 		{map[string]string{"CARRIER_RETRY_BASE": "soon"}, "CARRIER_RETRY_BASE"},
+		{map[string]string{"CARRIER_MAX_FANOUT_PER_EVENT": "-1"}, "CARRIER_MAX_FANOUT_PER_EVENT"},
+		{map[string]string{"CARRIER_PUBLISH_RATE": "fast"}, "CARRIER_PUBLISH_RATE"},
+		{map[string]string{"CARRIER_PUBLISH_BURST": "50"}, "CARRIER_PUBLISH_BURST (--publish-burst): needs CARRIER_PUBLISH_RATE"},
+		{map[string]string{"CARRIER_PUBLISH_RATE": "5", "CARRIER_PUBLISH_BURST": "3"}, "CARRIER_PUBLISH_BURST (--publish-burst) = 3: must be 0 or at least 10"},
 		{map[string]string{"CARRIER_RETRY_BASE": "0s"}, "CARRIER_RETRY_BASE"},
 		{map[string]string{"CARRIER_LISTEN": "8080"}, "CARRIER_LISTEN"},
 		{map[string]string{"CARRIER_DATABASE_URL": "mysql://x"}, "CARRIER_DATABASE_URL"},

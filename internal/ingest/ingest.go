@@ -61,6 +61,11 @@ type Input struct {
 	// EventID, when set, is the id the event gets (a spooled publish keeps the
 	// id it was acknowledged with); otherwise a new one is made.
 	EventID string
+	// CapFanout refuses the publish with a *FanoutError when it matches more
+	// than the publisher's MaxFanout subscriptions. The transports set it on
+	// what a tenant publishes; system events, replays of publishes already
+	// acknowledged and test events are not refused.
+	CapFanout bool `json:",omitempty"`
 }
 
 // Result is what Publish did.
@@ -142,6 +147,9 @@ type Publisher struct {
 	committers int
 	// OnCommit is called after each commit that created deliveries (to wake the dispatcher).
 	OnCommit func()
+	// MaxFanout is the most deliveries one publish with CapFanout may create
+	// (CARRIER_MAX_FANOUT_PER_EVENT; 0: no limit). Set before Start.
+	MaxFanout int
 
 	mu      sync.RWMutex
 	closed  bool
@@ -230,14 +238,19 @@ func (p *Publisher) commitLoop() {
 func (p *Publisher) commit(batch []*request) {
 	ix := p.matcher.Index()
 	now := clock.Now()
-	events := make([]store.NewEvent, len(batch))
-	for i, r := range batch {
+	events := make([]store.NewEvent, 0, len(batch))
+	kept := batch[:0:0] // the requests of events, in order
+	for _, r := range batch {
 		in := r.in
 		var subs []string
 		if in.OnlySubscription != "" {
 			subs = []string{in.OnlySubscription}
 		} else {
 			subs = ix.Match(in.ProjectID, match.Event{Type: in.Type, Subject: in.Subject, Attributes: in.Attributes, Data: in.Data})
+		}
+		if in.CapFanout && p.MaxFanout > 0 && len(subs) > p.MaxFanout {
+			r.done <- reply{err: &FanoutError{Count: len(subs), Max: p.MaxFanout}}
+			continue
 		}
 		ids := make([]string, len(subs))
 		for k := range subs {
@@ -251,7 +264,8 @@ func (p *Publisher) commit(batch []*request) {
 		if id == "" {
 			id = clock.NewID()
 		}
-		events[i] = store.NewEvent{
+		kept = append(kept, r)
+		events = append(events, store.NewEvent{
 			Event: store.Event{ID: id, ProjectID: in.ProjectID, Type: in.Type, Subject: in.Subject, Data: data,
 				Attributes: in.Attributes, IdempotencyKey: in.IdempotencyKey, CreatedAt: now},
 			SubscriptionIDs: subs,
@@ -259,11 +273,14 @@ func (p *Publisher) commit(batch []*request) {
 			OrderingKey:     in.OrderingKey,
 			DeduplicationID: in.DeduplicationID,
 			DedupSince:      now.Add(-DeduplicationWindow),
-		}
+		})
+	}
+	if len(events) == 0 {
+		return
 	}
 	results, errs := p.insert(events, now.Add(-IdempotencyWindow))
 	created, failed := false, false
-	for i, r := range batch {
+	for i, r := range kept {
 		if err := errs[i]; err != nil {
 			failed = true
 			r.done <- reply{err: fmt.Errorf("publish: %w", err)}

@@ -43,6 +43,8 @@ type Store interface {
 	Ping(ctx context.Context) error
 	TaskByTokenHash(ctx context.Context, hash string) (store.Task, error)
 	CreateDeadLetter(ctx context.Context, d store.DeadLetter) error
+	GetDeadLetter(ctx context.Context, projectID, id string) (store.DeadLetter, error)
+	UpdateDeadLetter(ctx context.Context, d store.DeadLetter) error
 }
 
 // Spooler writes callbacks and publishes to the spool and replays them.
@@ -240,4 +242,68 @@ func (s *Spooler) replay(ctx context.Context, r spool.Record) error {
 	}
 	s.log.Error("spool record of unknown kind dropped", "seq", r.Seq, "kind", r.Kind)
 	return nil
+}
+
+// ErrNotRedrivable is returned by Redrive for a dead letter that needs the
+// async tasks service (a pingback's) while it is off.
+var ErrNotRedrivable = errors.New("this dead letter is a pingback's, and async tasks are off (no CARRIER_PROVIDER_URL)")
+
+// IsSpooledPublish tells whether a dead letter holds a spooled publish (its
+// body the ingest.Input as spooled); a spooled pingback keeps its request's
+// method, as every dead pingback does.
+func IsSpooledPublish(d store.DeadLetter) bool {
+	return d.Source == DeadLetterSource && d.Method == "" && d.TaskID == ""
+}
+
+// Redrive processes a project's dead letter again: a spooled publish is
+// published again (with the event id and idempotency key it was
+// acknowledged with, so redriving twice stores it once), every other dead
+// letter goes to the tasks service. On success the dead letter is marked
+// redriven; when the publish is still refused it stays pending with the
+// refusal as its last error, and a *task.RedriveError is returned. An
+// unavailable store is returned as it is, changing nothing.
+func (s *Spooler) Redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error) {
+	d, err := s.store.GetDeadLetter(ctx, projectID, id)
+	if err != nil {
+		return d, err
+	}
+	if !IsSpooledPublish(d) {
+		if s.tasks == nil {
+			return d, ErrNotRedrivable
+		}
+		return s.tasks.Redrive(ctx, projectID, id)
+	}
+	if d.Status != store.DeadLetterPending {
+		return d, task.ErrAlreadyRedriven
+	}
+	var in ingest.Input
+	err = json.Unmarshal([]byte(d.Body), &in)
+	switch {
+	case err != nil:
+		err = &ingest.ValidationError{Field: "body", Message: "is not a spooled publish: " + err.Error()}
+	case in.ProjectID != projectID:
+		err = &ingest.ValidationError{Field: "body", Message: "is a publish of another project"}
+	default:
+		// Acknowledged when it was spooled: stored whatever its fan-out now.
+		in.CapFanout = false
+		_, err = s.pub.Publish(ctx, in)
+	}
+	if err != nil && !refused(ctx, err) {
+		return d, err
+	}
+	at := time.Now().UTC()
+	d.Redrives++
+	d.UpdatedAt = at
+	if err != nil {
+		d.LastError = ingest.Storable(err.Error())
+		if uerr := s.store.UpdateDeadLetter(ctx, d); uerr != nil {
+			return d, uerr
+		}
+		return d, &task.RedriveError{Reason: ReasonRejected, Message: err.Error()}
+	}
+	d.Status, d.RedrivenAt, d.LastError = store.DeadLetterRedriven, &at, ""
+	if err := s.store.UpdateDeadLetter(ctx, d); err != nil {
+		return d, err
+	}
+	return d, nil
 }

@@ -45,7 +45,10 @@ type Service struct {
 	// Broadcast, when set, tells the other nodes that the queue has a
 	// message (cluster notifier); they call Wake.
 	Broadcast func(queueID string)
-	now       func() time.Time
+	// Limit is each project's allowance of sends (the publish rate), taken
+	// by Send; deliveries into a queue (Enqueue) do not take from it.
+	Limit *ingest.RateLimiter
+	now   func() time.Time
 
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // queue id -> closed (and replaced) on the next send
@@ -201,10 +204,19 @@ type Message struct {
 
 // Send validates and enqueues up to MaxBatch messages in one transaction and
 // wakes receivers waiting on the queue. The queue's delay applies.
+// A send over the project's rate is refused whole with a
+// *ingest.RateLimitError.
 func (s *Service) Send(ctx context.Context, projectID, queueID string, msgs []Message) ([]store.QueueMessage, error) {
 	if len(msgs) == 0 || len(msgs) > MaxBatch {
 		return nil, invalid("messages", "must hold 1-%d messages", MaxBatch)
 	}
+	if err := s.Limit.Allow(projectID, len(msgs)); err != nil {
+		return nil, err
+	}
+	return s.send(ctx, projectID, queueID, msgs)
+}
+
+func (s *Service) send(ctx context.Context, projectID, queueID string, msgs []Message) ([]store.QueueMessage, error) {
 	q, err := s.store.GetQueue(ctx, projectID, queueID)
 	if err != nil {
 		return nil, err
@@ -303,7 +315,7 @@ func (s *Service) Enqueue(ctx context.Context, projectID, ref, body string, attr
 			m.GroupID = m.GroupID[:MaxGroupIDLength]
 		}
 	}
-	out, err := s.Send(ctx, projectID, q.ID, []Message{m})
+	out, err := s.send(ctx, projectID, q.ID, []Message{m})
 	if err != nil {
 		return store.QueueMessage{}, err
 	}

@@ -1,9 +1,9 @@
 // Package secret keeps secrets encrypted at rest. With CARRIER_SECRET_KEY
 // set, Wrap puts a layer over the store that seals every secret (webhook
-// signing secrets, current and previous; SQS credential secrets; chat
-// webhook URLs, which hold their tokens; email passwords; Alertmanager
-// bearer tokens; CAPTCHA sites' vendor keys) with AES-256-GCM
-// before it is written and opens it when read, and keys API key hashes with
+// signing secrets, current and previous; webhook custom header values; SQS
+// credential secrets; chat webhook URLs, which hold their tokens; email
+// passwords; Alertmanager bearer tokens; CAPTCHA sites' vendor keys) with
+// AES-256-GCM before it is written and opens it when read, and keys API key hashes with
 // an HMAC, so a copy of the database yields neither secrets nor a way to
 // test guessed API keys. Without a key the store is used as it is.
 //

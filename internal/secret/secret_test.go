@@ -130,3 +130,157 @@ func TestCaptchaSiteKeysSealed(t *testing.T) {
 		})
 	}
 }
+
+func webhook(id string) store.Subscription {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return store.Subscription{ID: id, ProjectID: "p", Name: "hook", Kind: "webhook", URL: "https://example.com/hook",
+		EventTypes: []string{"*"}, Scope: "all", SubjectIDs: []string{}, Tags: []string{},
+		Headers:        map[string]string{"Authorization": "Bearer tok-very-secret", "X-Api-Key": "key-very-secret"},
+		TimeoutSeconds: 10, MaxRetries: 5, BackoffMultiplier: 2, Secret: "whsec_dmVyeS1zZWNyZXQ=",
+		FilterScope: "attributes", Active: true, CreatedAt: now, UpdatedAt: now}
+}
+
+// TestHeaderValuesSealed: a webhook's custom header values are stored sealed,
+// each bound to its header, and read back open; the caller's map is not
+// changed by the write.
+func TestHeaderValuesSealed(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			raw := e.Open(t)
+			ctx := context.Background()
+			st := secret.Wrap(raw, keys(t, 7, 0))
+			if err := raw.CreateProject(ctx, store.Project{ID: "p", Name: "p", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			sub := webhook("sub-1")
+			if err := st.CreateSubscription(ctx, sub); err != nil {
+				t.Fatal(err)
+			}
+			if sub.Headers["Authorization"] != "Bearer tok-very-secret" {
+				t.Errorf("the caller's headers changed: %v", sub.Headers)
+			}
+			stored, err := raw.GetSubscription(ctx, "p", "sub-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, v := range stored.Headers {
+				if strings.Contains(v, "very-secret") || !secret.IsSealed(v) {
+					t.Errorf("stored header %s = %q, want it sealed", name, v)
+				}
+			}
+			got, err := st.GetSubscription(ctx, "p", "sub-1")
+			if err != nil || got.Headers["Authorization"] != "Bearer tok-very-secret" || got.Headers["X-Api-Key"] != "key-very-secret" {
+				t.Errorf("read back %v, %v", got.Headers, err)
+			}
+			// Bound to its header: swapped between headers, they do not open.
+			stored.Headers["Authorization"], stored.Headers["X-Api-Key"] = stored.Headers["X-Api-Key"], stored.Headers["Authorization"]
+			if err := raw.UpdateSubscription(ctx, stored); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.GetSubscription(ctx, "p", "sub-1"); err == nil {
+				t.Error("header values swapped in the database opened")
+			}
+		})
+	}
+}
+
+// TestResealAfterRotation: secrets of every kind stored in plain text, or
+// sealed with the key before a rotation, are sealed with the new key by
+// Reseal, so that the old key can be removed and everything still opens.
+func TestResealAfterRotation(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			raw := e.Open(t)
+			ctx := context.Background()
+			if err := raw.CreateProject(ctx, store.Project{ID: "p", Name: "p", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			cred := store.SQSCredential{AccessKeyID: "AKCRTESTROTATION01", ProjectID: "p", Secret: "sqs-very-secret", CreatedAt: now}
+			revoked := store.SQSCredential{AccessKeyID: "AKCRTESTROTATION02", ProjectID: "p", Secret: "old-very-secret", CreatedAt: now}
+			site := store.CaptchaSite{ID: "site-1", ProjectID: "p", Name: "login", Vendor: "turnstile", Keys: `{"secret":"0x4AAA-very-secret"}`,
+				Settings: []byte(`{}`), CreatedAt: now, UpdatedAt: now}
+			// Sealed with key 1; one subscription more stored before any key.
+			old := secret.Wrap(raw, keys(t, 1, 0))
+			if err := old.CreateSubscription(ctx, webhook("sub-1")); err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.CreateSubscription(ctx, webhook("sub-plain")); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []store.SQSCredential{cred, revoked} {
+				if err := old.CreateSQSCredential(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := raw.RevokeSQSCredential(ctx, "p", revoked.AccessKeyID, now); err != nil {
+				t.Fatal(err)
+			}
+			if err := old.CreateCaptchaSite(ctx, site); err != nil {
+				t.Fatal(err)
+			}
+
+			rotating := secret.Wrap(raw, keys(t, 2, 1))
+			n, err := rotating.Reseal(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != 5 {
+				t.Errorf("resealed %d records, want 5 (2 subscriptions, 2 credentials, 1 site)", n)
+			}
+			if n, err := rotating.Reseal(ctx); n != 0 || err != nil {
+				t.Errorf("second reseal: %d, %v; want nothing left to do", n, err)
+			}
+
+			// The previous key removed: everything opens with the new one alone.
+			st := secret.Wrap(raw, keys(t, 2, 0))
+			for _, id := range []string{"sub-1", "sub-plain"} {
+				got, err := st.GetSubscription(ctx, "p", id)
+				want := webhook(id)
+				if err != nil || got.Secret != want.Secret || got.Headers["Authorization"] != want.Headers["Authorization"] {
+					t.Errorf("subscription %s after rotation: %+v, %v", id, got, err)
+				}
+			}
+			if got, err := st.SQSCredential(ctx, cred.AccessKeyID); err != nil || got.Secret != cred.Secret {
+				t.Errorf("credential after rotation: %q, %v", got.Secret, err)
+			}
+			if got, err := st.GetCaptchaSite(ctx, "p", site.ID); err != nil || got.Keys != site.Keys {
+				t.Errorf("site after rotation: %q, %v", got.Keys, err)
+			}
+			// And nothing is left that key 1, or nobody, can open.
+			k1, k2 := keys(t, 1, 0), keys(t, 2, 0)
+			check := func(what, stored, ad string) {
+				t.Helper()
+				if !secret.IsSealed(stored) {
+					t.Errorf("%s stored as %q, not sealed", what, stored)
+				}
+				if _, _, err := k1.Open(stored, ad); err == nil {
+					t.Errorf("%s still opens with the previous key", what)
+				}
+				if _, stale, err := k2.Open(stored, ad); err != nil || stale {
+					t.Errorf("%s does not open with the new key: stale %v, %v", what, stale, err)
+				}
+			}
+			creds, err := raw.AllSQSCredentials(ctx)
+			if err != nil || len(creds) != 2 {
+				t.Fatalf("credentials: %+v, %v", creds, err)
+			}
+			for _, c := range creds {
+				check("credential "+c.AccessKeyID, c.Secret, "sqs_credential:"+c.AccessKeyID+":secret")
+			}
+			s, err := raw.GetCaptchaSite(ctx, "p", site.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("site keys", s.Keys, "captcha_site:site-1:keys")
+			for _, id := range []string{"sub-1", "sub-plain"} {
+				sub, err := raw.GetSubscription(ctx, "p", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				check(id+" secret", sub.Secret, "subscription:"+id+":secret")
+				check(id+" header", sub.Headers["X-Api-Key"], "subscription:"+id+":headers.X-Api-Key")
+			}
+		})
+	}
+}

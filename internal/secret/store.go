@@ -40,6 +40,12 @@ func (s *Store) sealSubscription(sub store.Subscription) (store.Subscription, er
 	if sub.PreviousSecret, err = s.keys.Seal(sub.PreviousSecret, subAD(sub.ID, "previous_secret")); err != nil {
 		return sub, err
 	}
+	if sub.Headers, _, err = s.mapHeaders(sub, func(v, ad string) (string, bool, error) {
+		out, err := s.keys.Seal(v, ad)
+		return out, false, err
+	}); err != nil {
+		return sub, err
+	}
 	sub.Destination, _, err = s.mapDestination(sub, func(v, ad string) (string, bool, error) {
 		out, err := s.keys.Seal(v, ad)
 		return out, false, err
@@ -60,11 +66,34 @@ func (s *Store) openSubscription(sub store.Subscription) (store.Subscription, bo
 		return sub, false, fmt.Errorf("subscription %s previous secret: %w", sub.ID, err)
 	}
 	stale = stale || st
+	if sub.Headers, st, err = s.mapHeaders(sub, s.keys.Open); err != nil {
+		return sub, false, fmt.Errorf("subscription %s headers: %w", sub.ID, err)
+	}
+	stale = stale || st
 	sub.Destination, st, err = s.mapDestination(sub, s.keys.Open)
 	if err != nil {
 		return sub, false, fmt.Errorf("subscription %s destination: %w", sub.ID, err)
 	}
 	return sub, stale || st, nil
+}
+
+// mapHeaders applies f to the value of each custom header (endpoint
+// credentials, often) and returns a new map: the subscription's own is shared
+// with its caller, who keeps it open.
+func (s *Store) mapHeaders(sub store.Subscription, f func(v, ad string) (string, bool, error)) (map[string]string, bool, error) {
+	if len(sub.Headers) == 0 {
+		return sub.Headers, false, nil
+	}
+	out := make(map[string]string, len(sub.Headers))
+	stale := false
+	for name, v := range sub.Headers {
+		w, st, err := f(v, subAD(sub.ID, "headers."+name))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name], stale = w, stale || st
+	}
+	return out, stale, nil
 }
 
 // mapDestination applies f to each secret string setting of the
@@ -245,12 +274,53 @@ func (s *Store) lookup(ctx context.Context, hash string, find func(context.Conte
 	return store.APIKey{}, err
 }
 
-// Reseal rewrites every subscription whose secrets are stored in plain text
-// or sealed with the previous key, sealed with the current key, and returns
-// how many it rewrote. Run at start, it completes a key rotation (after it
-// CARRIER_SECRET_KEY_PREVIOUS may be removed) and seals what was stored
-// before a key was configured.
+// Reseal rewrites every secret stored in plain text or sealed with the
+// previous key (of subscriptions, SQS credentials and CAPTCHA sites) sealed
+// with the current key, and returns how many records it rewrote. Run at
+// start, it completes a key rotation (after it CARRIER_SECRET_KEY_PREVIOUS
+// may be removed) and seals what was stored before a key was configured.
 func (s *Store) Reseal(ctx context.Context) (int, error) {
+	n, err := s.resealSubscriptions(ctx)
+	if err != nil {
+		return n, err
+	}
+	m, err := s.resealSQSCredentials(ctx)
+	n += m
+	if err != nil {
+		return n, err
+	}
+	m, err = s.resealCaptchaSites(ctx)
+	n += m
+	if err != nil {
+		return n, err
+	}
+	m, err = s.resealSigningKeys(ctx)
+	return n + m, err
+}
+
+// resealSigningKeys seals again the private keys Carrier signs with (SNS
+// messages, console sessions).
+func (s *Store) resealSigningKeys(ctx context.Context) (int, error) {
+	ks, err := s.Store.AllSigningKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range ks {
+		ok, err := s.reseal(k.PrivateKey, signingKeyAD(k.Name), func(sealed string) error {
+			return s.Store.ReplaceSigningKeyPrivate(ctx, k.Name, k.PrivateKey, sealed)
+		})
+		if err != nil {
+			return n, fmt.Errorf("reseal signing key %s: %w", k.Name, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) resealSubscriptions(ctx context.Context) (int, error) {
 	subs, err := s.Store.AllSubscriptions(ctx)
 	if err != nil {
 		return 0, err
@@ -270,4 +340,67 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// resealSQSCredentials seals again every credential's secret, revoked ones
+// included, so that nothing is left that only the previous key opens.
+func (s *Store) resealSQSCredentials(ctx context.Context) (int, error) {
+	cs, err := s.Store.AllSQSCredentials(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		ok, err := s.reseal(c.Secret, credAD(c.AccessKeyID), func(sealed string) error {
+			return s.Store.ReplaceSQSCredentialSecret(ctx, c.AccessKeyID, c.Secret, sealed)
+		})
+		if err != nil {
+			return n, fmt.Errorf("reseal sqs credential %s: %w", c.AccessKeyID, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) resealCaptchaSites(ctx context.Context) (int, error) {
+	cs, err := s.Store.AllCaptchaSites(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		ok, err := s.reseal(c.Keys, siteAD(c.ID), func(sealed string) error {
+			return s.Store.ReplaceCaptchaSiteKeys(ctx, c.ID, c.Keys, sealed)
+		})
+		if err != nil {
+			return n, fmt.Errorf("reseal captcha site %s: %w", c.ID, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// reseal opens stored and, when it is stale, writes it sealed with the
+// current key through replace, which compares it with stored: a value
+// changed meanwhile (by another node) was written by the current key's
+// holder, and is left as it is.
+func (s *Store) reseal(stored, ad string, replace func(sealed string) error) (bool, error) {
+	plain, stale, err := s.keys.Open(stored, ad)
+	if err != nil || !stale {
+		return false, err
+	}
+	sealed, err := s.keys.Seal(plain, ad)
+	if err != nil {
+		return false, err
+	}
+	if err := replace(sealed); errors.Is(err, store.ErrConflict) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
 }

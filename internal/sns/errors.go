@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"carrier/internal/dest"
+	"carrier/internal/ingest"
 	"carrier/internal/sigv4"
 	"carrier/internal/store"
 	"carrier/internal/topic"
@@ -88,7 +89,14 @@ func serviceError(err error) *Error {
 	var fe *dest.FieldError
 	var nf *topic.NotFoundError
 	var be *topic.BatchError
+	var rate *ingest.RateLimitError
+	var fanout *ingest.FanoutError
 	switch {
+	case errors.As(err, &rate):
+		// SNS's ThrottledException: HTTP 429, code Throttled.
+		return newErr(http.StatusTooManyRequests, "Throttled", "Rate exceeded: %s", rate.Error())
+	case errors.As(err, &fanout):
+		return newErr(400, "InvalidParameter", "Invalid parameter: Message Reason: %s", fanout.Error())
 	case errors.As(err, &fe):
 		return fieldError(fe)
 	case errors.As(err, &be):

@@ -110,7 +110,11 @@ func errInvalidClientTokenID() *Error {
 // serviceError maps an error of the queue service.
 func serviceError(err error) *Error {
 	var verr *ingest.ValidationError
+	var rate *ingest.RateLimitError
 	switch {
+	case errors.As(err, &rate):
+		// SQS's own throttling answer, which the SDKs retry with backoff.
+		return newErr(400, "RequestThrottled", "", "Request is throttled: %s", rate.Error())
 	case errors.As(err, &verr):
 		return errInvalidParameter("Value for parameter %s is invalid. Reason: %s %s.", verr.Field, verr.Field, verr.Message)
 	case errors.Is(err, store.ErrNotFound):

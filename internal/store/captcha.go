@@ -30,6 +30,13 @@ type CaptchaStore interface {
 	GetCaptchaSite(ctx context.Context, projectID, id string) (CaptchaSite, error)
 	ListCaptchaSites(ctx context.Context, projectID string) ([]CaptchaSite, error)
 	DeleteCaptchaSite(ctx context.Context, projectID, id string) error
+	// AllCaptchaSites lists every site of every project (to seal their keys
+	// again after a key rotation).
+	AllCaptchaSites(ctx context.Context) ([]CaptchaSite, error)
+	// ReplaceCaptchaSiteKeys writes keys as the site's stored keys where they
+	// still are old (the same keys, sealed again), and answers ErrConflict
+	// where they no longer are, ErrNotFound for an unknown site.
+	ReplaceCaptchaSiteKeys(ctx context.Context, id, old, keys string) error
 	// UseDRTicket records a disaster-recovery ticket's hash as used until
 	// expires and reports whether this was its first use.
 	UseDRTicket(ctx context.Context, hash, projectID, siteID string, now, expires time.Time) (bool, error)

@@ -131,6 +131,7 @@ type DeadLetterFilter struct {
 	Status        string // optional
 	Reason        string // optional
 	TaskID        string // optional
+	Source        string // optional
 	From, To      *time.Time
 	Limit, Offset int
 }

@@ -55,4 +55,9 @@ type SigningKeyStore interface {
 	// CreateSigningKey stores k unless a key of its name exists, and returns
 	// the stored key: k, or the one another node stored first.
 	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)
+	// AllSigningKeys lists every signing key.
+	AllSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// ReplaceSigningKeyPrivate writes private as key name's private key
+	// where it is still old (ErrConflict otherwise, ErrNotFound when gone).
+	ReplaceSigningKeyPrivate(ctx context.Context, name, old, private string) error
 }

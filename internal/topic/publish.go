@@ -195,6 +195,9 @@ func (s *Service) Publish(ctx context.Context, projectID, name string, m Message
 	if err != nil {
 		return Published{}, err
 	}
+	if err := s.Limit.Allow(t.ProjectID, 1); err != nil {
+		return Published{}, err
+	}
 	return s.publish(ctx, t, m)
 }
 
@@ -223,7 +226,7 @@ func (s *Service) publish(ctx context.Context, t store.Topic, m Message) (Publis
 		attrs[destqueue.AttrSignatureVersion] = v
 	}
 	id := clock.NewID()
-	in := ingest.Input{ProjectID: projectID, Type: EventType(name), Subject: m.Subject, Data: data, Attributes: attrs, EventID: id}
+	in := ingest.Input{ProjectID: projectID, Type: EventType(name), Subject: m.Subject, Data: data, Attributes: attrs, EventID: id, CapFanout: true}
 	var seq string
 	if fifo {
 		dedup := m.DeduplicationID
@@ -308,6 +311,9 @@ func (s *Service) PublishBatch(ctx context.Context, projectID, name string, entr
 	}
 	if total > MaxMessageBytes {
 		return nil, &BatchError{Code: "BatchRequestTooLong", Message: "The length of all the messages put together is more than the limit"}
+	}
+	if err := s.Limit.Allow(t.ProjectID, len(entries)); err != nil {
+		return nil, err
 	}
 	out := make([]BatchResult, len(entries))
 	// One entry after the other: a FIFO topic's entries keep their order.

@@ -81,6 +81,8 @@ type Service struct {
 	// LambdaFunctions maps function ARNs to URLs
 	// (CARRIER_SNS_LAMBDA_FUNCTIONS); set before serving.
 	LambdaFunctions map[string]string
+	// Limit is each project's allowance of publishes (nil: no limit).
+	Limit *ingest.RateLimiter
 }
 
 // SetClock replaces the clock confirmation tokens are dated and checked

@@ -106,3 +106,24 @@ func (s *Store) PruneDRTickets(ctx context.Context, before time.Time) error {
 	}
 	return nil
 }
+
+// AllCaptchaSites lists every site of every project.
+func (s *Store) AllCaptchaSites(ctx context.Context) ([]store.CaptchaSite, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+captchaSiteColumns+` FROM captcha_sites ORDER BY created_at, id`)
+	out := []store.CaptchaSite{}
+	err = scanAll(rows, err)(func(r *sql.Rows) error {
+		c, err := scanCaptchaSite(r)
+		out = append(out, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("all captcha sites: %w", err)
+	}
+	return out, nil
+}
+
+// ReplaceCaptchaSiteKeys writes a site's keys where they still are old.
+func (s *Store) ReplaceCaptchaSiteKeys(ctx context.Context, id, old, keys string) error {
+	return replaceWhere(ctx, s, "replace captcha site keys", `UPDATE captcha_sites SET keys = $3 WHERE id = $1 AND keys = $2`,
+		`SELECT 1 FROM captcha_sites WHERE id = $1`, id, old, keys)
+}

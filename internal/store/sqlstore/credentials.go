@@ -71,3 +71,42 @@ func (s *Store) RevokeSQSCredential(ctx context.Context, projectID, accessKeyID 
 	}
 	return nil
 }
+
+// AllSQSCredentials lists every credential, revoked or not.
+func (s *Store) AllSQSCredentials(ctx context.Context) ([]store.SQSCredential, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+credentialColumns+` FROM sqs_credentials ORDER BY created_at, access_key_id`)
+	out := []store.SQSCredential{}
+	err = scanAll(rows, err)(func(r *sql.Rows) error {
+		c, err := scanCredential(r)
+		out = append(out, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("all sqs credentials: %w", err)
+	}
+	return out, nil
+}
+
+// ReplaceSQSCredentialSecret writes a credential's secret where it still is old.
+func (s *Store) ReplaceSQSCredentialSecret(ctx context.Context, accessKeyID, old, secret string) error {
+	return replaceWhere(ctx, s, "replace sqs credential secret", `UPDATE sqs_credentials SET secret = $3 WHERE access_key_id = $1 AND secret = $2`,
+		`SELECT 1 FROM sqs_credentials WHERE access_key_id = $1`, accessKeyID, old, secret)
+}
+
+// replaceWhere runs update (which compares the old value) and, when it
+// changed nothing, tells with exists whether the row is gone (ErrNotFound)
+// or holds another value now (ErrConflict).
+func replaceWhere(ctx context.Context, s *Store, what, update, exists, id, old, value string) error {
+	res, err := s.writer.ExecContext(ctx, update, id, old, value)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	var one int
+	if err := s.writer.QueryRowContext(ctx, exists, id).Scan(&one); err != nil {
+		return fmt.Errorf("%s: %w", what, notFound(err))
+	}
+	return fmt.Errorf("%s: %w", what, store.ErrConflict)
+}

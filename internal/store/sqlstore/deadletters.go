@@ -55,6 +55,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, f store.DeadLetterFilter) (
 	l.eq("status", f.Status)
 	l.eq("reason", f.Reason)
 	l.eq("task_id", f.TaskID)
+	l.eq("source", f.Source)
 	l.created(f.From, f.To)
 	q, args := l.query("dead_letters", deadLetterColumns, f.Limit, f.Offset)
 	rows, err := s.reader.QueryContext(ctx, q, args...)

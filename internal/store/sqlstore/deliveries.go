@@ -142,13 +142,38 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 	// share of this process's budget) are not candidates, and one claim takes
 	// at most $9 of any one project, so a project whose endpoints hang can
 	// hold only its share, never the whole budget.
+	//
+	// The window: the earliest $7 due rows, read from deliveries_due in
+	// order. With projects left out, walking that index would pass every due
+	// row of theirs (a hanging project's whole backlog) on each claim, on
+	// SQLite while holding the one writer every publish needs; so the window
+	// is read per other project instead, from deliveries_due_project: at most
+	// $7 rows of each, the earliest $7 of those (the same rows). That costs
+	// one index probe per project, which is cheap next to a backlog.
+	due := func(d string) string {
+		return `SELECT ` + d + `.id, ` + d + `.project_id, ` + d + `.subscription_id, ` + d + `.next_attempt_at
+			FROM deliveries ` + d + ` JOIN subscriptions s ON s.id = ` + d + `.subscription_id
+			WHERE ` + d + `.state IN ('pending', 'retrying') AND NOT ` + d + `.held AND ` + d + `.next_attempt_at <= $3 AND ` + d + `.lease_until < $3 AND s.active
+			AND ` + d + `.subscription_id NOT IN (` + s.inList(4) + `) AND ` + isHead(d)
+	}
+	window := due("d") + ` AND d.project_id NOT IN (` + s.inList(8) + `) ORDER BY d.next_attempt_at LIMIT $7`
+	if len(opts.ExcludeProjects) > 0 {
+		perProject := due("d") + ` AND d.project_id = p.id ORDER BY d.next_attempt_at LIMIT $7`
+		if s.dialect == Postgres {
+			window = `SELECT w.id, w.project_id, w.subscription_id, w.next_attempt_at FROM projects p CROSS JOIN LATERAL (` + perProject + `) w
+				WHERE p.id NOT IN (` + s.inList(8) + `) ORDER BY w.next_attempt_at LIMIT $7`
+		} else {
+			// No LATERAL in SQLite: CROSS JOIN keeps projects the outer loop,
+			// so the correlated window is read once per project.
+			window = `SELECT w.id, w.project_id, w.subscription_id, w.next_attempt_at FROM projects p CROSS JOIN deliveries w
+				WHERE p.id NOT IN (` + s.inList(8) + `) AND w.id IN (SELECT id FROM (` + perProject + `))
+				ORDER BY w.next_attempt_at LIMIT $7`
+		}
+	}
 	picked := `SELECT id FROM (
 			SELECT id, next_attempt_at, rn, ROW_NUMBER() OVER (PARTITION BY project_id ORDER BY next_attempt_at) AS pn FROM (
 				SELECT id, project_id, next_attempt_at, ROW_NUMBER() OVER (PARTITION BY subscription_id ORDER BY next_attempt_at) AS rn FROM (
-					SELECT d.id, d.project_id, d.subscription_id, d.next_attempt_at FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-					WHERE d.state IN ('pending', 'retrying') AND NOT d.held AND d.next_attempt_at <= $3 AND d.lease_until < $3 AND s.active
-					AND d.subscription_id NOT IN (` + s.inList(4) + `) AND d.project_id NOT IN (` + s.inList(8) + `) AND ` + isHead("d") + `
-					ORDER BY d.next_attempt_at LIMIT $7
+					` + window + `
 				) c
 			) x WHERE rn <= $5
 		) y WHERE pn <= $9 ORDER BY next_attempt_at LIMIT $6`

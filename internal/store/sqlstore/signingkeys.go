@@ -37,3 +37,29 @@ func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) (store
 	out.CreatedAt = fromMS(created)
 	return out, nil
 }
+
+// ReplaceSigningKeyPrivate writes a signing key's private key where it still is old.
+func (s *Store) ReplaceSigningKeyPrivate(ctx context.Context, name, old, private string) error {
+	return replaceWhere(ctx, s, "replace signing key", `UPDATE signing_keys SET private_key = $3 WHERE name = $1 AND private_key = $2`,
+		`SELECT 1 FROM signing_keys WHERE name = $1`, name, old, private)
+}
+
+// AllSigningKeys lists the signing keys (for resealing them).
+func (s *Store) AllSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT name, private_key, certificate, created_at FROM signing_keys ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SigningKey
+	for rows.Next() {
+		var k store.SigningKey
+		var created int64
+		if err := rows.Scan(&k.Name, &k.PrivateKey, &k.Certificate, &created); err != nil {
+			return nil, fmt.Errorf("list signing keys: %w", err)
+		}
+		k.CreatedAt = fromMS(created)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

@@ -86,6 +86,7 @@ var cases = []testCase{
 	{name: "QueueFIFODeadLetter", run: testQueueFIFODeadLetter},
 	{name: "QueueFIFOConcurrentSenders", run: testQueueFIFOConcurrentSenders},
 	{name: "SQSCredentials", run: testSQSCredentials},
+	{name: "ReplaceSecrets", run: testReplaceSecrets},
 	{name: "ErrorClasses", run: testErrorClasses},
 	{name: "BudgetConcurrent", run: testBudgetConcurrent},
 }
@@ -863,6 +864,14 @@ func testClaimExcludeAndCaps(t *testing.T, e Storage) {
 	now = now.Add(2 * time.Second)
 	jobs = f.claim("s", now, 100, short, func(o *store.ClaimOptions) { o.PerProject = 3 })
 	check(t, "claim 3 per project", perProject(jobs), map[string]int{p.ID: 3, q.ID: 3})
+	// Leaving a project out, the others' due deliveries are still taken
+	// earliest first across projects: r's two, older than q's, then q's.
+	r := f.project()
+	rsub := f.subscription(r.ID)
+	f.insert(newEvent(r.ID, "t", f.at(-2*time.Minute), rsub.ID), newEvent(r.ID, "t", f.at(-90*time.Second), rsub.ID))
+	now = now.Add(2 * time.Second)
+	jobs = f.claim("t", now, 3, short, func(o *store.ClaimOptions) { o.ExcludeProjects = []string{p.ID} })
+	check(t, "claim 3 excluding a project, earliest first across the others", perProject(jobs), map[string]int{r.ID: 2, q.ID: 1})
 }
 
 func testClaimInactive(t *testing.T, e Storage) {

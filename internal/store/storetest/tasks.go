@@ -733,6 +733,9 @@ func testDeadLetters(t *testing.T, e Storage) {
 			if i%10 == 0 {
 				d.TaskID = task
 			}
+			if i%3 == 0 {
+				d.Source = "spool"
+			}
 		}))
 	}
 	f2.deadLetter(f2.project().ID) // another project's
@@ -769,6 +772,7 @@ func testDeadLetters(t *testing.T, e Storage) {
 	check(t, "reason", list(store.DeadLetterFilter{Reason: "processing_failed"}),
 		filter(func(d store.DeadLetter) bool { return d.Reason == "processing_failed" }))
 	check(t, "task", list(store.DeadLetterFilter{TaskID: task}), filter(func(d store.DeadLetter) bool { return d.TaskID == task }))
+	check(t, "source", list(store.DeadLetterFilter{Source: "spool"}), filter(func(d store.DeadLetter) bool { return d.Source == "spool" }))
 	from, to := f.at(5*time.Second), f.at(30*time.Second)
 	check(t, "from/to and status", list(store.DeadLetterFilter{From: &from, To: &to, Status: store.DeadLetterPending}),
 		filter(func(d store.DeadLetter) bool {
