@@ -287,15 +287,16 @@ func TestOpenAPISchemasMatchStructs(t *testing.T) {
 	}
 }
 
-// jsonFields are a struct's JSON fields as encoding/json sees them: tag
-// names, embedded structs' fields promoted, the outer of two equal names
-// winning.
+// jsonField is one JSON field of a struct.
 type jsonField struct {
 	name      string
 	typ       reflect.Type
 	omitempty bool
 }
 
+// jsonFields are a struct's JSON fields as encoding/json sees them: tag
+// names, embedded structs' fields promoted, the outer of two equal names
+// winning.
 func jsonFields(typ reflect.Type) []jsonField {
 	var out []jsonField
 	seen := map[string]bool{}
