@@ -76,20 +76,23 @@ func seconds(p *int64) *time.Duration {
 	return &d
 }
 
+// queueRequest is the body of POST /v1/queues.
+type queueRequest struct {
+	Name                     *string `json:"name"`
+	VisibilityTimeoutSeconds *int64  `json:"visibility_timeout_seconds"`
+	MaxReceiveCount          *int    `json:"max_receive_count"`
+	DeadLetterQueue          *string `json:"dead_letter_queue"`
+	RetentionSeconds         *int64  `json:"retention_seconds"`
+	DelaySeconds             *int64  `json:"delay_seconds"`
+	FIFO                     bool    `json:"fifo"`
+	ContentDedup             bool    `json:"content_based_deduplication"`
+}
+
 func (s *Server) createQueue(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	if err := s.queuesEnabled(); err != nil {
 		return err
 	}
-	var req struct {
-		Name                     *string `json:"name"`
-		VisibilityTimeoutSeconds *int64  `json:"visibility_timeout_seconds"`
-		MaxReceiveCount          *int    `json:"max_receive_count"`
-		DeadLetterQueue          *string `json:"dead_letter_queue"`
-		RetentionSeconds         *int64  `json:"retention_seconds"`
-		DelaySeconds             *int64  `json:"delay_seconds"`
-		FIFO                     bool    `json:"fifo"`
-		ContentDedup             bool    `json:"content_based_deduplication"`
-	}
+	var req queueRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -183,15 +186,18 @@ type sendMessageJSON struct {
 	DelaySeconds    *int64            `json:"delay_seconds"`
 }
 
+// sendMessagesRequest is the body of POST /v1/queues/{id}/messages: one message, or a batch in messages.
+type sendMessagesRequest struct {
+	Body            *string           `json:"body"`
+	Attributes      map[string]string `json:"attributes"`
+	GroupID         string            `json:"group_id"`
+	DeduplicationID string            `json:"deduplication_id"`
+	DelaySeconds    *int64            `json:"delay_seconds"`
+	Messages        []sendMessageJSON `json:"messages"`
+}
+
 func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		Body            *string           `json:"body"`
-		Attributes      map[string]string `json:"attributes"`
-		GroupID         string            `json:"group_id"`
-		DeduplicationID string            `json:"deduplication_id"`
-		DelaySeconds    *int64            `json:"delay_seconds"`
-		Messages        []sendMessageJSON `json:"messages"`
-	}
+	var req sendMessagesRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -242,12 +248,15 @@ func (s *Server) sendMessages(w http.ResponseWriter, r *http.Request, k store.AP
 	return nil
 }
 
+// receiveRequest is the body of POST /v1/queues/{id}/receive.
+type receiveRequest struct {
+	MaxMessages              *int   `json:"max_messages"`
+	VisibilityTimeoutSeconds *int64 `json:"visibility_timeout_seconds"`
+	WaitTimeSeconds          *int64 `json:"wait_time_seconds"`
+}
+
 func (s *Server) receiveMessages(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		MaxMessages              *int   `json:"max_messages"`
-		VisibilityTimeoutSeconds *int64 `json:"visibility_timeout_seconds"`
-		WaitTimeSeconds          *int64 `json:"wait_time_seconds"`
-	}
+	var req receiveRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &req); err != nil {
 			return err
@@ -296,11 +305,14 @@ func (s *Server) deleteMessage(w http.ResponseWriter, r *http.Request, k store.A
 	return nil
 }
 
+// visibilityRequest is the body of POST /v1/queues/{id}/visibility.
+type visibilityRequest struct {
+	ReceiptHandle            *string `json:"receipt_handle"`
+	VisibilityTimeoutSeconds *int64  `json:"visibility_timeout_seconds"`
+}
+
 func (s *Server) changeVisibility(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		ReceiptHandle            *string `json:"receipt_handle"`
-		VisibilityTimeoutSeconds *int64  `json:"visibility_timeout_seconds"`
-	}
+	var req visibilityRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -338,10 +350,13 @@ func (s *Server) purgeQueue(w http.ResponseWriter, r *http.Request, k store.APIK
 	return nil
 }
 
+// queueRedriveRequest is the body of POST /v1/queues/{id}/redrive.
+type queueRedriveRequest struct {
+	MaxMessages *int `json:"max_messages"`
+}
+
 func (s *Server) redriveQueue(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		MaxMessages *int `json:"max_messages"`
-	}
+	var req queueRedriveRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &req); err != nil {
 			return err

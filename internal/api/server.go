@@ -97,6 +97,9 @@ type Server struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	reads readBudget // each project's list payload allowance
+	// patterns are the routes the API registered (not Fronts), in order:
+	// what the OpenAPI drift test compares the document with.
+	patterns []string
 }
 
 // New builds the API server.
@@ -163,13 +166,14 @@ func (p *statusProbe) WriteHeader(code int)        { p.status = code }
 type handler func(w http.ResponseWriter, r *http.Request, k store.APIKey) error
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	s.public("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.public("GET /readyz", s.readyz)
 	if s.Metrics != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+		s.public("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	}
+	s.public("GET /v1/openapi.json", serveOpenAPI)
 
 	s.handle("POST /v1/projects", s.adminOnly(s.createProject))
 	s.handle("POST /v1/projects/{id}/keys", s.createKey)
@@ -228,8 +232,8 @@ func (s *Server) routes() {
 	s.handle("POST /v1/sqs-credentials", s.createSQSCredential)
 	s.handle("GET /v1/sqs-credentials", s.listSQSCredentials)
 	s.handle("DELETE /v1/sqs-credentials/{id}", s.revokeSQSCredential)
-	s.mux.HandleFunc("GET /callbacks/{token}", s.callback)
-	s.mux.HandleFunc("POST /callbacks/{token}", s.callback)
+	s.public("GET /callbacks/{token}", s.callback)
+	s.public("POST /callbacks/{token}", s.callback)
 	for pattern, h := range s.Fronts {
 		s.mux.Handle(pattern, h)
 	}
@@ -259,8 +263,15 @@ func (s *Server) routes() {
 	s.handle("POST /v1/dead-letters/redrive", s.redriveDeadLetters)
 }
 
+// public registers a handler that needs no API key.
+func (s *Server) public(pattern string, h http.HandlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
 // handle registers an authenticated handler.
 func (s *Server) handle(pattern string, h handler) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		k, err := s.authenticate(r)
 		if err != nil {
@@ -339,10 +350,13 @@ type keyJSON struct {
 	CreatedAt string `json:"created_at"`
 }
 
+// projectRequest is the body of POST /v1/projects.
+type projectRequest struct {
+	Name string `json:"name"`
+}
+
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request, _ store.APIKey) error {
-	var req struct {
-		Name string `json:"name"`
-	}
+	var req projectRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -361,15 +375,18 @@ func keyView(k store.APIKey, secret string) keyJSON {
 	return keyJSON{ID: k.ID, ProjectID: k.ProjectID, Name: k.Name, Prefix: k.Prefix, Key: secret, Admin: k.Admin, CreatedAt: formatTime(k.CreatedAt)}
 }
 
+// keyRequest is the body of POST /v1/projects/{id}/keys.
+type keyRequest struct {
+	Name string `json:"name"`
+}
+
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, caller store.APIKey) error {
 	projectID := r.PathValue("id")
 	if !auth.CanManage(caller, projectID) {
 		// Before reading the body: a caller learns nothing of other projects.
 		return notFound("project")
 	}
-	var req struct {
-		Name string `json:"name"`
-	}
+	var req keyRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &req); err != nil {
 			return err

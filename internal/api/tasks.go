@@ -72,15 +72,18 @@ func (s *Server) tasksEnabled() error {
 	return nil
 }
 
+// taskRequest is the body of POST /v1/tasks.
+type taskRequest struct {
+	Method   string            `json:"method"`
+	Params   map[string]string `json:"params"`
+	Metadata json.RawMessage   `json:"metadata"`
+}
+
 func (s *Server) createTask(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	if err := s.tasksEnabled(); err != nil {
 		return err
 	}
-	var req struct {
-		Method   string            `json:"method"`
-		Params   map[string]string `json:"params"`
-		Metadata json.RawMessage   `json:"metadata"`
-	}
+	var req taskRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}

@@ -52,17 +52,20 @@ func topicError(err error) error {
 	return err
 }
 
+// topicRequest is the body of POST /v1/topics.
+type topicRequest struct {
+	Name                      *string           `json:"name"`
+	FIFO                      bool              `json:"fifo"`
+	ContentBasedDeduplication bool              `json:"content_based_deduplication"`
+	Attributes                map[string]string `json:"attributes"`
+	Tags                      map[string]string `json:"tags"`
+}
+
 func (s *Server) createTopic(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
 	if err := s.topicsEnabled(); err != nil {
 		return err
 	}
-	var req struct {
-		Name                      *string           `json:"name"`
-		FIFO                      bool              `json:"fifo"`
-		ContentBasedDeduplication bool              `json:"content_based_deduplication"`
-		Attributes                map[string]string `json:"attributes"`
-		Tags                      map[string]string `json:"tags"`
-	}
+	var req topicRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}

@@ -239,10 +239,13 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request, k store.API
 	return nil
 }
 
+// rotateRequest is the body of POST …/rotate-secret.
+type rotateRequest struct {
+	OverlapSeconds *float64 `json:"overlap_seconds"`
+}
+
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		OverlapSeconds *float64 `json:"overlap_seconds"`
-	}
+	var req rotateRequest
 	if r.ContentLength != 0 {
 		if err := decode(w, r, &req); err != nil {
 			return err
@@ -261,12 +264,15 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request, k store.AP
 	return nil
 }
 
+// recoverRequest is the body of POST …/recover.
+type recoverRequest struct {
+	From       *string  `json:"from"`
+	To         *string  `json:"to"`
+	EventTypes []string `json:"event_types"`
+}
+
 func (s *Server) recoverWebhook(w http.ResponseWriter, r *http.Request, k store.APIKey) error {
-	var req struct {
-		From       *string  `json:"from"`
-		To         *string  `json:"to"`
-		EventTypes []string `json:"event_types"`
-	}
+	var req recoverRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
