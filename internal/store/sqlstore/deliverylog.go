@@ -23,6 +23,26 @@ const MaxLogPage = 500
 // query keeps the first page of their union. The other filters (event type,
 // status class, search) are checked on the rows the range yields.
 func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, error) {
+	query, args := DeliveryLogSQL(q)
+	rows, err := s.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("delivery log: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DeliveryLogSQL is the statement and arguments DeliveryLog runs for q
+// (the benchmark explains it).
+func DeliveryLogSQL(q store.DeliveryQuery) (string, []any) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 50
@@ -80,20 +100,7 @@ func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store
 		}
 		query = "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") page" + order
 	}
-	rows, err := s.reader.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("delivery log: %w", err)
-	}
-	defer rows.Close()
-	out := []store.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("delivery log: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return query, args
 }
 
 // DeliveryMinutes counts a project's deliveries created since since by
