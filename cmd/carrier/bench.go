@@ -35,6 +35,8 @@ func bench(ctx context.Context, args []string) error {
 	tasks := fs.Bool("tasks", false, "measure async tasks instead: upstream requests per solved task and solve-to-webhook latency, against a provider simulator")
 	snsBench := fs.Bool("sns", false, "measure the SNS protocol instead: Publish latency and publish -> received from a subscribed queue, with three subscriptions")
 	snsEnvelope := fs.Bool("sns-envelope", false, "with --sns: subscribe the queues with SNS's signed envelope instead of raw delivery")
+	consoleBench := fs.Bool("console", false, "measure the console's delivery log instead: page time for its main filters over --console-deliveries seeded deliveries")
+	consoleN := fs.Int("console-deliveries", 1000000, "with --console: how many deliveries to seed")
 	captchaBench := fs.Bool("captcha", false, "measure CAPTCHA verification instead: Carrier's overhead over a direct call to a loopback Tencent stand-in, and verifications per second")
 	alerts := fs.Bool("alerts", false, "measure alerts instead: endpoint disabled -> Discord stand-in latency, and one evaluation round over 1,000 rules")
 	crossNode := fs.Bool("cross-node", false, "with --store postgres: measure cross-node wake latency instead (publish on an API-only node, attempt by another)")
@@ -102,6 +104,19 @@ func bench(ctx context.Context, args []string) error {
 
 	if *tasks {
 		return benchTasks(ctx, to, *asJSON)
+	}
+	if *consoleBench {
+		rep, err := benchpkg.RunConsole(ctx, benchpkg.ConsoleOptions{Store: o.Store, DatabaseURL: o.DatabaseURL, N: *consoleN})
+		if rep != nil {
+			var werr error
+			if *asJSON {
+				werr = json.NewEncoder(os.Stdout).Encode(rep)
+			} else {
+				werr = rep.WriteText(os.Stdout)
+			}
+			err = errors.Join(err, werr)
+		}
+		return err
 	}
 	if *snsBench {
 		rep, err := benchpkg.RunSNS(ctx, benchpkg.SNSOptions{Store: o.Store, DatabaseURL: o.DatabaseURL, Envelope: *snsEnvelope})

@@ -288,6 +288,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := text("#sub-state"); got != "active" {
 		t.Fatalf("after activate: %q", got)
 	}
+	// Rotate the secret: shown on that answer only.
+	run("rotate", chromedp.Click(css(`#rotate-secret`)), chromedp.WaitVisible(css(`#new-secret`)))
+	newSecret := text("#new-secret code")
+	if !strings.HasPrefix(newSecret, "whsec_") {
+		t.Fatalf("rotated secret %q", newSecret)
+	}
+	run("reload", chromedp.Navigate(base+"/subscriptions/"+goodID), chromedp.WaitVisible(css(`#policy-form`)))
+	var html string
+	if html, err = chromedp.Run(ctx, chromedp.OuterHTML(css(`html`))); err != nil || strings.Contains(html, newSecret) {
+		t.Fatalf("the secret is shown again (or the page unreadable: %v)", err)
+	}
+	run("recover", chromedp.Click(css(`#recover`)), chromedp.WaitVisible(css(`.flash`)))
+	if got := text(".flash"); !strings.Contains(got, "failed deliveries since") {
+		t.Fatalf("recover: %q", got)
+	}
 	run("endpoints", chromedp.Navigate(base+"/subscriptions"), chromedp.WaitVisible(css(`table.subs`)))
 	shot("10-endpoints")
 

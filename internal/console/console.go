@@ -233,6 +233,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+p+"/subscriptions/{id}", c.subscriptionPage)
 	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/active", c.setActive)
 	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/test", c.sendTest)
+	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/rotate-secret", c.rotateSecret)
+	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/recover", c.recoverFailed)
 	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/filter", c.saveFilter)
 	c.mux.HandleFunc("POST "+p+"/subscriptions/{id}/filter/test", c.testFilter)
 	c.mux.HandleFunc("GET "+p+"/bulk", c.bulkPage)

@@ -3,8 +3,10 @@ package console
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"carrier/internal/dest"
 	"carrier/internal/filter"
@@ -54,6 +56,9 @@ type subData struct {
 	Sample string // the sample event of the policy tester
 	Result *filterResult
 	Recent []store.Delivery
+	// NewSecret is a secret just rotated, shown on that answer alone.
+	NewSecret     string
+	PreviousUntil *time.Time
 }
 
 type filterResult struct {
@@ -212,4 +217,45 @@ func evaluate(policy json.RawMessage, scope, sample string) *filterResult {
 		}
 	}
 	return &filterResult{Match: p.MatchAttributes(attrs)}
+}
+
+// rotateSecret gives a webhook a new signing secret and shows it on this
+// answer only (the page it redirects nowhere: reloading does not show it
+// again, and no other page ever does).
+func (c *Console) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sub, err := c.d.Subscriptions.RotateSecret(r.Context(), project(r), id, subscription.Subscriptions, subscription.Rotation{})
+	if err != nil {
+		c.back(w, r, "/subscriptions/"+id, "", err.Error())
+		return
+	}
+	data, err := c.subscriptionData(r, id)
+	if err != nil {
+		c.failSub(w, r, err)
+		return
+	}
+	data.NewSecret = sub.Secret
+	data.PreviousUntil = sub.PreviousSecretUntil
+	c.render(w, r, "subscription", data.Sub.Name, data, http.StatusOK)
+}
+
+// recoverFailed replays every failed delivery of a subscription since it
+// last succeeded (what failed while it was down or disabled).
+func (c *Console) recoverFailed(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sub, err := c.d.Subscriptions.Get(r.Context(), project(r), id, subscription.Subscriptions)
+	if err != nil {
+		c.failSub(w, r, err)
+		return
+	}
+	from := sub.CreatedAt
+	if sub.LastSuccessAt != nil {
+		from = *sub.LastSuccessAt
+	}
+	n, err := c.d.Subscriptions.Recover(r.Context(), project(r), id, subscription.Subscriptions, subscription.Window{From: &from})
+	if err != nil {
+		c.back(w, r, "/subscriptions/"+id, "", err.Error())
+		return
+	}
+	c.back(w, r, "/subscriptions/"+id, fmt.Sprintf("%d failed deliveries since %s are being sent again.", n, from.UTC().Format("2006-01-02 15:04:05")), "")
 }
