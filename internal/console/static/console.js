@@ -21,11 +21,14 @@
     var params = new URLSearchParams(new FormData(form));
     return params.toString();
   }
+  var latest = 0; // answers can arrive out of order: only the newest request's is shown
   function refresh() {
     var q = query();
+    var seq = ++latest;
     fetch(form.action + '?' + q + '&partial=1', { credentials: 'same-origin' })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
+        if (seq !== latest) return;
         var doc = new DOMParser().parseFromString(html, 'text/html');
         results.replaceChildren.apply(results, Array.prototype.slice.call(doc.body.childNodes));
         history.replaceState(null, '', form.action + '?' + q);
