@@ -252,7 +252,8 @@ func (s *seeder) exec(ctx context.Context, q string, args ...any) error {
 	return err
 }
 
-// seed inserts n events and one delivery each, in chunks: 20 subscriptions,
+// seed inserts n events and one delivery each, in chunks: 20 subscriptions
+// (each with deliveries of every state),
 // two event types, 85% delivered, 5% each failed, retrying and pending,
 // spread evenly over the last 30 days. Deliveries still due are due in a
 // century, so the engine leaves them alone.
@@ -273,7 +274,7 @@ func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
 		next := fmt.Sprintf("CASE WHEN i %% 20 IN (1, 2) THEN %d ELSE 0 END", far)
 		if err := s.exec(ctx, series+`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, state, attempts, budget_start,
 			next_attempt_at, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, created_at, updated_at, delivered_at)
-			SELECT 'd-' || i, '`+seedProject+`', 'sub-' || (i % 20), 'e-' || i, `+typ+`, `+state+`, 1, 0, `+next+`, '', 0, `+status+`,
+			SELECT 'd-' || i, '`+seedProject+`', 'sub-' || ((i / 3) % 20), 'e-' || i, `+typ+`, `+state+`, 1, 0, `+next+`, '', 0, `+status+`,
 			CASE WHEN i % 20 IN (0, 1) THEN 'endpoint answered 500' ELSE '' END, '', 20 + i % 80, 'https://example.com/hook', `+created+`, `+created+`,
 			CASE WHEN i % 20 > 2 THEN `+created+` ELSE 0 END FROM s`); err != nil {
 			return err

@@ -17,11 +17,12 @@ const MaxLogPage = 500
 // DeliveryLog returns one page of a project's delivery log by keyset.
 //
 // Every page is ORDER BY created_at, id with a LIMIT, under an index whose
-// order that is: deliveries_log (project), deliveries_log_state (project
-// and state) or deliveries_subscription. Several states are one ordered
-// range each, merged: each branch reads at most a page, and the outer
-// query keeps the first page of their union. The other filters (event type,
-// status class, search) are checked on the rows the range yields.
+// order that is: deliveries_log_state (project and state) or
+// deliveries_subscription_state (subscription and state). Each state asked
+// for (all four when none is) is one ordered range, and the ranges are
+// merged: each branch reads at most a page, and the outer query keeps the
+// first page of their union. The other filters (event type, answer class,
+// time range, search) are checked on the rows the ranges yield.
 func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, error) {
 	query, args := DeliveryLogSQL(q)
 	rows, err := s.reader.QueryContext(ctx, query, args...)
@@ -87,42 +88,51 @@ func DeliveryLogSQL(q store.DeliveryQuery) (string, []any) {
 	}
 	order := " ORDER BY created_at " + dir + ", id " + dir + " LIMIT " + arg(limit)
 	base := "SELECT " + deliveryColumns + " FROM deliveries WHERE " + strings.Join(where, " AND ")
-	var query string
-	switch len(q.States) {
-	case 0:
-		query = base + order
-	case 1:
-		query = base + " AND state = " + arg(q.States[0]) + order
-	default:
-		branches := make([]string, len(q.States))
-		for i, st := range q.States {
-			branches[i] = "SELECT * FROM (" + base + " AND state = " + arg(st) + order + ") b" + fmt.Sprint(i)
-		}
-		query = "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") page" + order
+	states := q.States
+	if len(states) == 0 {
+		states = allStates
 	}
-	return query, args
+	if len(states) == 1 {
+		return base + " AND state = " + arg(states[0]) + order, args
+	}
+	branches := make([]string, len(states))
+	for i, st := range states {
+		branches[i] = "SELECT * FROM (" + base + " AND state = " + arg(st) + order + ") b" + fmt.Sprint(i)
+	}
+	return "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") page" + order, args
 }
+
+// allStates are the states a delivery can be in: the log without a state
+// filter merges the four ranges.
+var allStates = []string{store.StatePending, store.StateRetrying, store.StateDelivered, store.StateFailed}
 
 // DeliveryMinutes counts a project's deliveries created since since by
 // minute and state, over the deliveries_log range of that time.
 func (s *Store) DeliveryMinutes(ctx context.Context, projectID string, since time.Time) ([]store.MinuteStat, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT created_at / 60000, state, COUNT(*) FROM deliveries
-		WHERE project_id = $1 AND created_at >= $2 GROUP BY created_at / 60000, state ORDER BY 1`, projectID, ms(since))
-	if err != nil {
-		return nil, fmt.Errorf("delivery minutes: %w", err)
-	}
-	defer rows.Close()
 	var out []store.MinuteStat
-	for rows.Next() {
-		var m int64
-		var st store.MinuteStat
-		if err := rows.Scan(&m, &st.State, &st.Count); err != nil {
+	// One range of deliveries_log_state per state.
+	for _, state := range allStates {
+		rows, err := s.reader.QueryContext(ctx, `SELECT created_at / 60000, COUNT(*) FROM deliveries
+			WHERE project_id = $1 AND state = $2 AND created_at >= $3 GROUP BY created_at / 60000`, projectID, state, ms(since))
+		if err != nil {
 			return nil, fmt.Errorf("delivery minutes: %w", err)
 		}
-		st.Minute = fromMS(m * 60000)
-		out = append(out, st)
+		for rows.Next() {
+			var m int64
+			st := store.MinuteStat{State: state}
+			if err := rows.Scan(&m, &st.Count); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("delivery minutes: %w", err)
+			}
+			st.Minute = fromMS(m * 60000)
+			out = append(out, st)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("delivery minutes: %w", err)
+		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeliveryStates counts a project's deliveries in each state, reading at
