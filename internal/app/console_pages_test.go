@@ -143,8 +143,11 @@ func TestConsolePages(t *testing.T) {
 				return visible(dlq) == 1
 			})
 			queues := s.page("/queues", "work-dlq", "after 1 receives", "Redrive to work")
-			if !regexp.MustCompile(`<b>work</b>.*?<td>0</td>.*?work-dlq <span class="muted">after 1 receives</span></td>\s*<td>1</td>`).MatchString(strings.ReplaceAll(queues, "\n", " ")) {
-				t.Errorf("queues page: work's dead-letter queue should show depth 1:\n%s", queues)
+			if !regexp.MustCompile(`<b>work</b>.*?<td>0</td><td>0</td><td>0</td><td class="oldest">—</td>\s*<td>work-dlq <span class="muted">after 1 receives</span></td>\s*<td>1</td>`).MatchString(strings.ReplaceAll(queues, "\n", " ")) {
+				t.Errorf("queues page: work should be empty and its dead-letter queue 1 deep:\n%s", queues)
+			}
+			if !regexp.MustCompile(`<b>work-dlq</b>.*?<td>1</td><td>0</td><td>0</td><td class="oldest">[0-9.]+s ago</td>`).MatchString(strings.ReplaceAll(queues, "\n", " ")) {
+				t.Errorf("queues page: work-dlq's message should be seconds old:\n%s", queues)
 			}
 			if got := s.post("/queues/"+dlq+"/redrive", "/queues", nil); !strings.Contains(got, "1 messages of work-dlq moved back") {
 				t.Errorf("redrive: no flash in %s", got)

@@ -11,6 +11,7 @@ import (
 type queueView struct {
 	store.Queue
 	Counts     store.QueueCounts
+	Oldest     *time.Time // when its oldest message was sent; nil when empty
 	DeadLetter *store.Queue // the queue's dead-letter queue
 	DLQDepth   int64
 	// Sources are the queues that dead-letter into this one: it can be
@@ -45,8 +46,15 @@ func (c *Console) queuesPage(w http.ResponseWriter, r *http.Request) {
 			c.fail(w, r, err)
 			return
 		}
+		v := queueView{Queue: q, Counts: counts}
+		if at, ok, err := c.d.Store.OldestQueueMessage(ctx, pid, q.ID, now); err != nil {
+			c.fail(w, r, err)
+			return
+		} else if ok {
+			v.Oldest = &at
+		}
 		byID[q.ID] = len(data.Queues)
-		data.Queues = append(data.Queues, queueView{Queue: q, Counts: counts})
+		data.Queues = append(data.Queues, v)
 	}
 	for i := range data.Queues {
 		v := &data.Queues[i]

@@ -78,6 +78,7 @@ var cases = []testCase{
 	{name: "SigningKeys", run: testSigningKeys},
 	{name: "DeliveryLog", run: testDeliveryLog},
 	{name: "QueueSendReceive", run: testQueueSendReceive},
+	{name: "OldestQueueMessage", run: testOldestQueueMessage},
 	{name: "QueueDedup", run: testQueueDedup},
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},
 	{name: "QueueConcurrentReceivers", run: testQueueConcurrentReceivers},
