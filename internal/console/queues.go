@@ -11,7 +11,7 @@ import (
 type queueView struct {
 	store.Queue
 	Counts     store.QueueCounts
-	Oldest     *time.Time // when its oldest message was sent; nil when empty
+	Oldest     *time.Time   // when its oldest message was sent; nil when empty
 	DeadLetter *store.Queue // the queue's dead-letter queue
 	DLQDepth   int64
 	// Sources are the queues that dead-letter into this one: it can be
