@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"carrier/internal/alert"
 	"carrier/internal/app"
 	"carrier/internal/app/apptest"
 	"carrier/internal/config"
 	"carrier/internal/store"
 	"carrier/internal/store/storetest"
+	"carrier/internal/task"
 )
 
 // consoleSession is a signed-in console client: it keeps the session
@@ -95,7 +97,11 @@ func (s *consoleSession) post(path, back string, form url.Values) string {
 func TestConsolePages(t *testing.T) {
 	for _, e := range storetest.Engines(t) {
 		t.Run(e.Name, func(t *testing.T) {
-			c := apptest.Start(t, e, apptest.Options{Configure: func(cfg *config.Config) { cfg.Simulate = true }})
+			// ManualRedrive: the tasks service does not redrive a task's dead
+			// letters itself once it is submitted, so the one redrive counted
+			// below is the console's.
+			c := apptest.Start(t, e, apptest.Options{Configure: func(cfg *config.Config) { cfg.Simulate = true },
+				Tasks: func(tc *task.Config) { tc.ManualRedrive = true }})
 			ctx, st := context.Background(), c.App.Store
 			s := signIn(t, c)
 
@@ -172,6 +178,13 @@ func TestConsolePages(t *testing.T) {
 			}
 			if strings.Contains(s.page("/tasks"), "Async tasks are off") {
 				t.Errorf("tasks page says tasks are off with the simulator running")
+			}
+			if _, err := st.RecordProbe(ctx, store.Gauge{Name: alert.GaugeBalance, Item: alert.ProviderItem, Value: 12.5, OK: true, ObservedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			s.page("/tasks", "12.50", "provider balance")
+			if !regexp.MustCompile(`id="overview-balance"[^>]*><span class="n">12.50</span> provider balance`).MatchString(s.page("/")) {
+				t.Errorf("the overview does not show the provider balance")
 			}
 			now := time.Now().UTC()
 			dl := store.DeadLetter{ID: "dl-console-test", ProjectID: app.DefaultProjectID, TaskID: taskID, Source: "callback", Reason: "malformed_callback",

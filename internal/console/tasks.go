@@ -79,19 +79,27 @@ func (c *Console) tasksPage(w http.ResponseWriter, r *http.Request) {
 	if len(data.Dead) == taskPage {
 		data.DeadNext = pageQuery(data.Offset, deadOffset+len(data.Dead))
 	}
-	if data.Enabled {
-		gauges, err := c.d.Store.ListGauges(ctx, alert.GaugeBalance)
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		for i := range gauges {
-			if gauges[i].Item == alert.ProviderItem {
-				data.Balance = &gauges[i]
-			}
+	data.Balance = c.balance(r)
+	c.render(w, r, "tasks", "Tasks", data, http.StatusOK)
+}
+
+// balance is the provider balance the prober last recorded (nil when tasks
+// are off or it has not read one yet).
+func (c *Console) balance(r *http.Request) *store.Gauge {
+	if c.d.Tasks == nil {
+		return nil
+	}
+	gauges, err := c.d.Store.ListGauges(r.Context(), alert.GaugeBalance)
+	if err != nil {
+		c.d.Log.Warn("console: provider balance", "err", err)
+		return nil
+	}
+	for i := range gauges {
+		if gauges[i].Item == alert.ProviderItem {
+			return &gauges[i]
 		}
 	}
-	c.render(w, r, "tasks", "Tasks", data, http.StatusOK)
+	return nil
 }
 
 var errTasksOff = errors.New("async tasks are off: no provider is configured (CARRIER_PROVIDER_URL)")
