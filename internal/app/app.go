@@ -374,7 +374,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	maps.Copy(deps.Fronts, frontend.Routes()) // dr.js and its example page
 	if cfg.ConsolePath != "" {
 		con, err := console.New(ctx, console.Deps{Store: st, Auth: keys, Subscriptions: subscriptions, Destinations: destinations,
-			Prefix: cfg.ConsolePath, Log: log})
+			Publisher: a.Publisher, PublishLimit: publishLimit, Queues: a.Queues, Tasks: a.Tasks, Spool: a.Spooler,
+			Alerts: a.Alerts, Captcha: a.Captcha, Prefix: cfg.ConsolePath, Log: log})
 		if err != nil {
 			st.Close()
 			return nil, err

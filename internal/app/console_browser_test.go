@@ -305,6 +305,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run("endpoints", chromedp.Navigate(base+"/subscriptions"), chromedp.WaitVisible(css(`table.subs`)))
 	shot("10-endpoints")
+	// One screenshot of each of the other pages (this run has no provider:
+	// the tasks page says tasks are off).
+	for i, p := range []struct{ path, sel string }{{"events", "#catalogue"}, {"queues", "main h1"}, {"tasks", "#tasks-off"},
+		{"alerts", "main h1"}, {"captcha", "main h1"}, {"api", "#operations"}} {
+		run(p.path, chromedp.Navigate(base+"/"+p.path), chromedp.WaitVisible(css(p.sel)))
+		shot(fmt.Sprintf("%02d-%s", 12+i, p.path))
+	}
 
 	// Sign out: the session is gone.
 	run("sign out", chromedp.Click(chromedp.CSS(`#signout`)), chromedp.WaitVisible(chromedp.CSS(`input[name=api_key]`)))

@@ -26,10 +26,15 @@ import (
 	"strings"
 	"time"
 
+	"carrier/internal/alert"
 	"carrier/internal/auth"
+	"carrier/internal/captcha"
 	"carrier/internal/dest"
+	"carrier/internal/ingest"
+	"carrier/internal/queue"
 	"carrier/internal/store"
 	"carrier/internal/subscription"
+	"carrier/internal/task"
 )
 
 //go:embed templates/*.html
@@ -44,9 +49,28 @@ type Deps struct {
 	Auth          *auth.Service
 	Subscriptions *subscription.Service
 	Destinations  *dest.Registry
+	// Publisher publishes the event catalogue's tests, as POST /v1/events
+	// does, within PublishLimit (nil: no limit).
+	Publisher    *ingest.Publisher
+	PublishLimit *ingest.RateLimiter
+	// Queues runs the pull queues; nil when they are off.
+	Queues *queue.Service
+	// Tasks runs async tasks; nil when no provider is configured.
+	Tasks *task.Service
+	// Spool redrives dead letters as /v1/dead-letters does (nil: through
+	// Tasks alone).
+	Spool  Redriver
+	Alerts *alert.Service
+	// Captcha runs the CAPTCHA verification sites; nil when off.
+	Captcha *captcha.Service
 	// Prefix is the path the console is mounted at, such as "/console".
 	Prefix string
 	Log    *slog.Logger
+}
+
+// Redriver processes a dead letter again (outage.Spooler).
+type Redriver interface {
+	Redrive(ctx context.Context, projectID, id string) (store.DeadLetter, error)
 }
 
 // Console serves the console's pages.
@@ -82,13 +106,14 @@ func (c *Console) Prefix() string { return c.prefix }
 func (c *Console) parse() error {
 	c.pages = map[string]*template.Template{}
 	funcs := template.FuncMap{
-		"time":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
-		"timep":   func(t *time.Time) string { return formatTimePtr(t) },
-		"ago":     ago,
-		"path":    func(p string) string { return c.prefix + p },
-		"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
-		"list":    func(v ...string) []string { return v },
-		"count":   count,
+		"time":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
+		"timep":    func(t *time.Time) string { return formatTimePtr(t) },
+		"ago":      ago,
+		"path":     func(p string) string { return c.prefix + p },
+		"percent":  func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+		"list":     func(v ...string) []string { return v },
+		"count":    count,
+		"matchers": matcherText,
 		"statusClass": func(code int) string {
 			if code == 0 {
 				return "none"
@@ -241,6 +266,17 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("POST "+p+"/bulk", c.bulkStart)
 	c.mux.HandleFunc("GET "+p+"/bulk/{id}", c.bulkJobPage)
 	c.mux.HandleFunc("POST "+p+"/bulk/{id}/cancel", c.bulkCancel)
+	c.mux.HandleFunc("GET "+p+"/events", c.eventsPage)
+	c.mux.HandleFunc("POST "+p+"/events/test", c.eventTest)
+	c.mux.HandleFunc("GET "+p+"/queues", c.queuesPage)
+	c.mux.HandleFunc("POST "+p+"/queues/{id}/redrive", c.queueRedrive)
+	c.mux.HandleFunc("GET "+p+"/tasks", c.tasksPage)
+	c.mux.HandleFunc("POST "+p+"/dead-letters/{id}/redrive", c.deadLetterRedrive)
+	c.mux.HandleFunc("GET "+p+"/alerts", c.alertsPage)
+	c.mux.HandleFunc("POST "+p+"/silences", c.silenceCreate)
+	c.mux.HandleFunc("POST "+p+"/silences/{id}/expire", c.silenceExpire)
+	c.mux.HandleFunc("GET "+p+"/captcha", c.captchaPage)
+	c.mux.HandleFunc("GET "+p+"/api", c.apiPage)
 }
 
 // staticHandler serves the embedded files with a long cache: their names

@@ -34,6 +34,7 @@ type overviewData struct {
 	Subscriptions int
 	Disabled      []store.Subscription
 	Alerts        []store.Alert
+	Balance       *store.Gauge // the provider balance the prober last read; nil without tasks or a reading
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
@@ -68,6 +69,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	data.Alerts, _ = c.d.Store.ListAlerts(ctx, store.AlertFilter{ProjectID: pid, Current: true, Limit: 20})
+	data.Balance = c.balance(r)
 	c.render(w, r, "overview", "Overview", data, http.StatusOK)
 }
 

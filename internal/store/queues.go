@@ -112,6 +112,10 @@ type QueueStore interface {
 	// PurgeQueue deletes every message of a queue and returns how many.
 	PurgeQueue(ctx context.Context, projectID, queueID string) (int, error)
 	QueueCounts(ctx context.Context, projectID, queueID string, now time.Time) (QueueCounts, error)
+	// OldestQueueMessage is when the queue's first unexpired message in
+	// queue order was sent (false when the queue is empty), read through the
+	// queue's order index without counting.
+	OldestQueueMessage(ctx context.Context, projectID, queueID string, now time.Time) (time.Time, bool, error)
 	// RedriveDeadLetters moves up to max visible messages of a dead-letter
 	// queue back to the queues they came from (visible now, receive count 0)
 	// and returns their source queue ids, one per moved message.

@@ -372,6 +372,11 @@ type Store interface {
 	// ListEvents lists a project's events, newest first: at most limit, and fewer
 	// once they hold ListBytes of payload.
 	ListEvents(ctx context.Context, projectID string, limit, offset int) ([]Event, error)
+	// EventTypeExamples is the newest event of each type among the project's
+	// newest scan events (the catalogue of the types seen lately, each with an
+	// example payload), by type: at most limit, and fewer once they hold
+	// ListBytes of payload. scan bounds the work whatever the events' number.
+	EventTypeExamples(ctx context.Context, projectID string, scan, limit int) ([]Event, error)
 
 	GetDelivery(ctx context.Context, projectID, id string) (Delivery, error)
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)

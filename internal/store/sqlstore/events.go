@@ -245,6 +245,39 @@ func (s *Store) ListEvents(ctx context.Context, projectID string, limit, offset 
 	return out, nil
 }
 
+// EventTypeExamples reads the project's newest scan events through the
+// events_project index (newest first, so only scan rows are read), keeps the
+// newest of each type and reads those events whole.
+func (s *Store) EventTypeExamples(ctx context.Context, projectID string, scan, limit int) ([]store.Event, error) {
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id IN (
+		SELECT id FROM (
+			SELECT id, ROW_NUMBER() OVER (PARTITION BY type ORDER BY created_at DESC, id DESC) AS n FROM (
+				SELECT id, type, created_at FROM events WHERE project_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2
+			) newest
+		) ranked WHERE n = 1
+	) AND project_id = $1 ORDER BY type LIMIT $3`, projectID, scan, limit)
+	if err != nil {
+		return nil, fmt.Errorf("event type examples: %w", err)
+	}
+	out := []store.Event{}
+	var b budget
+	err = scanUpTo(rows, nil)(func(r *sql.Rows) error {
+		e, err := scanEvent(r)
+		if err != nil {
+			return err
+		}
+		out = append(out, e)
+		if b.full(e.Size()) {
+			return errListFull
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event type examples: %w", err)
+	}
+	return out, nil
+}
+
 // Prune deletes up to limit events created before cutoff whose deliveries have
 // all finished, together with those deliveries and their attempts; up to limit
 // tasks completed before cutoff, with their history; and up to limit dead

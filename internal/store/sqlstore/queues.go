@@ -445,6 +445,21 @@ func (s *Store) QueueCounts(ctx context.Context, projectID, queueID string, now 
 	return c, nil
 }
 
+// OldestQueueMessage reads the head of the queue_messages_order index,
+// skipping only the expired messages the pruner has not removed yet.
+func (s *Store) OldestQueueMessage(ctx context.Context, projectID, queueID string, now time.Time) (time.Time, bool, error) {
+	var at int64
+	err := s.reader.QueryRowContext(ctx, `SELECT sent_at FROM queue_messages WHERE queue_id = $1 AND project_id = $2 AND expires_at > $3
+		ORDER BY seq LIMIT 1`, queueID, projectID, ms(now)).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest queue message: %w", err)
+	}
+	return fromMS(at), true, nil
+}
+
 // RedriveDeadLetters moves up to max visible messages of a dead-letter queue
 // back to their source queues (those that still exist in the project).
 func (s *Store) RedriveDeadLetters(ctx context.Context, projectID, dlqID string, max int, now time.Time) ([]string, error) {

@@ -469,3 +469,32 @@ func testQueueFIFOConcurrentSenders(t *testing.T, e Storage) {
 		t.Errorf("groups handed out: %v, want %d", inFlight, groups)
 	}
 }
+
+func testOldestQueueMessage(t *testing.T, e Storage) {
+	f := setup(t, e)
+	p, other := f.project(), f.project()
+	q := f.queue(p.ID, "q", func(q *store.Queue) { q.Retention = time.Minute })
+	oldest := func(projectID string, now time.Time) (time.Time, bool) {
+		t.Helper()
+		at, ok, err := f.s.OldestQueueMessage(f.ctx, projectID, q.ID, now)
+		f.must(err)
+		return at, ok
+	}
+	_, ok := oldest(p.ID, f.base)
+	check(t, "empty queue", ok, false)
+	f.send(q, f.base, "first")
+	f.send(q, f.at(30*time.Second), "second", "third")
+	at, ok := oldest(p.ID, f.at(40*time.Second))
+	check(t, "oldest", [2]any{at, ok}, [2]any{f.base, true})
+	// Received and in flight, it is still the oldest message of the queue.
+	f.receive(q, 1, time.Hour, f.at(40*time.Second))
+	at, _ = oldest(p.ID, f.at(41*time.Second))
+	check(t, "oldest in flight", at, f.base)
+	// Past its retention (not yet pruned), the next one is the oldest.
+	at, ok = oldest(p.ID, f.at(61*time.Second))
+	check(t, "oldest after the first expired", [2]any{at, ok}, [2]any{f.at(30 * time.Second), true})
+	_, ok = oldest(other.ID, f.at(40*time.Second))
+	check(t, "another project's queue", ok, false)
+	_, ok = oldest(p.ID, f.at(2*time.Minute))
+	check(t, "every message expired", ok, false)
+}

@@ -30,6 +30,7 @@ var cases = []testCase{
 	{name: "Idempotency", run: testIdempotency},
 	{name: "IdempotentPublishRace", run: testIdempotentPublishRace},
 	{name: "ListEvents", run: testListEvents},
+	{name: "EventTypeExamples", run: testEventTypeExamples},
 	{name: "ClaimDue", run: testClaimDue},
 	{name: "ClaimLease", run: testClaimLease},
 	{name: "ClaimExcludeAndCaps", run: testClaimExcludeAndCaps},
@@ -77,6 +78,7 @@ var cases = []testCase{
 	{name: "SigningKeys", run: testSigningKeys},
 	{name: "DeliveryLog", run: testDeliveryLog},
 	{name: "QueueSendReceive", run: testQueueSendReceive},
+	{name: "OldestQueueMessage", run: testOldestQueueMessage},
 	{name: "QueueDedup", run: testQueueDedup},
 	{name: "QueueDeadLetter", run: testQueueDeadLetter},
 	{name: "QueueConcurrentReceivers", run: testQueueConcurrentReceivers},
@@ -1671,4 +1673,44 @@ func testPrune(t *testing.T, e Storage) {
 	counts, err := f.s.CountDeliveries(f.ctx)
 	f.must(err)
 	check(t, "counts after prune", counts, store.Counts{store.StateDelivered: 3, store.StatePending: 1, store.StateFailed: 1, store.StateRetrying: 1})
+}
+
+func testEventTypeExamples(t *testing.T, e Storage) {
+	f := setup(t, e)
+	p1, p2 := f.project(), f.project()
+	newest := map[string]string{}
+	for i, typ := range []string{"task.created", "task.solved", "task.created", "zeta.old", "task.failed", "task.solved"} {
+		ne := newEvent(p1.ID, typ, f.at(time.Duration(i)*time.Second))
+		ne.Event.Data = json.RawMessage(fmt.Sprintf(`{"n": %d}`, i))
+		f.insert(ne)
+		newest[typ] = ne.Event.ID
+	}
+	f.insert(newEvent(p2.ID, "other.project", f.at(time.Hour)))
+	examples := func(scan, limit int) []string {
+		t.Helper()
+		evs, err := f.s.EventTypeExamples(f.ctx, p1.ID, scan, limit)
+		f.must(err)
+		out := []string{}
+		for _, ev := range evs {
+			if ev.ProjectID != p1.ID {
+				t.Errorf("EventTypeExamples returned an event of project %s", ev.ProjectID)
+			}
+			out = append(out, ev.Type+"="+ev.ID)
+		}
+		return out
+	}
+	check(t, "EventTypeExamples newest of each type, by type", examples(100, 100), []string{
+		"task.created=" + newest["task.created"], "task.failed=" + newest["task.failed"],
+		"task.solved=" + newest["task.solved"], "zeta.old=" + newest["zeta.old"]})
+	check(t, "EventTypeExamples limit", examples(100, 2), []string{
+		"task.created=" + newest["task.created"], "task.failed=" + newest["task.failed"]})
+	// Only the newest scan events are looked at: the two newest are task.failed
+	// and task.solved.
+	check(t, "EventTypeExamples scan", examples(2, 100), []string{
+		"task.failed=" + newest["task.failed"], "task.solved=" + newest["task.solved"]})
+	evs, err := f.s.EventTypeExamples(f.ctx, p1.ID, 100, 1)
+	f.must(err)
+	if len(evs) != 1 || string(evs[0].Data) != `{"n": 2}` && string(evs[0].Data) != `{"n":2}` {
+		t.Errorf("EventTypeExamples payload = %+v, want the newest task.created's {\"n\": 2}", evs)
+	}
 }
