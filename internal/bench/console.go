@@ -127,8 +127,9 @@ func RunConsole(ctx context.Context, o ConsoleOptions) (*ConsoleReport, error) {
 		{Name: "newest first, no filter", Query: ""},
 		{Name: "failed", Query: "state=failed"},
 		{Name: "failed and retrying", Query: "state=failed&state=retrying"},
-		{Name: "one subscription", Query: "subscription=sub-7"},
-		{Name: "one subscription, failed", Query: "subscription=sub-7&state=failed"},
+		{Name: "one subscription", Query: "subscription=sub-6"},
+		{Name: "one subscription, failed", Query: "subscription=sub-6&state=failed"},
+		{Name: "a subscription with none failed", Query: "subscription=sub-7&state=failed"},
 		{Name: "one day", Query: "from=" + day.Format("2006-01-02T15:04") + "&to=" + day.Add(24*time.Hour).Format("2006-01-02T15:04")},
 		{Name: "one day, failed and pending", Query: "state=failed&state=pending&from=" + day.Format("2006-01-02T15:04") + "&to=" + day.Add(24*time.Hour).Format("2006-01-02T15:04")},
 		{Name: "event type", Query: "type=task.failed"},
@@ -185,7 +186,8 @@ func RunConsole(ctx context.Context, o ConsoleOptions) (*ConsoleReport, error) {
 	}{
 		{"newest first", store.DeliveryQuery{ProjectID: seedProject}},
 		{"failed and retrying", store.DeliveryQuery{ProjectID: seedProject, States: []string{store.StateFailed, store.StateRetrying}}},
-		{"one subscription, failed", store.DeliveryQuery{ProjectID: seedProject, SubscriptionID: "sub-7", States: []string{store.StateFailed}}},
+		{"one subscription, failed", store.DeliveryQuery{ProjectID: seedProject, SubscriptionID: "sub-6", States: []string{store.StateFailed}}},
+		{"answer 5xx", store.DeliveryQuery{ProjectID: seedProject, StatusClass: 5}},
 		{"one day", store.DeliveryQuery{ProjectID: seedProject, From: &dayFrom, To: &dayTo}},
 		{"subject search", store.DeliveryQuery{ProjectID: seedProject, Search: "task-123"}},
 	} {
@@ -264,7 +266,7 @@ func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
 		hi := min(n, lo+chunk) - 1
 		series := fmt.Sprintf("WITH RECURSIVE s(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM s WHERE i < %d) ", lo, hi)
 		typ := "CASE WHEN i % 4 = 0 THEN 'task.failed' ELSE 'task.solved' END"
-		created := fmt.Sprintf("(%d + i * %d)", base, spacing)
+		created := fmt.Sprintf("(%d + CAST(i AS BIGINT) * %d)", base, spacing)
 		if err := s.exec(ctx, series+`INSERT INTO events (id, project_id, type, subject, data, attributes, idempotency_key, created_at)
 			SELECT 'e-' || i, '`+seedProject+`', `+typ+`, 'task-' || i, '{"n": 1}', '{}', '', `+created+` FROM s`); err != nil {
 			return err

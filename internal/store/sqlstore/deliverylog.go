@@ -17,12 +17,12 @@ const MaxLogPage = 500
 // DeliveryLog returns one page of a project's delivery log by keyset.
 //
 // Every page is ORDER BY created_at, id with a LIMIT, under an index whose
-// order that is: deliveries_log_state (project and state) or
-// deliveries_subscription_state (subscription and state). Each state asked
-// for (all four when none is) is one ordered range, and the ranges are
-// merged: each branch reads at most a page, and the outer query keeps the
-// first page of their union. The other filters (event type, answer class,
-// time range, search) are checked on the rows the ranges yield.
+// order that is. Without a state filter it is one range of deliveries_log
+// (project) or deliveries_subscription; with states, one range of
+// deliveries_log_state or deliveries_subscription_state per state, merged:
+// each branch reads at most a page, and the outer query keeps the first page
+// of their union. The other filters (event type, answer class, time range,
+// search) are checked on the rows the ranges yield.
 func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, error) {
 	query, args := DeliveryLogSQL(q)
 	rows, err := s.reader.QueryContext(ctx, query, args...)
@@ -79,18 +79,34 @@ func DeliveryLogSQL(q store.DeliveryQuery) (string, []any) {
 	if q.To != nil {
 		where = append(where, "created_at < "+arg(ms(*q.To)))
 	}
-	if q.Search != "" {
-		v, p := arg(q.Search), arg(q.ProjectID)
-		where = append(where, "(id = "+v+" OR event_id = "+v+" OR event_id IN (SELECT e.id FROM events e WHERE e.project_id = "+p+" AND e.subject = "+v+" AND e.subject <> ''))")
-	}
+
 	if q.After != nil {
 		where = append(where, "(created_at, id) "+cmp+" ("+arg(ms(q.After.CreatedAt))+", "+arg(q.After.ID)+")")
 	}
 	order := " ORDER BY created_at " + dir + ", id " + dir + " LIMIT " + arg(limit)
 	base := "SELECT " + deliveryColumns + " FROM deliveries WHERE " + strings.Join(where, " AND ")
+	if q.Search != "" {
+		// A delivery id, an event id or a subject: each is one lookup of its
+		// own index (an OR of them would be a filter over the whole range);
+		// the few rows found are filtered and ordered here.
+		v, p := arg(q.Search), arg(q.ProjectID)
+		if len(q.States) > 0 {
+			marks := make([]string, len(q.States))
+			for i, st := range q.States {
+				marks[i] = arg(st)
+			}
+			base += " AND state IN (" + strings.Join(marks, ", ") + ")"
+		}
+		branches := []string{
+			base + " AND id = " + v,
+			base + " AND event_id = " + v,
+			base + " AND event_id IN (SELECT e.id FROM events e WHERE e.project_id = " + p + " AND e.subject = " + v + " AND e.subject <> '')",
+		}
+		return "SELECT * FROM (" + strings.Join(branches, " UNION ") + ") found" + order, args
+	}
 	states := q.States
 	if len(states) == 0 {
-		states = allStates
+		return base + order, args
 	}
 	if len(states) == 1 {
 		return base + " AND state = " + arg(states[0]) + order, args
@@ -102,8 +118,7 @@ func DeliveryLogSQL(q store.DeliveryQuery) (string, []any) {
 	return "SELECT * FROM (" + strings.Join(branches, " UNION ALL ") + ") page" + order, args
 }
 
-// allStates are the states a delivery can be in: the log without a state
-// filter merges the four ranges.
+// allStates are the states a delivery can be in.
 var allStates = []string{store.StatePending, store.StateRetrying, store.StateDelivered, store.StateFailed}
 
 // DeliveryMinutes counts a project's deliveries created since since by
