@@ -214,7 +214,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	// (slowly, so the attempt lands after the page loaded), the new attempt
 	// arrives through the live tail.
 	run("open a delivery", chromedp.Click(css(`#log tbody tr.failed a`)), chromedp.WaitVisible(css(`#attempts`)))
-	if n := eval(`document.querySelectorAll("#attempts li.attempt").length`); n != 1 || !strings.Contains(text("#attempts"), "HTTP 500") {
+	if n := eval(`document.querySelectorAll("#attempts li.attempt").length`); n != 1 || !strings.Contains(text("#attempts"), "HTTP 500") ||
+		!strings.Contains(text("#attempts"), "Content-Length: 0") {
 		t.Fatalf("attempts: %d %q", n, text("#attempts"))
 	}
 	shot("04-delivery")

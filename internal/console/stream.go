@@ -114,6 +114,7 @@ type liveAttempt struct {
 	Code     string `json:"error_code"`
 	Message  string `json:"error_message"`
 	Response string `json:"response"`
+	Headers  string `json:"headers"`
 	Class    string `json:"class"`
 }
 
@@ -150,7 +151,7 @@ func (c *Console) deliveryStream(w http.ResponseWriter, r *http.Request) {
 			}
 			seen = a.Number
 			if s.send("attempt", liveAttempt{Number: a.Number, At: a.CreatedAt.UTC().Format("2006-01-02 15:04:05.000"), Status: a.StatusCode,
-				Duration: a.DurationMS, Code: a.ErrorCode, Message: a.ErrorMessage, Response: a.ResponseBody, Class: errorClass(a)}) != nil {
+				Duration: a.DurationMS, Code: a.ErrorCode, Message: a.ErrorMessage, Response: a.ResponseBody, Headers: a.ResponseHeaders, Class: errorClass(a)}) != nil {
 				return
 			}
 		}

@@ -2,6 +2,7 @@ package dest
 
 import (
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -61,5 +62,17 @@ func TestCheckChatWebhookURL(t *testing.T) {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s: error %v, want one containing %q", tc.raw, err, tc.err)
 		}
+	}
+}
+
+func TestRecordHeaders(t *testing.T) {
+	h := http.Header{}
+	h.Set("Content-Type", "text/plain")
+	h.Add("Set-Cookie", "session=secret")
+	h.Set("Www-Authenticate", `Basic realm="x"`)
+	h.Set("X-Big", strings.Repeat("b", HeaderLimit))
+	got, want := RecordHeaders(h), "Content-Type: text/plain\nSet-Cookie: ***\nWww-Authenticate: ***\n"
+	if got != want {
+		t.Fatalf("got %q, want %q (credentials redacted, the header past the limit left out)", got, want)
 	}
 }

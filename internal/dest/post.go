@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,7 @@ func Attempt(ctx context.Context, client *http.Client, p Post, classify Classifi
 	res := classify(resp, head)
 	res.Duration = time.Since(start)
 	res.ResponseBody = Recordable(string(head))
+	res.ResponseHeaders = RecordHeaders(resp.Header)
 	res.ErrorMessage = hide(Recordable(res.ErrorMessage), p.Secret)
 	return res
 }
@@ -152,4 +154,35 @@ func Recordable(s string) string {
 		s = s[:len(s)-size]
 	}
 	return s
+}
+
+// HeaderLimit is how much of an answer's headers an attempt records.
+const HeaderLimit = 2 << 10
+
+// redactedHeaders are answer headers whose values are credentials.
+var redactedHeaders = map[string]bool{"Set-Cookie": true, "Authorization": true, "Proxy-Authenticate": true, "Www-Authenticate": true}
+
+// RecordHeaders is an answer's headers as an attempt records them: sorted
+// "Name: value" lines, credentials redacted, recordable text of at most
+// HeaderLimit bytes.
+func RecordHeaders(h http.Header) string {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		for _, v := range h[name] {
+			if redactedHeaders[http.CanonicalHeaderKey(name)] {
+				v = "***"
+			}
+			line := name + ": " + v + "\n"
+			if b.Len()+len(line) > HeaderLimit {
+				return Recordable(b.String())
+			}
+			b.WriteString(line)
+		}
+	}
+	return Recordable(b.String())
 }

@@ -497,7 +497,7 @@ func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 		Attempt: store.Attempt{
 			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: url,
 			StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), ErrorCode: res.ErrorCode,
-			ErrorMessage: res.ErrorMessage, ResponseBody: res.ResponseBody, CreatedAt: at.UTC(),
+			ErrorMessage: res.ErrorMessage, ResponseBody: res.ResponseBody, ResponseHeaders: res.ResponseHeaders, CreatedAt: at.UTC(),
 		},
 		Disable: res.Disable, DisableReason: res.ErrorMessage,
 	}

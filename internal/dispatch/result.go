@@ -17,6 +17,8 @@ type Result struct {
 	ErrorCode    string
 	ErrorMessage string
 	ResponseBody string // at most the first 4 KiB
+	// ResponseHeaders are the answer's headers as recorded (see dest.RecordHeaders).
+	ResponseHeaders string
 	// URL is where the attempt went, when the destination chose it per
 	// delivery (a task's pingback URL); "" records the subscription's URL.
 	URL string

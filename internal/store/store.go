@@ -180,7 +180,10 @@ type Attempt struct {
 	ErrorCode    string
 	ErrorMessage string
 	ResponseBody string // at most the first 4 KiB
-	CreatedAt    time.Time
+	// ResponseHeaders are the answer's headers, "Name: value" lines, at
+	// most 2 KiB, credentials redacted.
+	ResponseHeaders string
+	CreatedAt       time.Time
 }
 
 // Job is a claimed delivery with everything needed to send it.

@@ -86,6 +86,7 @@
       var text = ' ' + a.at + ' · ' + (a.status ? 'HTTP ' + a.status : 'no answer') + ' · ' + a.duration_ms + ' ms';
       if (a.error_code) text += ' · ' + a.error_code + ' ' + a.error_message;
       li.appendChild(document.createTextNode(text));
+      if (a.headers) li.appendChild(el('pre', a.headers, 'response headers'));
       if (a.response) li.appendChild(el('pre', a.response, 'response'));
       list.appendChild(li);
     });

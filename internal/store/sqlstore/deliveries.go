@@ -79,7 +79,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 
 // ListAttempts lists a delivery's attempts in order.
 func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]store.Attempt, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, response_headers, created_at
 		FROM attempts WHERE delivery_id = $1 AND project_id = $2 ORDER BY number`, deliveryID, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
@@ -89,7 +89,7 @@ func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) 
 	for rows.Next() {
 		var a store.Attempt
 		var created int64
-		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.ProjectID, &a.Number, &a.URL, &a.StatusCode, &a.DurationMS, &a.ErrorCode, &a.ErrorMessage, &a.ResponseBody, &created); err != nil {
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.ProjectID, &a.Number, &a.URL, &a.StatusCode, &a.DurationMS, &a.ErrorCode, &a.ErrorMessage, &a.ResponseBody, &a.ResponseHeaders, &created); err != nil {
 			return nil, fmt.Errorf("list attempts: %w", err)
 		}
 		a.CreatedAt = fromMS(created)
@@ -314,15 +314,15 @@ func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []sto
 }
 
 var insertAttempts = &bulk{
-	name: "insert attempts", cols: 11, row: placeholders(11),
-	head: `INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, created_at) VALUES `,
+	name: "insert attempts", cols: 12, row: placeholders(12),
+	head: `INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, response_headers, created_at) VALUES `,
 }
 
 func (s *Store) insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store.Outcome, numbers map[string]int) error {
 	rows := make([][]any, 0, len(recorded))
 	for _, o := range recorded {
 		a := o.Attempt
-		rows = append(rows, []any{a.ID, o.DeliveryID, o.ProjectID, numbers[o.DeliveryID], a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, ms(a.CreatedAt)})
+		rows = append(rows, []any{a.ID, o.DeliveryID, o.ProjectID, numbers[o.DeliveryID], a.URL, a.StatusCode, a.DurationMS, a.ErrorCode, a.ErrorMessage, a.ResponseBody, a.ResponseHeaders, ms(a.CreatedAt)})
 	}
 	return s.run(ctx, tx, insertAttempts, rows, nil)
 }

@@ -1008,6 +1008,7 @@ func testCompleteDelivered(t *testing.T, e Storage) {
 	ok.Attempt.StatusCode = 204
 	ok.Attempt.DurationMS = 321
 	ok.Attempt.ResponseBody = "thanks"
+	ok.Attempt.ResponseHeaders = "Content-Type: text/plain\nX-Request-Id: r1\n"
 	f.complete(f.at(3*time.Second), ok)
 
 	d := f.getDelivery(p.ID, second)
