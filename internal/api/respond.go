@@ -89,6 +89,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var limit *subscription.LimitError
 	var fanout *ingest.FanoutError
 	var rate *ingest.RateLimitError
+	var overloaded *ingest.OverloadedError
 	alertErr, isAlertErr := alertError(err)
 	captchaErr, isCaptchaErr := captchaError(err)
 	switch {
@@ -126,6 +127,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		apiErr = notFound("resource")
 	case errors.Is(err, store.ErrConflict):
 		apiErr = &Error{Status: http.StatusConflict, Code: CodeConflict, Message: err.Error()}
+	case errors.As(err, &overloaded):
+		w.Header().Set("Retry-After", "1")
+		apiErr = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: overloaded.Error()}
 	case errors.Is(err, ingest.ErrClosed):
 		apiErr = &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "Carrier is shutting down"}
 	case store.IsUnavailable(err):

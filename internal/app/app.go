@@ -226,6 +226,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		committers = 4
 	}
 	a.Publisher = ingest.NewPublisher(st, a.Matcher, mx, committers)
+	a.Publisher.Backlog = ingest.Backlog{MaxBytes: int64(cfg.PublishBacklogBytes), MaxWait: cfg.PublishBacklogWait}
 	a.Publisher.MaxFanout = cfg.MaxFanoutPerEvent
 	// One allowance per project for everything a tenant publishes or sends.
 	publishLimit := ingest.NewRateLimiter(cfg.PublishRate, cfg.PublishBurst)

@@ -85,6 +85,10 @@ type Config struct {
 	// Slack- and Discord-compatible servers, whose webhook URLs need not have
 	// the vendor's shape.
 	ChatCompatibleHosts []string
+	// PublishBacklogBytes and PublishBacklogWait bound what waits for the
+	// store (see ingest.Backlog).
+	PublishBacklogBytes int
+	PublishBacklogWait  time.Duration
 	// ConsolePath is where the operator console is served ("" when off).
 	ConsolePath string
 	// SNSEmailSMTP is the SMTP server of SNS email subscriptions, a JSON
@@ -228,6 +232,8 @@ var Settings = []Setting{
 		c.ChatCompatibleHosts = hosts
 		return err
 	}},
+	{"publish-backlog-bytes", "CARRIER_PUBLISH_BACKLOG_BYTES", "268435456", "most bytes of accepted publishes that may wait for the store to commit them; past it, and past CARRIER_PUBLISH_BACKLOG_WAIT, a publish is refused with 503 and Retry-After (0: only the commit queue's length bounds them)", intSetter(func(c *Config) *int { return &c.PublishBacklogBytes }, 0, 1<<40)},
+	{"publish-backlog-wait", "CARRIER_PUBLISH_BACKLOG_WAIT", "2s", "how long a publish may wait to be queued for the store before it is refused with 503 and Retry-After", durationSetter(func(c *Config) *time.Duration { return &c.PublishBacklogWait }, time.Millisecond)},
 	{"console-path", "CARRIER_CONSOLE_PATH", "/console", `path the operator console is served at (sign in with an API key); "off" serves none`, func(c *Config, v string) error {
 		switch {
 		case v == "off":

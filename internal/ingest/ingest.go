@@ -125,6 +125,7 @@ func checkStorable(in Input) error {
 type request struct {
 	in   Input
 	done chan reply
+	size int64 // what it holds of Backlog.MaxBytes until committed
 }
 
 type reply struct {
@@ -150,6 +151,9 @@ type Publisher struct {
 	// MaxFanout is the most deliveries one publish with CapFanout may create
 	// (CARRIER_MAX_FANOUT_PER_EVENT; 0: no limit). Set before Start.
 	MaxFanout int
+	// Backlog bounds what waits to be committed; set before Start.
+	Backlog Backlog
+	pending pendingBytes
 
 	mu      sync.RWMutex
 	closed  bool
@@ -190,20 +194,42 @@ func (p *Publisher) Close() {
 
 // Publish validates, matches and durably commits one event, returning once it
 // is committed (or failed). A cancelled ctx stops the wait, not the commit.
+// When the store falls behind, so that the publish cannot join the commit
+// queue within Backlog.MaxWait (the queue is full, or the bytes waiting in
+// it are at Backlog.MaxBytes), it is refused with *OverloadedError instead
+// of waiting, and memory, without bound.
 func (p *Publisher) Publish(ctx context.Context, in Input) (Result, error) {
 	if err := Validate(in); err != nil {
 		return Result{}, err
 	}
-	r := &request{in: in, done: make(chan reply, 1)}
+	r := &request{in: in, done: make(chan reply, 1), size: int64(len(in.Data) + len(in.Subject) + len(in.Type) + 256)}
+	for k, v := range in.Attributes {
+		r.size += int64(len(k) + len(v))
+	}
+	wait := p.Backlog.wait()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	if err := p.pending.acquire(ctx, r.size, p.Backlog.MaxBytes, deadline.C); err != nil {
+		if oe, ok := err.(*OverloadedError); ok {
+			oe.Waited = wait
+		}
+		return Result{}, err
+	}
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
+		p.pending.release(r.size)
 		return Result{}, ErrClosed
 	}
 	select {
 	case p.reqs <- r:
+	case <-deadline.C:
+		p.mu.RUnlock()
+		p.pending.release(r.size)
+		return Result{}, &OverloadedError{Waited: wait}
 	case <-ctx.Done():
 		p.mu.RUnlock()
+		p.pending.release(r.size)
 		return Result{}, ctx.Err()
 	}
 	p.mu.RUnlock()
@@ -236,6 +262,11 @@ func (p *Publisher) commitLoop() {
 }
 
 func (p *Publisher) commit(batch []*request) {
+	defer func() {
+		for _, r := range batch {
+			p.pending.release(r.size)
+		}
+	}()
 	ix := p.matcher.Index()
 	now := clock.Now()
 	events := make([]store.NewEvent, 0, len(batch))

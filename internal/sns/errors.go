@@ -91,7 +91,11 @@ func serviceError(err error) *Error {
 	var be *topic.BatchError
 	var rate *ingest.RateLimitError
 	var fanout *ingest.FanoutError
+	var overloaded *ingest.OverloadedError
 	switch {
+	case errors.As(err, &overloaded):
+		// SNS's KMSThrottling and Throttled are the retryable refusals SDKs back off on.
+		return newErr(http.StatusTooManyRequests, "Throttled", "Rate exceeded: %s", overloaded.Error())
 	case errors.As(err, &rate):
 		// SNS's ThrottledException: HTTP 429, code Throttled.
 		return newErr(http.StatusTooManyRequests, "Throttled", "Rate exceeded: %s", rate.Error())
