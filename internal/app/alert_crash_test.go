@@ -290,11 +290,23 @@ func TestAlertErrorSpikeKill9(t *testing.T) {
 			batch(200, 0) // 26/300 = 8.7 %: below the 10 % that clears
 			apptest.Eventually(t, 30*time.Second, "the recovery", func() bool { return len(rec.got()) >= 2 })
 			time.Sleep(2 * time.Second)
+			// Only the error-rate rule's notifications are this test's: a
+			// kill can also leave a legitimate dead letter (the pingback of a
+			// submission the kill cut, whose token was never recorded), which
+			// the built-in "Dead letters" rule rightly reports.
 			want := []string{"alert.firing Error rate spike critical", "alert.resolved Error rate spike critical"}
-			if got := rec.got(); strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Fatalf("notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			var got, others []string
+			for _, n := range rec.got() {
+				if strings.Contains(n, "Error rate spike") {
+					got = append(got, n)
+				} else {
+					others = append(others, n)
+				}
 			}
-			t.Logf("one spike, one recovery; %d transport redeliveries", rec.redelivs)
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("error-rate notifications:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+			t.Logf("one spike, one recovery; %d transport redeliveries; other rules: %v", rec.redelivs, others)
 		})
 	}
 }
