@@ -730,6 +730,11 @@ func TestAlertNotificationsWaitOutDiscordRateLimit(t *testing.T) {
 			for _, v := range []float64{8, 1.5, 20} {
 				r.sim.SetBalance(v)
 				r.waitBalance(v)
+				// The notifications wait behind Discord's 429s, so wait for
+				// the evaluator to have seen this balance instead: without it a
+				// loaded machine can go from 8 to 1.5 between two rounds, and
+				// the warning is (rightly) never sent.
+				r.settle(3)
 			}
 			discord.WaitAccepted(t, 3, 60*time.Second)
 			r.settle(10, sub)
