@@ -110,7 +110,10 @@ func TestDatabaseOutageSpoolsCallbacksAndPublishes(t *testing.T) {
 		r.waitStatus(id, "submitted", 10*time.Second)
 	}
 	proxy.Cut()
-	t.Log("database cut off")
+	// A pingback answered before the cut was stored, not spooled (on a
+	// loaded machine the first ones can beat the cut).
+	sentBefore := r.sim.Stats().PingbacksSent
+	t.Logf("database cut off (%d pingbacks already answered)", sentBefore)
 
 	// While it is down: a publish is acknowledged from the spool, and every pingback gets its 200.
 	pub := r.c.Admin("POST", "/v1/events", map[string]any{"type": "scrape.completed", "subject": "job-9", "data": map[string]any{"ok": true}})
@@ -123,7 +126,7 @@ func TestDatabaseOutageSpoolsCallbacksAndPublishes(t *testing.T) {
 		t.Errorf("%d pingbacks were refused during the outage, want 0", st.PingbacksFailed)
 	}
 	ready := r.c.Do("GET", "/readyz", "", nil)
-	if ready.JSON["status"] != "degraded" || ready.JSON["spool_pending"].(float64) < n+1 {
+	if ready.JSON["status"] != "degraded" || ready.JSON["spool_pending"].(float64) < float64(n-sentBefore+1) {
 		t.Errorf("readyz during outage: %d %s", ready.Status, ready.Body)
 	}
 
