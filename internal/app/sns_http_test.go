@@ -457,12 +457,16 @@ func TestSNSRedrivePolicy(t *testing.T) {
 				t.Fatalf("dead letter %v attributes %v", env, attrs)
 			}
 			verifySNSSignature(t, c.URL+"/sns/", env)
+			// The move comes before the failure is recorded: wait for the record.
 			subID := arn[strings.LastIndexByte(arn, ':')+1:]
-			d := c.Admin("GET", "/v1/subscriptions/"+subID+"/deliveries", nil)
-			if !strings.Contains(string(d.Body), "moved to dead-letter queue dlq") {
-				t.Fatalf("the failed attempt does not say it was moved: %s", d.Body)
-			}
+			apptest.Eventually(t, 10*time.Second, "the failed attempt saying it was moved", func() bool {
+				d := c.Admin("GET", "/v1/subscriptions/"+subID+"/deliveries", nil)
+				return strings.Contains(string(d.Body), "moved to dead-letter queue dlq")
+			})
 			otherID := other[strings.LastIndexByte(other, ':')+1:]
+			apptest.Eventually(t, 10*time.Second, "the other subscription's failure recorded", func() bool {
+				return strings.Contains(string(c.Admin("GET", "/v1/subscriptions/"+otherID+"/deliveries", nil).Body), `"failed"`)
+			})
 			if d := c.Admin("GET", "/v1/subscriptions/"+otherID+"/deliveries", nil); strings.Contains(string(d.Body), "dead-letter") {
 				t.Fatalf("a subscription without RedrivePolicy moved its message: %s", d.Body)
 			}
