@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -108,52 +109,28 @@ func bench(ctx context.Context, args []string) error {
 	if *consoleBench {
 		rep, err := benchpkg.RunConsole(ctx, benchpkg.ConsoleOptions{Store: o.Store, DatabaseURL: o.DatabaseURL, N: *consoleN})
 		if rep != nil {
-			var werr error
-			if *asJSON {
-				werr = json.NewEncoder(os.Stdout).Encode(rep)
-			} else {
-				werr = rep.WriteText(os.Stdout)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, writeReport(rep, *asJSON))
 		}
 		return err
 	}
 	if *snsBench {
 		rep, err := benchpkg.RunSNS(ctx, benchpkg.SNSOptions{Store: o.Store, DatabaseURL: o.DatabaseURL, Envelope: *snsEnvelope})
 		if rep != nil {
-			var werr error
-			if *asJSON {
-				werr = json.NewEncoder(os.Stdout).Encode(rep)
-			} else {
-				werr = rep.WriteText(os.Stdout)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, writeReport(rep, *asJSON))
 		}
 		return err
 	}
 	if *captchaBench {
 		rep, err := benchpkg.RunCaptcha(ctx, benchpkg.CaptchaOptions{Store: o.Store, DatabaseURL: o.DatabaseURL})
 		if rep != nil {
-			var werr error
-			if *asJSON {
-				werr = json.NewEncoder(os.Stdout).Encode(rep)
-			} else {
-				werr = rep.WriteText(os.Stdout)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, writeReport(rep, *asJSON))
 		}
 		return err
 	}
 	if *alerts {
 		rep, err := benchpkg.RunAlerts(ctx, benchpkg.AlertOptions{Store: o.Store, DatabaseURL: o.DatabaseURL})
 		if rep != nil {
-			var werr error
-			if *asJSON {
-				werr = json.NewEncoder(os.Stdout).Encode(rep)
-			} else {
-				werr = rep.WriteText(os.Stdout)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, writeReport(rep, *asJSON))
 		}
 		return err
 	}
@@ -163,13 +140,7 @@ func bench(ctx context.Context, args []string) error {
 		}
 		rep, err := benchpkg.RunCrossNode(ctx, benchpkg.CrossNodeOptions{DatabaseURL: o.DatabaseURL})
 		if rep != nil {
-			var werr error
-			if *asJSON {
-				werr = json.NewEncoder(os.Stdout).Encode(rep)
-			} else {
-				werr = rep.WriteText(os.Stdout)
-			}
-			err = errors.Join(err, werr)
+			err = errors.Join(err, writeReport(rep, *asJSON))
 		}
 		return err
 	}
@@ -221,4 +192,12 @@ func parseLost(s string) ([]float64, error) {
 		return nil, errors.New("needs at least one probability, such as 0,0.3")
 	}
 	return out, nil
+}
+
+// writeReport prints a benchmark's report as JSON or as its text.
+func writeReport(rep interface{ WriteText(io.Writer) error }, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(os.Stdout).Encode(rep)
+	}
+	return rep.WriteText(os.Stdout)
 }

@@ -61,20 +61,28 @@ func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]s
 	l.eq("state", f.State)
 	l.created(f.From, f.To)
 	q, args := l.query("deliveries", deliveryColumns, f.Limit, f.Offset)
+	return s.queryDeliveries(ctx, "list deliveries", q, args)
+}
+
+// queryDeliveries runs a query of deliveryColumns and scans its rows.
+func (s *Store) queryDeliveries(ctx context.Context, what, q string, args []any) ([]store.Delivery, error) {
 	rows, err := s.reader.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	out := []store.Delivery{}
 	for rows.Next() {
 		d, err := scanDelivery(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list deliveries: %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
 }
 
 // ListAttempts lists a delivery's attempts in order.

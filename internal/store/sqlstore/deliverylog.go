@@ -25,20 +25,7 @@ const MaxLogPage = 500
 // search) are checked on the rows the ranges yield.
 func (s *Store) DeliveryLog(ctx context.Context, q store.DeliveryQuery) ([]store.Delivery, error) {
 	query, args := DeliveryLogSQL(q)
-	rows, err := s.reader.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("delivery log: %w", err)
-	}
-	defer rows.Close()
-	out := []store.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("delivery log: %w", err)
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return s.queryDeliveries(ctx, "delivery log", query, args)
 }
 
 // DeliveryLogSQL is the statement and arguments DeliveryLog runs for q
