@@ -21,6 +21,7 @@ import (
 	"carrier/internal/ingest"
 	"carrier/internal/metrics"
 	"carrier/internal/queue"
+	"carrier/internal/quota"
 	"carrier/internal/sns"
 	"carrier/internal/sqs"
 	"carrier/internal/store"
@@ -96,7 +97,7 @@ type Server struct {
 	Deps
 	log   *slog.Logger
 	mux   *http.ServeMux
-	reads readBudget // each project's list payload allowance
+	reads *quota.Buckets // each project's list payload allowance (listBuckets)
 	// patterns are the routes the API registered (not Fronts), in order:
 	// what the OpenAPI drift test compares the document with.
 	patterns []string
@@ -104,7 +105,7 @@ type Server struct {
 
 // New builds the API server.
 func New(d Deps) *Server {
-	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux()}
+	s := &Server{Deps: d, log: d.Log, mux: http.NewServeMux(), reads: listBuckets(d.ListBytesPerSecond)}
 	s.routes()
 	return s
 }

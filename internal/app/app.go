@@ -264,11 +264,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	// the API (validate, show, summarise): a kind is registered once, here.
 	// Chat settings are checked again when sent, with the same hosts.
 	chatHosts := dest.NewCompatibleHosts(cfg.ChatCompatibleHosts)
+	renders := dest.NewRenderShare(cfg.TemplateTimePerSecond) // one share per project across every templated kind
 	destinations := dest.NewRegistry(webhook.Kind) // rows without a kind predate kinds: webhooks
 	destinations.Register(&webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap})
-	destinations.Register(&discord.Sender{Client: client, Compatible: chatHosts})
-	destinations.Register(&slack.Sender{Client: client, Compatible: chatHosts})
-	mailer := &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS}
+	destinations.Register(&discord.Sender{Client: client, Compatible: chatHosts, Renders: renders})
+	destinations.Register(&slack.Sender{Client: client, Compatible: chatHosts, Renders: renders})
+	mailer := &email.Sender{AllowPrivate: cfg.AllowPrivateNetworks, TLSConfig: opts.EmailTLS, Renders: renders}
 	destinations.Register(mailer)
 	snsMail := &snsemail.Sender{Mail: mailer, Signer: snsSigner, PublicURL: a.PublicURL}
 	if cfg.SNSEmailSMTP != "" {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -225,6 +226,7 @@ func (v *victim) measure(round string, n int) (publish, delivered time.Duration)
 	t.Helper()
 	sent := map[string]time.Time{}
 	var calls []time.Duration
+	cpu0, wall0 := processCPU(), time.Now()
 	for i := range n {
 		start := time.Now()
 		id := v.c.Publish(v.key, map[string]any{"type": "order.paid", "subject": round + "-" + strconv.Itoa(i)})
@@ -245,7 +247,8 @@ func (v *victim) measure(round string, n int) (publish, delivered time.Duration)
 		return len(lat) == n
 	})
 	publish, delivered = p99(calls), p99(lat)
-	t.Logf("victim round %s: publish p50 %v p99 %v, delivered p50 %v p99 %v", round, percentile(calls, 50), publish, percentile(lat, 50), delivered)
+	busy := float64(processCPU()-cpu0) / float64(time.Since(wall0))
+	t.Logf("victim round %s: publish p50 %v p99 %v, delivered p50 %v p99 %v; the test process used %.2f cores", round, percentile(calls, 50), publish, percentile(lat, 50), delivered, busy)
 	return publish, delivered
 }
 
@@ -303,6 +306,14 @@ func checkUnchanged(t *testing.T, what string, base, under time.Duration) {
 	if limit := base + base/5; under > limit {
 		t.Errorf("%s: %v, more than 20%% over the base %v (at most %v)", what, under, base, limit)
 	}
+}
+
+// processCPU is the CPU time this process (the test and the Carrier it runs)
+// has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // p99 is the 99th percentile of durations by nearest rank: the

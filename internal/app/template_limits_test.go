@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -123,6 +124,81 @@ func TestChatTemplatesBounded(t *testing.T) {
 			c.Stop()
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("shutdown took %s", took)
+			}
+		})
+	}
+}
+
+// TestTemplateTimeIsSharedPerProject: a project whose Slack template is
+// costly (tens of thousands of steps, inside its budget) spends its share of
+// rendering time (CARRIER_TEMPLATE_TIME_PER_SECOND) and then has its attempts
+// put off unrendered, visibly (template_time_exceeded) and without losing
+// their retries or counting against the endpoint's health, while another
+// project's Slack message renders and arrives at once. Without the share,
+// every one of the first project's publishes took its render's worth of a
+// core from every other tenant.
+func TestTemplateTimeIsSharedPerProject(t *testing.T) {
+	for _, e := range storetest.Engines(t) {
+		t.Run(e.Name, func(t *testing.T) {
+			chat := newCompatibleChat(t)
+			c := apptest.Start(t, e, apptest.Options{Configure: func(cfg *config.Config) {
+				cfg.ChatCompatibleHosts = []string{strings.TrimPrefix(chat.URL, "http://")}
+				cfg.TemplateTimePerSecond = 50 * time.Millisecond
+			}})
+			_, attacker := c.NewProject("attacker")
+			_, victim := c.NewProject("victim")
+			hook := chat.URL + "/hooks/mm7x3kq9"
+
+			// 300² = 90,000 steps: within the step budget, some 50 ms a
+			// render here, so 40 of them are more than a second's burst.
+			heavy := chatSubscription("slack", hook)
+			heavy["event_types"] = []string{"spam"}
+			heavy["destination"].(map[string]any)["title"] = `{{range .data.list}}{{range $.data.list}}{{end}}{{end}}heavy`
+			r := c.Do("POST", "/v1/subscriptions", attacker, heavy)
+			if r.Status != http.StatusCreated {
+				t.Fatalf("attacker's subscription: %d %s", r.Status, r.Body)
+			}
+			heavyID := r.Data()["subscription_id"].(string)
+			if r := c.Do("POST", "/v1/subscriptions", victim, chatSubscription("slack", hook)); r.Status != http.StatusCreated {
+				t.Fatalf("victim's subscription: %d %s", r.Status, r.Body)
+			}
+			list := make([]int, 300)
+			for i := range 40 {
+				c.Publish(attacker, map[string]any{"type": "spam", "data": map[string]any{"i": i, "list": list}})
+			}
+
+			var putOff map[string]any
+			apptest.Eventually(t, 30*time.Second, "an attempt of the attacker put off", func() bool {
+				for _, d := range c.Do("GET", "/v1/subscriptions/"+heavyID+"/deliveries?limit=100", attacker, nil).List() {
+					if d["error_code"] == "template_time_exceeded" {
+						putOff = d
+						return true
+					}
+				}
+				return false
+			})
+			if putOff["status"] != "retrying" || !strings.Contains(putOff["error_message"].(string), "CARRIER_TEMPLATE_TIME_PER_SECOND") {
+				t.Errorf("an attempt put off: %v, want retrying, naming the setting", putOff)
+			}
+			// The victim renders at once, whatever the attacker owes.
+			start := time.Now()
+			c.Publish(victim, map[string]any{"type": "order.paid", "data": map[string]any{"id": "ord_1"}})
+			apptest.Eventually(t, 20*time.Second, "the victim's Slack message", func() bool {
+				slack, _ := chat.received()
+				for _, m := range slack {
+					if !strings.Contains(fmt.Sprint(m), "heavy") {
+						return true
+					}
+				}
+				return false
+			})
+			t.Logf("the victim's message arrived %v after its publish", time.Since(start))
+
+			// Put off is not failed: the attacker's endpoint stays active
+			// and healthy however many attempts wait.
+			sub := c.Do("GET", "/v1/subscriptions/"+heavyID, attacker, nil).Data()
+			if sub["is_active"] != true || sub["consecutive_failures"] != float64(0) {
+				t.Errorf("the attacker's subscription after its attempts were put off: %v, want it active, without failures", sub)
 			}
 		})
 	}

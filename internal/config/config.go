@@ -38,6 +38,9 @@ type Config struct {
 	// MaxFanoutPerEvent bounds the deliveries one published event may
 	// create (0: no limit).
 	MaxFanoutPerEvent int
+	// TemplateTimePerSecond is each project's share of template rendering
+	// time on a node, a second (0: no limit).
+	TemplateTimePerSecond time.Duration
 	// PublishRate and PublishBurst are each project's publish allowance on
 	// one node, events a second and at once (0: no limit; burst 0: twice the rate).
 	PublishRate, PublishBurst int
@@ -156,6 +159,7 @@ var Settings = []Setting{
 	{"max-fanout-per-event", "CARRIER_MAX_FANOUT_PER_EVENT", "1000", "most deliveries one event published through the API or SNS may create; a publish matching more subscriptions is refused with 422 naming the setting and the count, and nothing is stored (0: no limit)", intSetter(func(c *Config) *int { return &c.MaxFanoutPerEvent }, 0, 1000000)},
 	{"publish-rate", "CARRIER_PUBLISH_RATE", "0", "events a second one project may publish on each node (POST /v1/events, SNS Publish, queue sends over REST and SQS), a token bucket per project; more answer 429 rate_limited with Retry-After (SQS RequestThrottled, SNS Throttled) (0: no limit)", intSetter(func(c *Config) *int { return &c.PublishRate }, 0, 10000000)},
 	{"publish-burst", "CARRIER_PUBLISH_BURST", "0", "events one project may publish at once on each node before CARRIER_PUBLISH_RATE applies, 10 or more (0: twice the rate, at least 10)", intSetter(func(c *Config) *int { return &c.PublishBurst }, 0, 10000000)},
+	{"template-time-per-second", "CARRIER_TEMPLATE_TIME_PER_SECOND", "50ms", "template rendering time (chat messages, email subjects and bodies) one project may use a second on each node, with bursts of 1s; past it, its attempts wait (code template_time_exceeded) and keep their retries (0: no limit)", durationSetter(func(c *Config) *time.Duration { return &c.TemplateTimePerSecond }, 0)},
 	{"list-bytes-per-second", "CARRIER_LIST_BYTES_PER_SECOND", "2097152", "list payload (events, tasks, dead letters) one project may read a second, with a burst of twice that; more answers 429 with Retry-After (0: no limit)", intSetter(func(c *Config) *int { return &c.ListBytesPerSecond }, 0, 1<<30)},
 	{"max-in-flight-per-project", "CARRIER_MAX_IN_FLIGHT_PER_PROJECT", "0", "most of CARRIER_MAX_IN_FLIGHT one project may hold, so a tenant whose endpoints hang cannot starve the others (0: a quarter of it)", intSetter(func(c *Config) *int { return &c.MaxInFlightPerProject }, 0, 100000)},
 	{"retention", "CARRIER_RETENTION", "720h", "how long events, deliveries, attempts, finished tasks and redriven dead letters are kept (0 keeps them forever)", durationSetter(func(c *Config) *time.Duration { return &c.Retention }, 0)},

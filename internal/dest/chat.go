@@ -27,6 +27,8 @@ type ChatService[C any] struct {
 	// Classify turns the service's answer into a result; head is the start
 	// of its body, as for Classifier.
 	Classify func(resp *http.Response, head []byte, at time.Time) dispatch.Result
+	// Renders is each project's share of rendering time (nil: no limit).
+	Renders *RenderShare
 }
 
 // Send makes one attempt of job at the time at: it parses the
@@ -37,7 +39,10 @@ type ChatService[C any] struct {
 // subscription's timeout. The timeout starts before rendering, which runs
 // under a Budget ending at the earlier of TemplateTimeLimit and that
 // deadline; a render the budget stops fails the attempt as
-// CodeTemplateError, without a retry, and is not posted.
+// CodeTemplateError, without a retry, and is not posted. Rendering takes
+// the project's render slot first (Renders): one render of a project at a
+// time, and none, the attempt put off, while the project has used up its
+// share of rendering time.
 func (c *ChatService[C]) Send(ctx context.Context, client *http.Client, job store.Job, at time.Time) dispatch.Result {
 	cfg, err := c.Configs.Get(job.Subscription.Destination)
 	if err != nil {
@@ -46,6 +51,10 @@ func (c *ChatService[C]) Send(ctx context.Context, client *http.Client, job stor
 			code = CodeTemplateError
 		}
 		return dispatch.Result{ErrorCode: code, ErrorMessage: c.Name + " destination: " + err.Error()}
+	}
+	render, putOff := c.Renders.Acquire(ctx, job.Delivery.ProjectID)
+	if putOff != nil {
+		return *putOff
 	}
 	timeout := time.Duration(job.Subscription.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
@@ -56,6 +65,7 @@ func (c *ChatService[C]) Send(ctx context.Context, client *http.Client, job stor
 	start := time.Now()
 	budget := NewBudget(attemptCtx, TemplateTimeLimit)
 	url, secret, body := c.Prepare(budget, cfg, job)
+	render(time.Since(start))
 	if err := budget.Err(); err != nil {
 		if ctx.Err() != nil {
 			// Cut off by shutdown, not by the template: sent again later.

@@ -3,8 +3,9 @@ package ingest
 import (
 	"fmt"
 	"math"
-	"sync"
 	"time"
+
+	"carrier/internal/quota"
 )
 
 // FanoutError refuses a publish that matches more subscriptions than
@@ -46,20 +47,8 @@ func (e *RateLimitError) RetryAfterSeconds() int {
 // RateLimiter allows everything.
 type RateLimiter struct {
 	rate, burst int
-	now         func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets     *quota.Buckets
 }
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// maxIdleBuckets is how many projects' buckets are kept before full ones
-// (projects that have not published for a while) are forgotten.
-const maxIdleBuckets = 4096
 
 // NewRateLimiter returns a limiter of rate events a second per project with
 // bursts of burst (0: twice rate, at least 10), or nil when rate is 0 (no limit).
@@ -70,7 +59,7 @@ func NewRateLimiter(rate, burst int) *RateLimiter {
 	if burst <= 0 {
 		burst = max(2*rate, 10) // an SQS or SNS batch always fits
 	}
-	return &RateLimiter{rate: rate, burst: burst, now: time.Now, buckets: map[string]*bucket{}}
+	return &RateLimiter{rate: rate, burst: burst, buckets: quota.New(float64(rate), float64(burst))}
 }
 
 // Allow takes n events from the project's allowance, all or none, and
@@ -79,36 +68,11 @@ func (l *RateLimiter) Allow(projectID string, n int) error {
 	if l == nil || n <= 0 {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b, ok := l.buckets[projectID]
-	if !ok {
-		if len(l.buckets) >= maxIdleBuckets {
-			l.forgetFull(now)
-		}
-		b = &bucket{tokens: float64(l.burst), at: now}
-		l.buckets[projectID] = b
-	}
-	b.tokens = min(float64(l.burst), b.tokens+now.Sub(b.at).Seconds()*float64(l.rate))
-	b.at = now
 	if n > l.burst {
 		return &RateLimitError{Rate: l.rate, Burst: l.burst, Events: n}
 	}
-	if b.tokens >= float64(n) {
-		b.tokens -= float64(n)
-		return nil
+	if wait := l.buckets.Take(projectID, float64(n)); wait > 0 {
+		return &RateLimitError{Rate: l.rate, Burst: l.burst, Events: n, RetryAfter: wait}
 	}
-	wait := time.Duration((float64(n) - b.tokens) / float64(l.rate) * float64(time.Second))
-	return &RateLimitError{Rate: l.rate, Burst: l.burst, Events: n, RetryAfter: wait}
-}
-
-// forgetFull drops the buckets that have refilled: a project that comes
-// back starts with a full bucket, as it would have.
-func (l *RateLimiter) forgetFull(now time.Time) {
-	for id, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*float64(l.rate) >= float64(l.burst) {
-			delete(l.buckets, id)
-		}
-	}
+	return nil
 }

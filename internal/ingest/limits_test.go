@@ -117,7 +117,7 @@ func TestRateLimiter(t *testing.T) {
 	}
 	l := NewRateLimiter(10, 20)
 	at := time.Unix(1000, 0)
-	l.now = func() time.Time { return at }
+	l.buckets.Now = func() time.Time { return at }
 	if err := l.Allow("a", 20); err != nil {
 		t.Fatalf("the burst: %v", err)
 	}

@@ -35,6 +35,8 @@ type Sender struct {
 	// need not have Discord's shape (CARRIER_CHAT_COMPATIBLE_HOSTS). Settings
 	// are checked again when sent, so this must be what the API checks with.
 	Compatible dest.CompatibleHosts
+	// Renders is each project's share of template rendering time (nil: no limit).
+	Renders *dest.RenderShare
 
 	once    sync.Once
 	service *dest.ChatService[Config]
@@ -55,6 +57,7 @@ func (s *Sender) chat() *dest.ChatService[Config] {
 			}),
 			Prepare:  prepare,
 			Classify: classify,
+			Renders:  s.Renders,
 		}
 	})
 	return s.service

@@ -73,6 +73,8 @@ type Sender struct {
 	// TLSConfig, when set, is the base TLS configuration (for example the
 	// RootCAs of a private mail server); ServerName is set per host.
 	TLSConfig *tls.Config
+	// Renders is each project's share of template rendering time (nil: no limit).
+	Renders *dest.RenderShare
 }
 
 // Send makes one attempt to deliver a job as an email.
@@ -90,7 +92,13 @@ func (s *Sender) send(ctx context.Context, job store.Job, at time.Time) dispatch
 	if err != nil {
 		return dispatch.Result{ErrorCode: "invalid_settings", ErrorMessage: "email destination: " + err.Error()}
 	}
+	render, putOff := s.Renders.Acquire(ctx, job.Delivery.ProjectID)
+	if putOff != nil {
+		return *putOff
+	}
+	start := time.Now()
 	msg, err := Message(cfg, job, at)
+	render(time.Since(start))
 	if err != nil {
 		return dispatch.Result{ErrorCode: "message_error", ErrorMessage: err.Error()}
 	}

@@ -65,6 +65,12 @@ func (s *Store) applyHealth(ctx context.Context, tx *sql.Tx, recorded []store.Ou
 	batches := map[string]*subscriptionBatch{}
 	var order []string
 	for _, o := range recorded {
+		if o.SpareRetry {
+			// Throttled: the destination (a chat service's rate limit) or
+			// Carrier (a project's share of rendering time) put the attempt
+			// off. The endpoint did not fail, so its health does not change.
+			continue
+		}
 		b := batches[o.SubscriptionID]
 		if b == nil {
 			b = &subscriptionBatch{projectID: o.ProjectID}
