@@ -265,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	// Chat settings are checked again when sent, with the same hosts.
 	chatHosts := dest.NewCompatibleHosts(cfg.ChatCompatibleHosts)
 	renders := dest.NewRenderShare(cfg.TemplateTimePerSecond) // one share per project across every templated kind
-	destinations := dest.NewRegistry(webhook.Kind) // rows without a kind predate kinds: webhooks
+	destinations := dest.NewRegistry(webhook.Kind)            // rows without a kind predate kinds: webhooks
 	destinations.Register(&webhook.Sender{Client: client, RetryAfterCap: dcfg.RetryAfterCap})
 	destinations.Register(&discord.Sender{Client: client, Compatible: chatHosts, Renders: renders})
 	destinations.Register(&slack.Sender{Client: client, Compatible: chatHosts, Renders: renders})
