@@ -72,6 +72,19 @@ func TestPublishRateLimit(t *testing.T) {
 			// Another project has its own allowance.
 			c.Publish(other, map[string]any{"type": "calm"})
 
+			// REST queue sends take from the same allowance.
+			qid := c.Admin("POST", "/v1/queues", map[string]any{"name": "rest-limited"}).Data()["id"].(string)
+			untilRefused(t, "REST queue send", rate, burst, func() bool {
+				refusal = c.Admin("POST", "/v1/queues/"+qid+"/messages", map[string]any{"body": "m"})
+				if refusal.Status != http.StatusCreated && refusal.Status != http.StatusAccepted && refusal.Status != http.StatusTooManyRequests {
+					t.Fatalf("queue send: %d %s", refusal.Status, refusal.Body)
+				}
+				return refusal.Status == http.StatusTooManyRequests
+			})
+			if refusal.ErrorCode() != "rate_limited" || !strings.Contains(string(refusal.Body), "CARRIER_PUBLISH_RATE") || refusal.Header.Get("Retry-After") == "" {
+				t.Errorf("queue send refusal: %v %s", refusal.Header, refusal.Body)
+			}
+
 			// SQS: sends take from the same allowance.
 			cred := c.Admin("POST", "/v1/sqs-credentials", nil)
 			id, secret := cred.Data()["access_key_id"].(string), cred.Data()["secret_access_key"].(string)
@@ -143,6 +156,42 @@ func TestFanoutCapPerPublish(t *testing.T) {
 				t.Fatalf("publish matching 2: %d %s", ok.Status, ok.Body)
 			}
 			ep.WaitRequests(t, 2, 15*time.Second)
+
+			// SNS: a Publish fanned out to more subscriptions than the cap is
+			// SNS's InvalidParameter, naming the setting; nothing is stored.
+			id, secret := snsCredential(t, c)
+			sns := &snsClient{t: t, url: c.URL, id: id, secret: secret}
+			var created struct {
+				TopicArn string `xml:"TopicArn"`
+			}
+			sns.ok(&created, "CreateTopic", "Name", "wide")
+
+			var firstSub string
+			for i := range 3 {
+				name := "fan" + strconv.Itoa(i)
+				if r := c.Admin("POST", "/v1/queues", map[string]any{"name": name}); r.Status != http.StatusCreated {
+					t.Fatalf("create queue: %d %s", r.Status, r.Body)
+				}
+				var sub struct {
+					SubscriptionArn string `xml:"SubscriptionArn"`
+				}
+				sns.ok(&sub, "Subscribe", "TopicArn", created.TopicArn, "Protocol", "sqs", "Endpoint", "arn:aws:sqs:us-east-1:default:"+name)
+				if i == 0 {
+					firstSub = sub.SubscriptionArn
+				}
+			}
+			answer := sns.call("Publish", "TopicArn", created.TopicArn, "Message", "m")
+			if answer.Status != http.StatusBadRequest || answer.Error.Code != "InvalidParameter" || !strings.Contains(answer.Error.Message, "CARRIER_MAX_FANOUT_PER_EVENT") {
+				t.Errorf("SNS publish matching 3 with a cap of 2: %d %s", answer.Status, answer.Body)
+			}
+			if list := c.Admin("GET", "/v1/events", nil).List(); len(list) != 0 {
+				t.Errorf("the refused SNS publish was stored: %v", list)
+			}
+			// Under the cap it is accepted (the check is not simply refusing).
+			sns.ok(nil, "Unsubscribe", "SubscriptionArn", firstSub)
+			if answer := sns.call("Publish", "TopicArn", created.TopicArn, "Message", "m"); answer.Status != http.StatusOK {
+				t.Errorf("SNS publish matching 2: %d %s", answer.Status, answer.Body)
+			}
 		})
 	}
 }
