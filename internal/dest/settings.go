@@ -240,3 +240,19 @@ func (c *ConfigCache[C]) Get(raw json.RawMessage) (C, error) {
 	c.mu.Unlock()
 	return cfg, nil
 }
+
+// DecodeSNSSubscription decodes the settings of an SNS subscription's
+// destination (raw) strictly into v, a struct with a TopicArn field, and
+// checks that ARN: what every SNS delivery kind (http, email, lambda) parses
+// first. fields names, for the error, the settings an object must have.
+func DecodeSNSSubscription(raw json.RawMessage, v any, topicArn *string, fields string) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &FieldError{Field: "destination", Message: "must be an object with " + fields + " (" + err.Error() + ")"}
+	}
+	if *topicArn == "" || len(*topicArn) > 1024 {
+		return &FieldError{Field: "topic_arn", Message: "is required (at most 1024 characters)"}
+	}
+	return nil
+}

@@ -7,7 +7,6 @@
 package snsemail
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -40,16 +39,11 @@ type Config struct {
 // ParseConfig reads an sns-email destination's settings.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, &dest.FieldError{Field: "destination", Message: "must be an object with to, topic_arn and json (" + err.Error() + ")"}
+	if err := dest.DecodeSNSSubscription(raw, &c, &c.TopicArn, "to, topic_arn and json"); err != nil {
+		return c, err
 	}
 	if a, err := mail.ParseAddress(c.To); err != nil || a.Name != "" || len(c.To) > 254 {
 		return c, &dest.FieldError{Field: "to", Message: "must be one email address"}
-	}
-	if c.TopicArn == "" || len(c.TopicArn) > 1024 {
-		return c, &dest.FieldError{Field: "topic_arn", Message: "is required (at most 1024 characters)"}
 	}
 	return c, nil
 }

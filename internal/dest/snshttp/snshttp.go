@@ -12,7 +12,6 @@
 package snshttp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -57,10 +56,8 @@ type Config struct {
 // ParseConfig reads an sns-http destination's settings.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, &dest.FieldError{Field: "destination", Message: "must be an object with url, topic_arn and raw (" + err.Error() + ")"}
+	if err := dest.DecodeSNSSubscription(raw, &c, &c.TopicArn, "url, topic_arn and raw"); err != nil {
+		return c, err
 	}
 	u, err := url.Parse(c.URL)
 	if c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -68,9 +65,6 @@ func ParseConfig(raw json.RawMessage) (Config, error) {
 	}
 	if len(c.URL) > 2048 {
 		return c, &dest.FieldError{Field: "url", Message: "must be at most 2048 characters"}
-	}
-	if c.TopicArn == "" || len(c.TopicArn) > 1024 {
-		return c, &dest.FieldError{Field: "topic_arn", Message: "is required (at most 1024 characters)"}
 	}
 	return c, nil
 }

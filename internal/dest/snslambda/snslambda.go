@@ -12,7 +12,6 @@
 package snslambda
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -50,16 +49,11 @@ func CheckFunctionArn(arn string) bool {
 // ParseConfig reads an sns-lambda destination's settings.
 func ParseConfig(raw json.RawMessage) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, &dest.FieldError{Field: "destination", Message: "must be an object with function_arn and topic_arn (" + err.Error() + ")"}
+	if err := dest.DecodeSNSSubscription(raw, &c, &c.TopicArn, "function_arn and topic_arn"); err != nil {
+		return c, err
 	}
 	if !CheckFunctionArn(c.FunctionArn) {
 		return c, &dest.FieldError{Field: "function_arn", Message: "must be a Lambda function ARN, arn:aws:lambda:<region>:<account>:function:<name>"}
-	}
-	if c.TopicArn == "" || len(c.TopicArn) > 1024 {
-		return c, &dest.FieldError{Field: "topic_arn", Message: "is required (at most 1024 characters)"}
 	}
 	return c, nil
 }
