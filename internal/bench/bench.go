@@ -177,15 +177,15 @@ func (o *Options) defaults() error {
 		o.LoadGen = []string{exe, "bench", "--loadgen"}
 	}
 	if o.PrivatePostgres {
-		o.Store = "postgres"
-		o.DatabaseURL = "postgres://private" // replaced by the instance's URL at start
+		o.Store, o.DatabaseURL = "postgres", "" // the instance's URL, once it runs
 	}
 	switch {
 	case o.Store != "sqlite" && o.Store != "postgres":
 		return fmt.Errorf("store must be sqlite or postgres, not %q", o.Store)
-	case o.Store == "postgres" && o.DatabaseURL == "":
+	case o.Store == "postgres" && o.DatabaseURL == "" && !o.PrivatePostgres:
 		return errors.New("store postgres needs a database URL (--database-url or CARRIER_DATABASE_URL)")
-	case o.Store == "postgres" && !strings.HasPrefix(o.DatabaseURL, "postgres://") && !strings.HasPrefix(o.DatabaseURL, "postgresql://"):
+	case o.Store == "postgres" && !o.PrivatePostgres &&
+		!strings.HasPrefix(o.DatabaseURL, "postgres://") && !strings.HasPrefix(o.DatabaseURL, "postgresql://"):
 		return errors.New("database URL must be a postgres:// or postgresql:// URL")
 	case o.Events < 1, o.Concurrency < 1, o.Webhooks < 1, o.Rate < 1, o.Duration <= 0, o.Timeout <= 0:
 		return errors.New("events, concurrency, webhooks, rate, duration and timeout must be positive")
