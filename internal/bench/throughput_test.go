@@ -17,7 +17,7 @@ func TestCeiling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Requests == 0 || c.Errors != 0 || c.PerSec <= 0 || c.ElapsedS < 0.2 || c.CPU.ProcessS <= 0 || c.CPU.PerThousand <= 0 {
+	if c.Requests == 0 || c.Errors != 0 || c.PerSec <= 0 || c.ElapsedS <= 0 || c.CPU.ProcessS <= 0 || c.CPU.PerThousand <= 0 {
 		t.Errorf("ceiling: %+v", c)
 	}
 	if got := ofCeiling(c.PerSec/2, &c); got != " (50.0% of the loopback ceiling)" {
@@ -28,7 +28,9 @@ func TestCeiling(t *testing.T) {
 	}
 }
 
-// TestProcessCPU checks both ways of reading CPU time against work done here.
+// TestProcessCPU checks both ways of reading CPU time against work done
+// here: it spins until getrusage has seen 100 ms more (bounded by a generous
+// deadline, not timed), then /proc/self/stat must have seen most of it too.
 func TestProcessCPU(t *testing.T) {
 	before := processCPU()
 	self, _, ok := pidCPU(os.Getpid())
@@ -36,19 +38,19 @@ func TestProcessCPU(t *testing.T) {
 		t.Fatal("pidCPU of this process: not found")
 	}
 	x := 0
-	for end := time.Now().Add(150 * time.Millisecond); time.Now().Before(end); {
-		for i := 0; i < 1000; i++ {
+	for deadline := time.Now().Add(30 * time.Second); processCPU()-before < 100*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("getrusage saw only %v of CPU in 30s of spinning", processCPU()-before)
+		}
+		for i := 0; i < 100000; i++ {
 			x += i
 		}
 	}
 	_ = x
-	spent := processCPU() - before
 	self2, ppid, _ := pidCPU(os.Getpid())
-	if spent < 50*time.Millisecond {
-		t.Errorf("getrusage saw %v of CPU over a 150 ms busy loop", spent)
-	}
+	// /proc counts in 10 ms ticks, and other goroutines may add to either.
 	if d := self2 - self; d < 50*time.Millisecond {
-		t.Errorf("/proc/self/stat saw %v of CPU over a 150 ms busy loop", d)
+		t.Errorf("/proc/self/stat saw %v of CPU while getrusage saw 100ms", d)
 	}
 	if ppid != os.Getppid() {
 		t.Errorf("ppid %d, want %d", ppid, os.Getppid())
