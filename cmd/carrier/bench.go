@@ -30,9 +30,16 @@ func bench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Rate, "rate", 1000, "events per second in the latency phase")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of the latency phase")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "longest wait of each phase before it reports what it saw")
+	fs.DurationVar(&o.CeilingDuration, "ceiling-duration", 3*time.Second, "length of the loopback ceiling (plain net/http, 512-byte POSTs, --concurrency clients)")
+	fs.IntVar(&o.PacedRate, "paced-rate", 100, "events per second in the paced phase (CPU per 1,000 events at a low rate)")
+	fs.DurationVar(&o.PacedDuration, "paced-duration", 10*time.Second, "length of the paced phase")
+	fs.DurationVar(&o.CombinedDuration, "combined-duration", 5*time.Second, "length of each combined phase (publish and delivery at once, from a separate load-generator process)")
+	fs.IntVar(&o.CombinedRate, "combined-rate", 2000, "events per second in the combined paced phase")
+	fs.BoolVar(&o.PrivatePostgres, "postgres-private", false, "benchmark PostgreSQL on a private instance (initdb/pg_ctl as the postgres user, port 55433 or the next free one, production settings), removed at the end; implies --store postgres")
+	loadgen := fs.Bool("loadgen", false, "run as the benchmark's load generator (internal: started by carrier bench, reads its orders on stdin)")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole process to this file")
-	perPhase := fs.Bool("profile-phases", false, "with --cpuprofile: profile each phase separately, into FILE.ingest, FILE.delivery and FILE.latency")
+	perPhase := fs.Bool("profile-phases", false, "with --cpuprofile: profile each phase separately, into FILE.ceiling, FILE.ingest, FILE.delivery, FILE.latency, FILE.paced, FILE.combined and FILE.combined-paced")
 	tasks := fs.Bool("tasks", false, "measure async tasks instead: upstream requests per solved task and solve-to-webhook latency, against a provider simulator")
 	snsBench := fs.Bool("sns", false, "measure the SNS protocol instead: Publish latency and publish -> received from a subscribed queue, with three subscriptions")
 	snsEnvelope := fs.Bool("sns-envelope", false, "with --sns: subscribe the queues with SNS's signed envelope instead of raw delivery")
@@ -54,6 +61,15 @@ func bench(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	if *loadgen {
+		return benchpkg.LoadGen(ctx, os.Stdin, os.Stdout)
+	}
+	if o.PrivatePostgres {
+		if *tasks || *snsBench || *consoleBench || *captchaBench || *alerts || *crossNode {
+			return errors.New("bench: --postgres-private applies to the event benchmark only")
+		}
+		o.Store = "postgres"
 	}
 	if o.Store != "postgres" {
 		o.DatabaseURL = ""
@@ -150,7 +166,7 @@ func bench(ctx context.Context, args []string) error {
 			if jerr := json.NewEncoder(os.Stdout).Encode(rep); jerr != nil {
 				return errors.Join(err, fmt.Errorf("bench: print report: %w", jerr))
 			}
-		} else if werr := rep.WriteText(os.Stdout, benchpkg.DefaultTargets); werr != nil {
+		} else if werr := rep.WriteText(os.Stdout, benchpkg.TargetsFor(rep.Store)); werr != nil {
 			return errors.Join(err, fmt.Errorf("bench: print report: %w", werr))
 		}
 	}

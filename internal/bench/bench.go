@@ -13,6 +13,14 @@
 //     omission) with delivery running, and the publish-to-delivered latency
 //     observed at the sink.
 //
+// Then three phases publish from a separate load-generator process (this
+// binary again, `carrier bench --loadgen`), so publishing and delivery run at
+// once as in production and the publishers' CPU is not counted as Carrier's:
+// paced (100 events/s), combined (as fast as the clients go) and combined
+// paced (2,000 events/s). Before Carrier starts, a plain net/http server and
+// client measure the loopback ceiling, and every phase reports its CPU time
+// per 1,000 events (this process, plus PostgreSQL's processes).
+//
 // All traffic stays on 127.0.0.1 (apart from the PostgreSQL URL given).
 package bench
 
@@ -20,6 +28,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -45,6 +54,7 @@ const (
 	PhaseIngest   = "ingest"
 	PhaseDelivery = "delivery"
 	PhaseLatency  = "latency"
+	PhaseCeiling  = "ceiling"
 )
 
 // Pause modes: how phase 1 keeps deliveries from competing with ingest.
@@ -97,6 +107,24 @@ type Options struct {
 	// (begin true, then false), for example to profile one phase.
 	PhaseHook func(phase string, begin bool)
 
+	// CeilingDuration is how long the loopback ceiling runs (default 3s).
+	CeilingDuration time.Duration
+	// PacedRate and PacedDuration are the paced phase's rate (default
+	// 100/s) and length (default 10s).
+	PacedRate     int
+	PacedDuration time.Duration
+	// CombinedDuration is the length of each combined phase (default 5s);
+	// CombinedRate the rate of the combined paced phase (default 2000/s).
+	CombinedDuration time.Duration
+	CombinedRate     int
+	// LoadGen is the command that runs the load generator (default this
+	// executable with "bench --loadgen"); it gets LoadGenEnv=1.
+	LoadGen []string
+	// PrivatePostgres runs PostgreSQL benchmarks on an instance of their own
+	// (initdb and pg_ctl as the postgres user, port 55433 or the next free
+	// one, production settings), removed at the end; DatabaseURL is unused.
+	PrivatePostgres bool
+
 	// forceHeld uses PauseHeld even when inactive webhooks queue deliveries (tests).
 	forceHeld bool
 }
@@ -126,15 +154,48 @@ func (o *Options) defaults() error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	if o.CeilingDuration == 0 {
+		o.CeilingDuration = 3 * time.Second
+	}
+	if o.PacedRate == 0 {
+		o.PacedRate = 100
+	}
+	if o.PacedDuration == 0 {
+		o.PacedDuration = 10 * time.Second
+	}
+	if o.CombinedDuration == 0 {
+		o.CombinedDuration = 5 * time.Second
+	}
+	if o.CombinedRate == 0 {
+		o.CombinedRate = 2000
+	}
+	if len(o.LoadGen) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("load generator: %w", err)
+		}
+		o.LoadGen = []string{exe, "bench", "--loadgen"}
+	}
+	if o.PrivatePostgres {
+		o.Store, o.DatabaseURL = "postgres", "" // the instance's URL, once it runs
+	}
 	switch {
 	case o.Store != "sqlite" && o.Store != "postgres":
 		return fmt.Errorf("store must be sqlite or postgres, not %q", o.Store)
-	case o.Store == "postgres" && o.DatabaseURL == "":
+	case o.Store == "postgres" && o.DatabaseURL == "" && !o.PrivatePostgres:
 		return errors.New("store postgres needs a database URL (--database-url or CARRIER_DATABASE_URL)")
-	case o.Store == "postgres" && !strings.HasPrefix(o.DatabaseURL, "postgres://") && !strings.HasPrefix(o.DatabaseURL, "postgresql://"):
+	case o.Store == "postgres" && !o.PrivatePostgres &&
+		!strings.HasPrefix(o.DatabaseURL, "postgres://") && !strings.HasPrefix(o.DatabaseURL, "postgresql://"):
 		return errors.New("database URL must be a postgres:// or postgresql:// URL")
 	case o.Events < 1, o.Concurrency < 1, o.Webhooks < 1, o.Rate < 1, o.Duration <= 0, o.Timeout <= 0:
 		return errors.New("events, concurrency, webhooks, rate, duration and timeout must be positive")
+	case o.CeilingDuration < 0, o.PacedRate < 1, o.PacedDuration <= 0, o.CombinedDuration <= 0, o.CombinedRate < 1:
+		return errors.New("ceiling duration, paced rate and duration, combined duration and rate must be positive")
+	case o.CeilingDuration > 10*time.Minute, o.PacedDuration > time.Hour, o.CombinedDuration > time.Hour:
+		return errors.New("ceiling, paced and combined durations are bounded (10 minutes, an hour)")
+	case int64(latencyEvents(o.PacedRate, o.PacedDuration))*int64(o.Webhooks) > maxSlots,
+		int64(latencyEvents(o.CombinedRate, o.CombinedDuration))*int64(o.Webhooks) > maxSlots:
+		return fmt.Errorf("paced and combined rate x duration x webhooks must be at most %d", maxSlots)
 	case o.Webhooks > 1000:
 		return errors.New("webhooks must be at most 1000")
 	case int64(o.Events)*int64(o.Webhooks) > maxSlots:
@@ -162,11 +223,22 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 			err = errors.Join(err, fmt.Errorf("bench: clean up: %w", cerr))
 		}
 	}()
+	// The ceiling first, on an idle machine as far as this run goes.
+	var ceiling *Ceiling
+	if o.CeilingDuration > 0 {
+		r.hook(PhaseCeiling, true)
+		c, err := measureCeiling(ctx, o.Concurrency, o.CeilingDuration)
+		r.hook(PhaseCeiling, false)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		ceiling = &c
+	}
 	if err := r.start(ctx); err != nil {
 		return nil, fmt.Errorf("bench: start: %w", err)
 	}
 	rep = &Report{
-		Machine: machine(), Store: r.app.Store.Engine(),
+		Machine: machine(), Store: r.app.Store.Engine(), Ceiling: ceiling, PostgresSettings: r.pgSettings,
 		Params: Params{Events: o.Events, Concurrency: o.Concurrency, Webhooks: o.Webhooks, Rate: o.Rate,
 			DurationS: o.Duration.Seconds(), TimeoutS: o.Timeout.Seconds()},
 		Carrier: Carrier{LaneConcurrency: r.dcfg.LaneConcurrency, MaxInFlight: r.dcfg.MaxInFlight, ClaimBatch: r.dcfg.ClaimBatch,
@@ -177,34 +249,60 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		return nil, fmt.Errorf("bench: set up webhooks: %w", err)
 	}
 	rep.Carrier.PauseMode = r.mode
+	if r.db != nil {
+		rep.DatabaseCPU = r.db.describe()
+	}
 
 	r.hook(PhaseIngest, true)
+	mark := r.cpuMark(ctx)
 	rep.Ingest = r.ingest(ctx)
+	rep.Ingest.CPU = r.cpuSince(ctx, mark, rep.Ingest.Accepted)
 	r.hook(PhaseIngest, false)
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("bench: phase 1: %w", err)
 	}
 
 	r.hook(PhaseDelivery, true)
+	mark = r.cpuMark(ctx)
 	rep.Delivery, err = r.delivery(ctx, rep.Ingest.Deliveries, probe+rep.Ingest.Deliveries)
+	rep.Delivery.CPU = r.cpuSince(ctx, mark, rep.Delivery.StoreDelivered)
 	r.hook(PhaseDelivery, false)
 	if err != nil {
 		return rep, fmt.Errorf("bench: phase 2: %w", err)
 	}
 
 	r.hook(PhaseLatency, true)
+	mark = r.cpuMark(ctx)
 	rep.Latency = r.latency(ctx)
+	// The sink may have answered before the engine recorded the outcomes:
+	// wait (bounded) until the store shows every delivery before counting.
+	r.storeWant = probe + rep.Ingest.Deliveries + rep.Latency.Expected
+	werr := r.waitStore(ctx, r.storeWant)
+	rep.Latency.CPU = r.cpuSince(ctx, mark, rep.Latency.Delivered)
 	r.hook(PhaseLatency, false)
-	if err := ctx.Err(); err != nil {
+	if err := errors.Join(ctx.Err(), werr); err != nil {
 		return rep, fmt.Errorf("bench: phase 3: %w", err)
 	}
 
-	// The sink may have answered before the engine recorded the outcomes:
-	// wait (bounded) until the store shows every delivery before counting.
-	want := probe + rep.Ingest.Deliveries + rep.Latency.Expected
-	if err := r.waitStore(ctx, want); err != nil {
-		return rep, fmt.Errorf("bench: phase 3: %w", err)
+	for _, ph := range []struct {
+		name      string
+		sinkPhase int
+		rate      int
+		dur       time.Duration
+		out       **External
+	}{
+		{PhasePaced, sinkPaced, o.PacedRate, o.PacedDuration, &rep.Paced},
+		{PhaseCombined, sinkCombined, 0, o.CombinedDuration, &rep.Combined},
+		{PhaseCombinedPaced, sinkCombinedPaced, o.CombinedRate, o.CombinedDuration, &rep.CombinedPaced},
+	} {
+		r.hook(ph.name, true)
+		*ph.out, err = r.external(ctx, ph.sinkPhase, ph.rate, ph.dur)
+		r.hook(ph.name, false)
+		if err != nil {
+			return rep, fmt.Errorf("bench: %s phase: %w", ph.name, err)
+		}
 	}
+
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	counts, err := r.app.Store.CountDeliveries(cctx)
@@ -235,6 +333,12 @@ type run struct {
 	webhooks  []string
 	mode      string
 	latEvents int
+	storeWant int64 // deliveries the store should record as delivered so far
+
+	private    *privatePostgres // with PrivatePostgres
+	sqlDB      *sql.DB          // PostgreSQL: settings and the backends' pids
+	db         dbCPU            // PostgreSQL: whose CPU counts as the database's
+	pgSettings []Setting
 }
 
 // now is the shared monotonic clock: nanoseconds since the run began.
@@ -258,12 +362,39 @@ func (r *run) start(ctx context.Context) error {
 	cfg.DataDir = r.dataDir
 	switch o.Store {
 	case "postgres":
-		u, drop, err := freshSchema(ctx, o.DatabaseURL)
+		base := o.DatabaseURL
+		if o.PrivatePostgres {
+			if r.private, err = startPrivatePostgres(ctx); err != nil {
+				return err
+			}
+			base = r.private.url()
+		}
+		u, drop, err := freshSchema(ctx, base)
 		if err != nil {
 			return err
 		}
 		r.dropSchema = drop
-		cfg.DatabaseURL = u
+		if r.sqlDB, err = sql.Open("pgx", base); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if r.pgSettings, err = pgSettings(ctx, r.sqlDB); err != nil {
+			return err
+		}
+		// The name finds Carrier's backends among the server's processes.
+		appName := "carrier_bench_" + randomHex(4)
+		pu, err := url.Parse(u)
+		if err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		q := pu.Query()
+		q.Set("application_name", appName)
+		pu.RawQuery = q.Encode()
+		cfg.DatabaseURL = pu.String()
+		if r.private != nil {
+			r.db = instanceCPU{postmaster: r.private.postmaster}
+		} else {
+			r.db = backendCPU{db: r.sqlDB, appName: appName}
+		}
 	}
 	r.apiKey = "ck_bench_" + randomHex(16)
 	cfg.Listen = "127.0.0.1:0"
@@ -375,8 +506,16 @@ func (r *run) close() error {
 		}
 		cancel()
 	}
+	if r.sqlDB != nil {
+		r.sqlDB.Close()
+	}
 	if r.dropSchema != nil {
 		if err := r.dropSchema(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.private != nil {
+		if err := r.private.stop(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -3,10 +3,26 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 )
+
+// TestMain lets this test binary serve as the load generator: the combined
+// phases start os.Executable() with LoadGenEnv set, which here is the test
+// binary itself.
+func TestMain(m *testing.M) {
+	if os.Getenv(LoadGenEnv) == "1" {
+		if err := LoadGen(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 type testLog struct{ t *testing.T }
 
@@ -30,6 +46,8 @@ func testRun(t *testing.T, held bool) {
 	rep, err := Run(ctx, Options{
 		Store: "sqlite", Events: 200, Concurrency: 8, Webhooks: 2, Rate: 200, Duration: time.Second,
 		Timeout: 30 * time.Second, Log: testLog{t}, forceHeld: held,
+		CeilingDuration: 200 * time.Millisecond, PacedRate: 50, PacedDuration: 400 * time.Millisecond,
+		CombinedRate: 200, CombinedDuration: 400 * time.Millisecond,
 		PhaseHook: func(phase string, begin bool) {
 			if begin {
 				phases = append(phases, phase)
@@ -47,7 +65,7 @@ func testRun(t *testing.T, held bool) {
 		t.Fatalf("Run: %v", err)
 	}
 
-	if got := strings.Join(phases, ","); got != "ingest,delivery,latency" {
+	if got := strings.Join(phases, ","); got != "ceiling,ingest,delivery,latency,paced,combined,combined-paced" {
 		t.Errorf("phases = %s", got)
 	}
 	if held && rep.Carrier.PauseMode != PauseHeld {
@@ -75,8 +93,30 @@ func testRun(t *testing.T, held bool) {
 	if p := l.Accept; p.N != 200 || p.P50 > p.P99 {
 		t.Errorf("accept latency percentiles: %+v", p)
 	}
-	// Every event of phases 1 and 3 and the probe went out to both webhooks, once.
-	want := int64(400 + 400 + d.StoreTarget - d.Expected)
+	if c := rep.Ceiling; c == nil || c.Requests == 0 || c.PerSec <= 0 || c.Errors != 0 || c.CPU.ProcessS <= 0 {
+		t.Errorf("ceiling: %+v", c)
+	}
+	if in.CPU.ProcessS <= 0 || in.CPU.PerThousand <= 0 || in.CPU.Events != 200 || l.CPU.PerThousand <= 0 {
+		t.Errorf("cpu: ingest %+v, latency %+v", in.CPU, l.CPU)
+	}
+	external := int64(0)
+	for name, e := range map[string]*External{"paced": rep.Paced, "combined": rep.Combined, "combined paced": rep.CombinedPaced} {
+		if e == nil {
+			t.Errorf("%s: missing", name)
+			continue
+		}
+		if e.Accepted == 0 || e.Errors != 0 || e.Expected != 2*e.Accepted || e.Delivered != e.Expected || e.TimedOut ||
+			e.PublishedPerSec <= 0 || e.Delivery.N != int(e.Delivered) || e.CPU.ProcessS <= 0 || e.CPU.PerThousand <= 0 || e.CPU.LoadGenS <= 0 {
+			t.Errorf("%s: %+v", name, e)
+		}
+		external += e.Delivered
+	}
+	if e := rep.Paced; e != nil && e.Accepted != 20 {
+		t.Errorf("paced: %d accepted, want 50/s for 0.4s = 20", e.Accepted)
+	}
+	// Every event of phases 1 and 3, the external phases and the probe went
+	// out to both webhooks, once.
+	want := int64(400+400+d.StoreTarget-d.Expected) + external
 	if got := rep.FinalStates["delivered"]; got != want {
 		t.Errorf("final states %v: want %d delivered", rep.FinalStates, want)
 	}

@@ -25,6 +25,17 @@ type Report struct {
 	Delivery Delivery `json:"delivery"`
 	// Latency is phase 3.
 	Latency Latency `json:"latency"`
+	// Ceiling is plain net/http on loopback, measured before Carrier starts.
+	Ceiling *Ceiling `json:"loopback_ceiling,omitempty"`
+	// Paced, Combined and CombinedPaced are the phases published by the
+	// separate load generator (PhasePaced, PhaseCombined, PhaseCombinedPaced).
+	Paced         *External `json:"paced,omitempty"`
+	Combined      *External `json:"combined,omitempty"`
+	CombinedPaced *External `json:"combined_paced,omitempty"`
+	// DatabaseCPU says which PostgreSQL processes the CPU figures count.
+	DatabaseCPU string `json:"database_cpu,omitempty"`
+	// PostgresSettings are the server's settings the run had.
+	PostgresSettings []Setting `json:"postgres_settings,omitempty"`
 	// FinalStates counts every delivery in the store by state at the end.
 	FinalStates map[string]int64 `json:"final_delivery_states"`
 }
@@ -70,6 +81,8 @@ type Ingest struct {
 	EventsPerSec float64 `json:"events_per_s"`
 	// Accept is the closed-loop request latency (send to 202).
 	Accept Percentiles `json:"accept_latency"`
+	// CPU is per 1,000 accepted events (the publishers run in this process).
+	CPU CPU `json:"cpu"`
 }
 
 // Delivery is the result of phase 2.
@@ -87,6 +100,8 @@ type Delivery struct {
 	SinkPerSec     float64 `json:"sink_per_s"`
 	// DeliveriesPerSec is deliveries recorded as delivered per second.
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+	// CPU is per 1,000 deliveries recorded.
+	CPU CPU `json:"cpu"`
 }
 
 // Latency is the result of phase 3.
@@ -109,6 +124,9 @@ type Latency struct {
 	Delivery Percentiles `json:"delivery_latency"`
 	// Accept is scheduled send time to the 202 answer.
 	Accept Percentiles `json:"accept_latency"`
+	// CPU is per 1,000 delivered, until the store recorded them all (the
+	// publishers run in this process).
+	CPU CPU `json:"cpu"`
 }
 
 // Percentiles summarise latencies in milliseconds.
@@ -167,11 +185,35 @@ type Targets struct {
 	EventsPerSec     float64
 	DeliveriesPerSec float64
 	P99MS            float64
+	// CombinedPerSec is events/s published and delivered at once (the lower
+	// of the two) in the combined phase.
+	CombinedPerSec float64
+	// CombinedP99MS is publish -> delivered p99 in the combined paced phase.
+	CombinedP99MS float64
+	// PacedCPUPerThousand is CPU-s per 1,000 events in the paced phase,
+	// Carrier's process plus its database.
+	PacedCPUPerThousand float64
 }
 
 // DefaultTargets are Carrier's goals on SQLite: 10,000 events/s accepted,
-// 5,000 deliveries/s end to end, p99 under 50 ms at 1,000 events/s.
-var DefaultTargets = Targets{EventsPerSec: 10000, DeliveriesPerSec: 5000, P99MS: 50}
+// 5,000 deliveries/s end to end, p99 under 50 ms at 1,000 events/s; 8,000
+// events/s published and delivered at once, p99 under 25 ms at 2,000/s, and
+// at most 1.0 CPU-s per 1,000 events at 100/s.
+var DefaultTargets = Targets{EventsPerSec: 10000, DeliveriesPerSec: 5000, P99MS: 50,
+	CombinedPerSec: 8000, CombinedP99MS: 25, PacedCPUPerThousand: 1.0}
+
+// PostgresTargets are the goals on PostgreSQL: within 2x of SQLite's, and
+// p99 under 50 ms at 1,000/s after the 20,000-event backlog (phase 3).
+var PostgresTargets = Targets{EventsPerSec: 5000, DeliveriesPerSec: 2500, P99MS: 50,
+	CombinedPerSec: 4000, CombinedP99MS: 50, PacedCPUPerThousand: 2.0}
+
+// TargetsFor returns the targets of a store engine.
+func TargetsFor(store string) Targets {
+	if store == "postgres" {
+		return PostgresTargets
+	}
+	return DefaultTargets
+}
 
 // WriteText prints the report for people, with the targets checked.
 func (rep *Report) WriteText(w io.Writer, t Targets) error {
@@ -187,11 +229,33 @@ func (rep *Report) WriteText(w io.Writer, t Targets) error {
 	fmt.Fprintf(&b, "  carrier   lane concurrency %d, max in flight %d, claim batch %d, poll %gms; phase 1 pause: %s\n",
 		c.LaneConcurrency, c.MaxInFlight, c.ClaimBatch, c.PollIntervalMS, c.PauseMode)
 
+	if len(rep.PostgresSettings) > 0 {
+		kv := make([]string, 0, len(rep.PostgresSettings))
+		for _, st := range rep.PostgresSettings {
+			kv = append(kv, st.Name+"="+st.Value)
+		}
+		fmt.Fprintf(&b, "  postgres  %s\n", strings.Join(kv, ", "))
+	}
+	if rep.DatabaseCPU != "" {
+		fmt.Fprintf(&b, "  database CPU counted: %s\n", rep.DatabaseCPU)
+	}
+	fmt.Fprintf(&b, "  process CPU counted: this process (Carrier and the sink; in phases 1-3 also the publishers)\n")
+
+	ceil := rep.Ceiling
+	if ceil != nil {
+		fmt.Fprintf(&b, "\nloopback ceiling  plain net/http, %d keep-alive clients, %d-byte POSTs, %.1fs\n", ceil.Concurrency, ceil.BodyBytes, ceil.ElapsedS)
+		fmt.Fprintf(&b, "  %d requests = %.0f requests/s (%d errors), %.3f CPU-s per 1,000 requests\n", ceil.Requests, ceil.PerSec, ceil.Errors, ceil.CPU.PerThousand)
+		if ceil.FirstError != "" {
+			fmt.Fprintf(&b, "  first error: %s\n", ceil.FirstError)
+		}
+	}
+
 	in := rep.Ingest
 	fmt.Fprintf(&b, "\nphase 1  ingest (durable, %d clients)\n", p.Concurrency)
-	fmt.Fprintf(&b, "  %d events accepted in %.3fs = %.0f events/s (%d deliveries created, %d errors%s)\n",
-		in.Accepted, in.ElapsedS, in.EventsPerSec, in.Deliveries, in.Errors, timedOut(in.TimedOut))
+	fmt.Fprintf(&b, "  %d events accepted in %.3fs = %.0f events/s%s (%d deliveries created, %d errors%s)\n",
+		in.Accepted, in.ElapsedS, in.EventsPerSec, ofCeiling(in.EventsPerSec, ceil), in.Deliveries, in.Errors, timedOut(in.TimedOut))
 	fmt.Fprintf(&b, "  request latency  %s\n", in.Accept)
+	fmt.Fprintf(&b, "  %s\n", in.CPU)
 	if in.FirstError != "" {
 		fmt.Fprintf(&b, "  first error: %s\n", in.FirstError)
 	}
@@ -199,7 +263,8 @@ func (rep *Report) WriteText(w io.Writer, t Targets) error {
 	d := rep.Delivery
 	fmt.Fprintf(&b, "\nphase 2  delivery end to end\n")
 	fmt.Fprintf(&b, "  sink received %d/%d in %.3fs = %.0f/s (%d duplicates)\n", d.SinkReceived, d.Expected, d.SinkElapsedS, d.SinkPerSec, d.SinkDuplicates)
-	fmt.Fprintf(&b, "  store recorded %d/%d delivered in %.3fs = %.0f deliveries/s%s\n", d.StoreDelivered, d.StoreTarget, d.StoreElapsedS, d.DeliveriesPerSec, timedOut(d.TimedOut))
+	fmt.Fprintf(&b, "  store recorded %d/%d delivered in %.3fs = %.0f deliveries/s%s%s\n", d.StoreDelivered, d.StoreTarget, d.StoreElapsedS, d.DeliveriesPerSec, ofCeiling(d.DeliveriesPerSec, ceil), timedOut(d.TimedOut))
+	fmt.Fprintf(&b, "  %s\n", d.CPU)
 
 	l := rep.Latency
 	fmt.Fprintf(&b, "\nphase 3  latency at %d events/s for %gs (open loop, from scheduled send time)\n", l.TargetRate, p.DurationS)
@@ -207,9 +272,13 @@ func (rep *Report) WriteText(w io.Writer, t Targets) error {
 		l.Accepted, l.Scheduled, l.AchievedPer, l.Errors, l.LateSends, l.MaxSendLagMS)
 	fmt.Fprintf(&b, "  publish -> delivered  %s  (%d/%d delivered, %d duplicates%s)\n", l.Delivery, l.Delivered, l.Expected, l.Duplicates, timedOut(l.TimedOut))
 	fmt.Fprintf(&b, "  publish -> 202        %s\n", l.Accept)
+	fmt.Fprintf(&b, "  %s\n", l.CPU)
 	if l.FirstError != "" {
 		fmt.Fprintf(&b, "  first error: %s\n", l.FirstError)
 	}
+	writeExternal(&b, "paced", "from the load generator", rep.Paced, ceil)
+	writeExternal(&b, "combined", "publish and delivery at once, from the load generator", rep.Combined, ceil)
+	writeExternal(&b, "combined paced", "publish and delivery at once, from the load generator", rep.CombinedPaced, ceil)
 	if len(rep.FinalStates) > 0 {
 		states := make([]string, 0, len(rep.FinalStates))
 		for _, s := range slices.Sorted(maps.Keys(rep.FinalStates)) {
@@ -222,6 +291,18 @@ func (rep *Report) WriteText(w io.Writer, t Targets) error {
 	fmt.Fprintf(&b, "  ingest   >= %.0f events/s      %s (%.0f)\n", t.EventsPerSec, pass(in.EventsPerSec >= t.EventsPerSec && in.Errors == 0), in.EventsPerSec)
 	fmt.Fprintf(&b, "  delivery >= %.0f deliveries/s   %s (%.0f)\n", t.DeliveriesPerSec, pass(d.DeliveriesPerSec >= t.DeliveriesPerSec && !d.TimedOut), d.DeliveriesPerSec)
 	fmt.Fprintf(&b, "  p99      <  %.0f ms             %s (%.3f ms at %d/s)\n", t.P99MS, pass(l.Delivery.N > 0 && l.Delivery.P99 < t.P99MS && !l.TimedOut), l.Delivery.P99, l.TargetRate)
+	if c := rep.Combined; c != nil && t.CombinedPerSec > 0 {
+		fmt.Fprintf(&b, "  combined >= %.0f events/s      %s (%.0f: %.0f published, %.0f deliveries/s at once)\n", t.CombinedPerSec,
+			pass(c.Combined() >= t.CombinedPerSec && c.Errors == 0 && !c.TimedOut), c.Combined(), c.PublishedPerSec, c.DeliveredPerSec)
+	}
+	if c := rep.CombinedPaced; c != nil && t.CombinedP99MS > 0 {
+		fmt.Fprintf(&b, "  combined p99 < %.0f ms          %s (%.3f ms at %d/s)\n", t.CombinedP99MS,
+			pass(c.Delivery.N > 0 && c.Delivery.P99 < t.CombinedP99MS && !c.TimedOut && c.Errors == 0), c.Delivery.P99, c.Rate)
+	}
+	if c := rep.Paced; c != nil && t.PacedCPUPerThousand > 0 {
+		fmt.Fprintf(&b, "  paced CPU <= %.1f s/1,000 events %s (%.3f at %d/s)\n", t.PacedCPUPerThousand,
+			pass(c.Delivered > 0 && c.CPU.PerThousand <= t.PacedCPUPerThousand && !c.TimedOut), c.CPU.PerThousand, c.Rate)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -246,4 +327,28 @@ func pass(ok bool) string {
 		return "PASS"
 	}
 	return "MISS"
+}
+
+// writeExternal prints a phase published by the load generator.
+func writeExternal(b *strings.Builder, name, what string, e *External, ceil *Ceiling) {
+	if e == nil {
+		return
+	}
+	rate := "as fast as the clients go"
+	if e.Rate > 0 {
+		rate = fmt.Sprintf("at %d events/s", e.Rate)
+	}
+	fmt.Fprintf(b, "\n%s  %s, %d clients, %s for %gs\n", name, what, e.Concurrency, rate, e.DurationS)
+	fmt.Fprintf(b, "  published %d = %.0f events/s%s, %d errors", e.Accepted, e.PublishedPerSec, ofCeiling(e.PublishedPerSec, ceil), e.Errors)
+	if e.Rate > 0 {
+		fmt.Fprintf(b, ", %d sends >1ms late (max lag %.3fms)", e.LateSends, e.MaxSendLagMS)
+	}
+	fmt.Fprintf(b, "\n  delivered while publishing: %.0f deliveries/s%s; all %d/%d delivered %.3fs after the first publish (%d duplicates%s)\n",
+		e.DeliveredPerSec, ofCeiling(e.DeliveredPerSec, ceil), e.Delivered, e.Expected, e.DrainedS, e.Duplicates, timedOut(e.TimedOut))
+	fmt.Fprintf(b, "  publish -> delivered  %s\n", e.Delivery)
+	fmt.Fprintf(b, "  publish -> 202        %s\n", e.Accept)
+	fmt.Fprintf(b, "  %s\n", e.CPU)
+	if e.FirstError != "" {
+		fmt.Fprintf(b, "  first error: %s\n", e.FirstError)
+	}
 }

@@ -23,6 +23,9 @@ type tracker struct {
 	count   atomic.Int64
 	dups    atomic.Int64
 	last    atomic.Int64 // latest first-arrival time on the shared clock
+	// arrivals, when not nil, hold each slot's first-arrival time, to count
+	// what arrived within a window (arrivedBy).
+	arrivals []atomic.Int64
 }
 
 func newTracker(events, hooks int, keepLat bool) *tracker {
@@ -41,9 +44,23 @@ func (t *tracker) record(seq int64, hook int, sent, arrival int64) bool {
 		t.dups.Add(1)
 		return true
 	}
+	if t.arrivals != nil {
+		t.arrivals[seq*t.hooks+int64(hook)].Store(arrival)
+	}
 	atomicMax(&t.last, arrival)
 	t.count.Add(1)
 	return true
+}
+
+// arrivedBy counts first arrivals at or before at (shared clock); it needs arrivals.
+func (t *tracker) arrivedBy(at int64) int64 {
+	var n int64
+	for i := range t.arrivals {
+		if v := t.arrivals[i].Load(); v > 0 && v <= at {
+			n++
+		}
+	}
+	return n
 }
 
 // values returns the recorded latencies.
@@ -59,10 +76,13 @@ func (t *tracker) values() []int64 {
 
 // sink is the webhook endpoint: it answers 200 at once and records arrivals.
 type sink struct {
-	r        *run
-	url      string
-	phase1   *tracker
-	phase3   *tracker
+	r      *run
+	url    string
+	phase1 *tracker
+	phase3 *tracker
+	// phases holds the trackers of the external phases, by sink phase
+	// number, set as each phase begins.
+	phases   [sinkPhases]atomic.Pointer[tracker]
 	other    atomic.Int64 // probe and unrecognised requests
 	gate     chan struct{}
 	gateOnce sync.Once
@@ -120,6 +140,12 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			ok = s.phase1.record(p.Data.Seq, hook, p.Data.SentNS, arrival)
 		case 3:
 			ok = s.phase3.record(p.Data.Seq, hook, p.Data.SentNS, arrival)
+		default:
+			if p.Data.Phase > 0 && p.Data.Phase < sinkPhases {
+				if t := s.phases[p.Data.Phase].Load(); t != nil {
+					ok = t.record(p.Data.Seq, hook, p.Data.SentNS, arrival)
+				}
+			}
 		}
 	}
 	if !ok {
