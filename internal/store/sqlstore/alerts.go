@@ -494,19 +494,34 @@ func (s *Store) DeadLettersSince(ctx context.Context, since time.Time) (map[stri
 
 // EventsAfter returns up to limit events of the given types after the
 // cursor (at, id), in (created_at, id) order, through events_project.
+// eventsAfterQuery reads the events of n types ($5…) of project $4 after the
+// position ($1 created_at, $2 id), at most $3, in order: the first $3 of each
+// type, each read from events_type in order (the project and the type fixed,
+// so the index gives the order and starts at the position), merged. However
+// many events of other types the project has, none is read.
+func eventsAfterQuery(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`SELECT * FROM (SELECT `+eventColumns+` FROM events
+			WHERE project_id = $4 AND type = $%d AND created_at >= $1 AND (created_at > $1 OR id > $2)
+			ORDER BY created_at, id LIMIT $3) AS t%d`, i+5, i)
+	}
+	return `SELECT ` + eventColumns + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) AS e ORDER BY created_at, id LIMIT $3`
+}
+
 func (s *Store) EventsAfter(ctx context.Context, projectID string, types []string, at time.Time, id string, limit int) ([]store.Event, error) {
 	if len(types) == 0 || limit <= 0 {
 		return []store.Event{}, nil
 	}
 	args := []any{ms(at), id, limit, projectID}
-	marks := make([]string, len(types))
-	for i, t := range types {
-		args = append(args, t)
-		marks[i] = fmt.Sprintf("$%d", len(args))
+	seen := map[string]bool{}
+	for _, t := range types {
+		if !seen[t] { // one read per type: a type twice would read its events twice
+			seen[t] = true
+			args = append(args, t)
+		}
 	}
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE project_id = $4 AND created_at >= $1 AND (created_at > $1 OR id > $2) AND type IN (`+strings.Join(marks, ", ")+`)
-		ORDER BY created_at, id LIMIT $3`, args...)
+	rows, err := s.reader.QueryContext(ctx, eventsAfterQuery(len(seen)), args...)
 	out := []store.Event{}
 	err = scanAll(rows, err)(func(r *sql.Rows) error {
 		e, err := scanEvent(r)
