@@ -41,7 +41,7 @@ type Store struct {
 	reader  *sql.DB
 	dialect Dialect
 	closers []io.Closer
-	stmts   sync.Map // statement text -> *sql.Stmt prepared on writer
+	stmts   sync.Map // statement text -> *sql.Stmt prepared on writer (or, keyed "reader\x00"+text, on reader)
 	wantMu  sync.Mutex
 	wanted  []string // statement texts to prepare before the next transaction
 	// policy decides, as attempts are recorded, when a subscription is
