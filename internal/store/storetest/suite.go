@@ -62,6 +62,8 @@ var cases = []testCase{
 	{name: "DeleteSubscription", run: testDeleteSubscription},
 	{name: "CountDeliveries", run: testCountDeliveries},
 	{name: "Prune", run: testPrune},
+	{name: "PruneFanoutBatches", run: testPruneFanoutBatches},
+	{name: "PruneKeys", run: testPruneKeys},
 	{name: "TaskRoundTrip", run: testTaskRoundTrip},
 	{name: "TaskUpdate", run: testTaskUpdate},
 	{name: "TaskVersionConflict", run: testTaskVersionConflict},
