@@ -260,6 +260,13 @@ func (s *seeder) exec(ctx context.Context, q string, args ...any) error {
 // spread evenly over the last 30 days. Deliveries still due are due in a
 // century, so the engine leaves them alone.
 func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
+	return s.seedRows(ctx, n, base, spacing, false)
+}
+
+// seedRows is seed; with history, every delivery is finished (95% delivered,
+// 5% failed) and has one attempt, as retention keeps them: stored rows that
+// the engine never claims again.
+func (s *seeder) seedRows(ctx context.Context, n int, base, spacing int64, history bool) error {
 	const chunk = 100000
 	far := time.Now().AddDate(100, 0, 0).UnixMilli()
 	for lo := 0; lo < n; lo += chunk {
@@ -274,6 +281,11 @@ func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
 		state := "CASE i % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'retrying' WHEN 2 THEN 'pending' ELSE 'delivered' END"
 		status := "CASE i % 20 WHEN 0 THEN 500 WHEN 1 THEN 503 WHEN 2 THEN 0 ELSE 200 END"
 		next := fmt.Sprintf("CASE WHEN i %% 20 IN (1, 2) THEN %d ELSE 0 END", far)
+		if history {
+			state = "CASE i % 20 WHEN 0 THEN 'failed' ELSE 'delivered' END"
+			status = "CASE i % 20 WHEN 0 THEN 500 ELSE 200 END"
+			next = "0"
+		}
 		if err := s.exec(ctx, series+`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, state, attempts, budget_start,
 			next_attempt_at, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, created_at, updated_at, delivered_at)
 			SELECT 'd-' || i, '`+seedProject+`', 'sub-' || ((i / 3) % 20), 'e-' || i, `+typ+`, `+state+`, 1, 0, `+next+`, '', 0, `+status+`,
@@ -281,10 +293,19 @@ func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
 			CASE WHEN i % 20 > 2 THEN `+created+` ELSE 0 END FROM s`); err != nil {
 			return err
 		}
+		if !history {
+			continue
+		}
+		if err := s.exec(ctx, series+`INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code,
+			error_message, response_body, response_headers, created_at)
+			SELECT 'a-' || i, 'd-' || i, '`+seedProject+`', 1, 'https://example.com/hook', `+status+`, 20 + i % 80,
+			CASE WHEN i % 20 = 0 THEN 'http_status' ELSE '' END, '', 'ok', '', `+created+` FROM s`); err != nil {
+			return err
+		}
 	}
 	// Statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) keeps them.
 	if s.pg != nil {
-		return s.exec(ctx, "ANALYZE deliveries; ANALYZE events")
+		return s.exec(ctx, "ANALYZE deliveries; ANALYZE events; ANALYZE attempts")
 	}
 	return s.exec(ctx, "ANALYZE")
 }
