@@ -342,8 +342,16 @@ func (s *Store) pruneEvents(ctx context.Context, tx *sql.Tx, cutoff time.Time, l
 		return 0, err
 	}
 	list := jsonList(taken)
+	// On PostgreSQL the attempts of a day go when its partition is dropped
+	// (MaintainPartitions), a day after their deliveries at most; until then
+	// ListAttempts shows none of a delivery that is gone. Only the default
+	// partition is pruned row by row.
+	attempts := "attempts"
+	if s.dialect == Postgres {
+		attempts = "attempts_default"
+	}
 	stmts := []string{
-		`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE ` + s.idIn("event_id", 1) + `)`,
+		`DELETE FROM ` + attempts + ` WHERE delivery_id IN (SELECT id FROM deliveries WHERE ` + s.idIn("event_id", 1) + `)`,
 		`DELETE FROM deliveries WHERE ` + s.idIn("event_id", 1),
 		`DELETE FROM events WHERE ` + s.idIn("id", 1),
 	}

@@ -64,6 +64,7 @@ var cases = []testCase{
 	{name: "Prune", run: testPrune},
 	{name: "PruneFanoutBatches", run: testPruneFanoutBatches},
 	{name: "PruneKeys", run: testPruneKeys},
+	{name: "PartitionRetention", run: testPartitionRetention},
 	{name: "TaskRoundTrip", run: testTaskRoundTrip},
 	{name: "TaskUpdate", run: testTaskUpdate},
 	{name: "TaskVersionConflict", run: testTaskVersionConflict},
