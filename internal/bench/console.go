@@ -307,11 +307,31 @@ func (s *seeder) seedRows(ctx context.Context, n int, base, spacing int64, histo
 			return err
 		}
 	}
+	if history {
+		return s.settle(ctx)
+	}
 	// Statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) keeps them.
 	if s.pg != nil {
 		return s.exec(ctx, "ANALYZE deliveries; ANALYZE events; ANALYZE attempts")
 	}
 	return s.exec(ctx, "ANALYZE")
+}
+
+// settle leaves preloaded history as a store that grew to it over days would
+// be: vacuumed and analysed (PostgreSQL's autovacuum would otherwise vacuum
+// all of it during the measurement), or analysed with its WAL checkpointed
+// (SQLite).
+func (s *seeder) settle(ctx context.Context) error {
+	stmts := []string{"ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"}
+	if s.pg != nil {
+		stmts = []string{"VACUUM (ANALYZE) events", "VACUUM (ANALYZE) deliveries", "VACUUM (ANALYZE) attempts", "CHECKPOINT"}
+	}
+	for _, q := range stmts {
+		if err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // uuidv7 is an SQL expression of a UUIDv7 text made at created (ms) for row
