@@ -52,8 +52,14 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, ahead, re
 	var errs []error
 	for lo := top; lo.Before(now.Add(ahead)) && len(rep.Created) < maxPartitionSteps; lo = lo.Add(partitionDay) {
 		name := "attempts_p" + lo.UTC().Format("20060102")
-		_, err := s.writer.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF attempts FOR VALUES FROM ('%s') TO ('%s')`,
-			name, idAt(lo), idAt(lo.Add(partitionDay))))
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := lockTimeout(ctx, tx); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s PARTITION OF attempts FOR VALUES FROM ('%s') TO ('%s')`,
+				name, idAt(lo), idAt(lo.Add(partitionDay))))
+			return err
+		})
 		if err != nil {
 			// Most likely the default partition holds attempts of that day
 			// (no partition was made in time): they stay there, and the
@@ -89,6 +95,9 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, ahead, re
 func (s *Store) dropAttemptPartition(ctx context.Context, p attemptPartition) (int, error) {
 	var kept int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := lockTimeout(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE attempts DETACH PARTITION `+p.name); err != nil {
 			return err
 		}
@@ -111,6 +120,15 @@ func (s *Store) dropAttemptPartition(ctx context.Context, p attemptPartition) (i
 		return err
 	})
 	return int(kept), err
+}
+
+// lockTimeout makes tx give up on a lock it waits for after 2 s. Creating and
+// detaching a partition lock all of attempts: waiting behind a long read,
+// they would hold up every attempt recorded after them. Given up, they are
+// tried again at the next round, days ahead of need.
+func lockTimeout(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '2s'`)
+	return err
 }
 
 type attemptPartition struct {
