@@ -25,6 +25,7 @@ func bench(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Store, "store", "sqlite", "store to measure: sqlite (fresh temporary directory) or postgres (fresh schema, dropped at the end)")
 	fs.StringVar(&o.DatabaseURL, "database-url", os.Getenv("CARRIER_DATABASE_URL"), "postgres:// URL for --store postgres (env CARRIER_DATABASE_URL)")
 	fs.IntVar(&o.Events, "events", 20000, "events published in the ingest phase")
+	fs.IntVar(&o.Preload, "preload", 0, "rows stored before the start, straight in SQL (a third each events, finished deliveries and attempts): rates with history already stored")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "publishing HTTP clients")
 	fs.IntVar(&o.Webhooks, "webhooks", 1, "webhook endpoints subscribed to every event")
 	fs.IntVar(&o.Rate, "rate", 1000, "events per second in the latency phase")

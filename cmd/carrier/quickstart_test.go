@@ -125,7 +125,9 @@ func TestQuickstartBlocksAreAllRun(t *testing.T) {
 		if strings.TrimSpace(block) != "go test ./..." {
 			t.Errorf("a quickstart:ci block must be the test command .ci/run runs, got:\n%s", block)
 		}
-		if !regexp.MustCompile(`(?m)^go test .*\./\.\.\.$`).Match(ci) {
+		// .ci/run may split ./... in two (the end-to-end packages alone, the
+		// rest beside each other): both halves are go test over go list ./...
+		if !regexp.MustCompile(`(?m)^go test .*\./\.\.\.`).Match(ci) {
 			t.Errorf(".ci/run does not run go test ./...")
 		}
 	}

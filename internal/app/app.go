@@ -394,6 +394,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		&maintenance.Pruner{Store: st, Retention: cfg.Retention},
 		&maintenance.QueuePruner{Queues: a.Queues},
 	}
+	if parts, ok := st.(store.Partitions); ok && st.Engine() == "postgres" {
+		services = append(services, &maintenance.Partitioner{Store: parts, Retention: cfg.Retention})
+	}
 	if a.Tasks != nil {
 		services = append(services, &maintenance.Poller{Tasks: a.Tasks, Every: a.Tasks.Tick()}, &maintenance.Expirer{Tasks: a.Tasks, Every: a.Tasks.Tick()})
 	}

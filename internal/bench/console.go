@@ -260,6 +260,13 @@ func (s *seeder) exec(ctx context.Context, q string, args ...any) error {
 // spread evenly over the last 30 days. Deliveries still due are due in a
 // century, so the engine leaves them alone.
 func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
+	return s.seedRows(ctx, n, base, spacing, false)
+}
+
+// seedRows is seed; with history, every delivery is finished (95% delivered,
+// 5% failed) and has one attempt, as retention keeps them: stored rows that
+// the engine never claims again.
+func (s *seeder) seedRows(ctx context.Context, n int, base, spacing int64, history bool) error {
 	const chunk = 100000
 	far := time.Now().AddDate(100, 0, 0).UnixMilli()
 	for lo := 0; lo < n; lo += chunk {
@@ -267,26 +274,76 @@ func (s *seeder) seed(ctx context.Context, n int, base, spacing int64) error {
 		series := fmt.Sprintf("WITH RECURSIVE s(i) AS (SELECT %d UNION ALL SELECT i + 1 FROM s WHERE i < %d) ", lo, hi)
 		typ := "CASE WHEN i % 4 = 0 THEN 'task.failed' ELSE 'task.solved' END"
 		created := fmt.Sprintf("(%d + CAST(i AS BIGINT) * %d)", base, spacing)
+		eid, did, aid := "'e-' || i", "'d-' || i", "'a-' || i"
+		if history {
+			eid, did, aid = s.uuidv7(created, 1), s.uuidv7(created, 2), s.uuidv7(created, 3)
+		}
 		if err := s.exec(ctx, series+`INSERT INTO events (id, project_id, type, subject, data, attributes, idempotency_key, created_at)
-			SELECT 'e-' || i, '`+seedProject+`', `+typ+`, 'task-' || i, '{"n": 1}', '{}', '', `+created+` FROM s`); err != nil {
+			SELECT `+eid+`, '`+seedProject+`', `+typ+`, 'task-' || i, '{"n": 1}', '{}', '', `+created+` FROM s`); err != nil {
 			return err
 		}
 		state := "CASE i % 20 WHEN 0 THEN 'failed' WHEN 1 THEN 'retrying' WHEN 2 THEN 'pending' ELSE 'delivered' END"
 		status := "CASE i % 20 WHEN 0 THEN 500 WHEN 1 THEN 503 WHEN 2 THEN 0 ELSE 200 END"
 		next := fmt.Sprintf("CASE WHEN i %% 20 IN (1, 2) THEN %d ELSE 0 END", far)
+		if history {
+			state = "CASE i % 20 WHEN 0 THEN 'failed' ELSE 'delivered' END"
+			status = "CASE i % 20 WHEN 0 THEN 500 ELSE 200 END"
+			next = "0"
+		}
 		if err := s.exec(ctx, series+`INSERT INTO deliveries (id, project_id, subscription_id, event_id, event_type, state, attempts, budget_start,
 			next_attempt_at, lease_owner, lease_until, last_status, last_error, last_error_code, last_duration_ms, url, created_at, updated_at, delivered_at)
-			SELECT 'd-' || i, '`+seedProject+`', 'sub-' || ((i / 3) % 20), 'e-' || i, `+typ+`, `+state+`, 1, 0, `+next+`, '', 0, `+status+`,
+			SELECT `+did+`, '`+seedProject+`', 'sub-' || ((i / 3) % 20), `+eid+`, `+typ+`, `+state+`, 1, 0, `+next+`, '', 0, `+status+`,
 			CASE WHEN i % 20 IN (0, 1) THEN 'endpoint answered 500' ELSE '' END, '', 20 + i % 80, 'https://example.com/hook', `+created+`, `+created+`,
 			CASE WHEN i % 20 > 2 THEN `+created+` ELSE 0 END FROM s`); err != nil {
 			return err
 		}
+		if !history {
+			continue
+		}
+		if err := s.exec(ctx, series+`INSERT INTO attempts (id, delivery_id, project_id, number, url, status_code, duration_ms, error_code,
+			error_message, response_body, response_headers, created_at)
+			SELECT `+aid+`, `+did+`, '`+seedProject+`', 1, 'https://example.com/hook', `+status+`, 20 + i % 80,
+			CASE WHEN i % 20 = 0 THEN 'http_status' ELSE '' END, '', 'ok', '', `+created+` FROM s`); err != nil {
+			return err
+		}
+	}
+	if history {
+		return s.settle(ctx)
 	}
 	// Statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) keeps them.
 	if s.pg != nil {
-		return s.exec(ctx, "ANALYZE deliveries; ANALYZE events")
+		return s.exec(ctx, "ANALYZE deliveries; ANALYZE events; ANALYZE attempts")
 	}
 	return s.exec(ctx, "ANALYZE")
+}
+
+// settle leaves preloaded history as a store that grew to it over days would
+// be: vacuumed and analysed (PostgreSQL's autovacuum would otherwise vacuum
+// all of it during the measurement), or analysed with its WAL checkpointed
+// (SQLite).
+func (s *seeder) settle(ctx context.Context) error {
+	stmts := []string{"ANALYZE", "PRAGMA wal_checkpoint(TRUNCATE)"}
+	if s.pg != nil {
+		stmts = []string{"VACUUM (ANALYZE) events", "VACUUM (ANALYZE) deliveries", "VACUUM (ANALYZE) attempts", "CHECKPOINT"}
+	}
+	for _, q := range stmts {
+		if err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// uuidv7 is an SQL expression of a UUIDv7 text made at created (ms) for row
+// i, kind telling events, deliveries and attempts apart: ids as Carrier makes
+// them, so PostgreSQL files the preloaded attempts in the partitions of their
+// days as it would real ones.
+func (s *seeder) uuidv7(created string, kind int) string {
+	if s.pg != nil {
+		h := "lpad(to_hex(" + created + "), 12, '0')"
+		return fmt.Sprintf("substr(%s, 1, 8) || '-' || substr(%s, 9, 4) || '-700%d-8000-' || lpad(to_hex(i), 12, '0')", h, h, kind)
+	}
+	return fmt.Sprintf("printf('%%08x-%%04x-700%d-8000-%%012x', %s >> 16, %s & 65535, i)", kind, created, created)
 }
 
 // explain returns the plan of the log's statement for q.

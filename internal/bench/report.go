@@ -52,6 +52,10 @@ type Machine struct {
 
 // Params are the run's parameters.
 type Params struct {
+	// Preload is how many rows (events, deliveries and attempts, a third
+	// each) were stored before Carrier started.
+	Preload     int     `json:"preload,omitempty"`
+	PreloadSecs float64 `json:"preload_secs,omitempty"`
 	Events      int     `json:"events"`
 	Concurrency int     `json:"concurrency"`
 	Webhooks    int     `json:"webhooks"`
@@ -226,6 +230,9 @@ func (rep *Report) WriteText(w io.Writer, t Targets) error {
 	}
 	p, c := rep.Params, rep.Carrier
 	fmt.Fprintf(&b, "\n  params    events %d, concurrency %d, webhooks %d, rate %d/s for %gs\n", p.Events, p.Concurrency, p.Webhooks, p.Rate, p.DurationS)
+	if p.Preload > 0 {
+		fmt.Fprintf(&b, "  preload   %d rows stored before the start (events, deliveries, attempts), loaded in %.0f s\n", p.Preload, p.PreloadSecs)
+	}
 	fmt.Fprintf(&b, "  carrier   lane concurrency %d, max in flight %d, claim batch %d, poll %gms; phase 1 pause: %s\n",
 		c.LaneConcurrency, c.MaxInFlight, c.ClaimBatch, c.PollIntervalMS, c.PauseMode)
 

@@ -453,6 +453,19 @@ type Store interface {
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 
+// Partitions is what a store whose history is partitioned by time
+// (PostgreSQL's attempts) offers its leader: create the partitions of the
+// days until now+ahead, and drop those that retention has passed whole.
+type Partitions interface {
+	MaintainPartitions(ctx context.Context, now time.Time, ahead, retention time.Duration) (PartitionReport, error)
+}
+
+// PartitionReport is what one MaintainPartitions call did.
+type PartitionReport struct {
+	Created, Dropped []string
+	Kept             int // attempts moved to the default partition when theirs was dropped
+}
+
 // DeliveryQuery selects one page of a project's delivery log. Empty fields
 // do not filter.
 type DeliveryQuery struct {

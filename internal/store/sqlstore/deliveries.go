@@ -85,10 +85,12 @@ func (s *Store) queryDeliveries(ctx context.Context, what, q string, args []any)
 	return out, nil
 }
 
-// ListAttempts lists a delivery's attempts in order.
+// ListAttempts lists a delivery's attempts in order, none when the delivery
+// is gone: on PostgreSQL a pruned delivery's attempts stay until their
+// partition is dropped.
 func (s *Store) ListAttempts(ctx context.Context, projectID, deliveryID string) ([]store.Attempt, error) {
 	rows, err := s.reader.QueryContext(ctx, `SELECT id, delivery_id, project_id, number, url, status_code, duration_ms, error_code, error_message, response_body, response_headers, created_at
-		FROM attempts WHERE delivery_id = $1 AND project_id = $2 ORDER BY number`, deliveryID, projectID)
+		FROM attempts WHERE delivery_id = $1 AND project_id = $2 AND EXISTS (SELECT 1 FROM deliveries WHERE id = $1) ORDER BY number`, deliveryID, projectID)
 	if err != nil {
 		return nil, fmt.Errorf("list attempts: %w", err)
 	}

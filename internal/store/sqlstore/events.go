@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -280,14 +281,23 @@ func (s *Store) EventTypeExamples(ctx context.Context, projectID string, scan, l
 
 // Prune deletes up to limit events created before cutoff whose deliveries have
 // all finished, together with those deliveries and their attempts; up to limit
-// tasks completed before cutoff, with their history; and up to limit dead
-// letters redriven and last updated before cutoff. It returns the largest of
-// the three counts, so a caller that prunes again while the result equals
-// limit catches up on every kind.
+// tasks completed before cutoff, with their history; up to limit dead letters
+// redriven and last updated before cutoff; and up to limit expired idempotency
+// keys. It returns the largest of the counts, so a caller that prunes again
+// while the result equals limit catches up on every kind.
+//
+// One call is one short transaction whatever the fan-out: the events taken
+// carry at most pruneFanout×limit deliveries between them (an event's
+// deliveries go with it, so the first event is always taken), and when events
+// are left out for that, the result is limit so the caller goes on.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		events, err := s.pruneEvents(ctx, tx, cutoff, limit)
+		if err != nil {
+			return err
+		}
+		keys, err := pruneIdempotencyKeys(ctx, tx, cutoff, limit)
 		if err != nil {
 			return err
 		}
@@ -299,7 +309,7 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, er
 		if err != nil {
 			return err
 		}
-		n = max(events, tasks, dead)
+		n = max(events, keys, tasks, dead)
 		return nil
 	})
 	if err != nil {
@@ -308,9 +318,15 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time, limit int) (int, er
 	return n, nil
 }
 
+// pruneFanout is how many deliveries per event a prune batch allows on
+// average: enough that ordinary fan-outs never cut a batch short, few enough
+// that a batch of events that each went to a thousand subscriptions still
+// deletes a bounded number of rows.
+const pruneFanout = 10
+
 // pruneEvents deletes up to limit finished events created before cutoff, with
-// their deliveries and attempts, and expired idempotency keys. It returns how
-// many events it deleted.
+// their deliveries and attempts, and returns how many events it deleted, or
+// limit when it left some out to keep to the deliveries' bound.
 func (s *Store) pruneEvents(ctx context.Context, tx *sql.Tx, cutoff time.Time, limit int) (int, error) {
 	ids, err := scanIDs(tx.QueryContext(ctx, `SELECT e.id FROM events e WHERE e.created_at < $1
 		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.state IN ('pending', 'retrying'))
@@ -321,19 +337,82 @@ func (s *Store) pruneEvents(ctx context.Context, tx *sql.Tx, cutoff time.Time, l
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	list := jsonList(ids)
+	taken, err := s.withinFanout(ctx, tx, ids, pruneFanout*limit)
+	if err != nil {
+		return 0, err
+	}
+	list := jsonList(taken)
+	// On PostgreSQL the attempts of a day go when its partition is dropped
+	// (MaintainPartitions), a day after their deliveries at most; until then
+	// ListAttempts shows none of a delivery that is gone. Only the default
+	// partition is pruned row by row.
+	attempts := "attempts"
+	if s.dialect == Postgres {
+		attempts = "attempts_default"
+	}
 	stmts := []string{
-		`DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id IN (` + s.inList(1) + `))`,
-		`DELETE FROM deliveries WHERE event_id IN (` + s.inList(1) + `)`,
-		`DELETE FROM events WHERE id IN (` + s.inList(1) + `)`,
+		`DELETE FROM ` + attempts + ` WHERE delivery_id IN (SELECT id FROM deliveries WHERE ` + s.idIn("event_id", 1) + `)`,
+		`DELETE FROM deliveries WHERE ` + s.idIn("event_id", 1),
+		`DELETE FROM events WHERE ` + s.idIn("id", 1),
 	}
 	for _, q := range stmts {
 		if _, err := tx.ExecContext(ctx, q, list); err != nil {
 			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < $1`, ms(cutoff)); err != nil {
+	if len(taken) < len(ids) {
+		return limit, nil
+	}
+	return len(taken), nil
+}
+
+// withinFanout returns the events of ids, in event id order, whose deliveries
+// add up to at most bound (the first event whatever its count). It reads at
+// most bound+1 entries of deliveries_event, in event id order, so every event
+// before the last one read is counted whole and the rest are left out.
+func (s *Store) withinFanout(ctx context.Context, tx *sql.Tx, ids []string, bound int) ([]string, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	rows, err := tx.QueryContext(ctx, `SELECT event_id FROM deliveries WHERE `+s.idIn("event_id", 1)+` ORDER BY event_id LIMIT $2`,
+		jsonList(ids), bound+1)
+	if err != nil {
+		return nil, err
+	}
+	count := map[string]int{}
+	var read int
+	var last string
+	err = scanAll(rows, nil)(func(r *sql.Rows) error {
+		if err := r.Scan(&last); err != nil {
+			return err
+		}
+		count[last]++
+		read++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	truncated := read > bound
+	sum := 0
+	for i, id := range ids {
+		// Past the last event read, or at it, the count may be short.
+		if i > 0 && (sum+count[id] > bound || truncated && id >= last) {
+			return ids[:i], nil
+		}
+		sum += count[id]
+	}
+	return ids, nil
+}
+
+// pruneIdempotencyKeys deletes up to limit idempotency keys created before
+// cutoff, oldest first, through idempotency_keys_created (migration 024), so a
+// batch does not read the whole table.
+func pruneIdempotencyKeys(ctx context.Context, tx *sql.Tx, cutoff time.Time, limit int) (int, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE (project_id, key) IN (
+		SELECT project_id, key FROM idempotency_keys WHERE created_at < $1 ORDER BY created_at LIMIT $2)`, ms(cutoff), limit)
+	if err != nil {
 		return 0, err
 	}
-	return len(ids), nil
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }

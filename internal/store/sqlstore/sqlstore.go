@@ -109,6 +109,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	sort.Strings(names)
 	for _, name := range names {
 		base := strings.TrimPrefix(name, "migrations/")
+		if !s.forThisEngine(base) {
+			continue
+		}
 		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
 		if err != nil {
 			return fmt.Errorf("migrate: bad migration name %q", base)
@@ -143,6 +146,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// forThisEngine tells whether migration file base applies here: NNN_x.sql to
+// both engines, NNN_x.postgres.sql and NNN_x.sqlite.sql to one each (a
+// version with engine-specific SQL has one file for each engine, so both
+// record it).
+func (s *Store) forThisEngine(base string) bool {
+	for _, engine := range []string{"postgres", "sqlite"} {
+		if strings.HasSuffix(base, "."+engine+".sql") {
+			return engine == s.Engine()
+		}
+	}
+	return true
 }
 
 // splitStatements splits a migration on semicolons at line ends, dropping comments.
