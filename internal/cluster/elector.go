@@ -41,7 +41,7 @@ type Elector struct {
 
 	mu      sync.Mutex
 	leading bool
-	renewed time.Time // when the lock was last taken or renewed
+	renewed time.Time     // when the lock was last taken or renewed
 	changed chan struct{} // closed and replaced on every transition
 }
 
