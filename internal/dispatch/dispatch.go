@@ -99,6 +99,7 @@ type Engine struct {
 	lanes    map[string]*lane
 	inFlight int
 	projects map[string]int       // deliveries claimed per project and not yet finished
+	held     map[string]int64     // delivery -> token of the claim this engine renews
 	slow     map[string]time.Time // subscription -> until when its lane counts as slow
 
 	sendCtx    context.Context // cancelled when the shutdown grace runs out
@@ -129,6 +130,7 @@ func New(cfg Config, s store.Store, sender Sender, node string, m *metrics.Metri
 		results:  make(chan store.Outcome, cfg.MaxInFlight),
 		lanes:    map[string]*lane{},
 		projects: map[string]int{},
+		held:     map[string]int64{},
 		slow:     map[string]time.Time{},
 		sendCtx:  sendCtx, cancelSend: cancel,
 	}
@@ -190,10 +192,32 @@ func (e *Engine) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := e.store.RenewLeases(ctx, e.owner, time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
+		if err := e.store.RenewLeases(ctx, e.owner, e.heldLeases(), time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
 			e.log.Error("renew leases", "err", err)
 		}
 	}
+}
+
+// heldLeases lists the claims this engine renews: from the claim until the
+// outcome is recorded (or could not be), so a lease is never kept alive for
+// work the engine has dropped.
+func (e *Engine) heldLeases() []store.Lease {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]store.Lease, 0, len(e.held))
+	for id, token := range e.held {
+		out = append(out, store.Lease{DeliveryID: id, Token: token})
+	}
+	return out
+}
+
+// release stops renewing a claim, unless the delivery was claimed again since.
+func (e *Engine) release(id string, token int64) {
+	e.mu.Lock()
+	if e.held[id] == token {
+		delete(e.held, id)
+	}
+	e.mu.Unlock()
 }
 
 func (e *Engine) claimLoop(ctx context.Context) {
@@ -288,6 +312,7 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 			e.lanes[j.Subscription.ID] = l
 		}
 		l.claimed++
+		e.held[j.Delivery.ID] = j.LeaseToken
 		e.inFlight++
 		e.projects[l.project]++
 		e.senders.Add(1)
@@ -321,6 +346,7 @@ func (e *Engine) run(j store.Job, l *lane) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-e.sendCtx.Done():
+		e.release(j.Delivery.ID, j.LeaseToken)
 		e.finish(j.Subscription.ID, l)
 		return // never sent: the lease is released at shutdown
 	}
@@ -340,6 +366,7 @@ func (e *Engine) run(j store.Job, l *lane) {
 	e.markSpeed(j.Subscription.ID, time.Since(now))
 	if e.sendCtx.Err() != nil && res.Retryable && res.StatusCode == 0 {
 		// Cut off by shutdown, not by the endpoint: leave it to the lease release.
+		e.release(j.Delivery.ID, j.LeaseToken)
 		e.finish(j.Subscription.ID, l)
 		return
 	}
@@ -404,6 +431,15 @@ func (e *Engine) completeLoop() {
 			}
 		}
 		e.record(batch)
+		for _, o := range batch {
+			e.release(o.DeliveryID, o.LeaseToken)
+		}
+		// What the batch recorded may have made work claimable: the next
+		// event of a FIFO key becomes its head only now. The wake when the
+		// attempt finished came before this, too early for it, and the
+		// claim loop would otherwise wait for its poll (a second on
+		// PostgreSQL), so a FIFO key moved about one event a second.
+		e.Wake()
 	}
 }
 
@@ -493,7 +529,7 @@ func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 		url = res.URL
 	}
 	o := store.Outcome{
-		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner,
+		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner, LeaseToken: j.LeaseToken,
 		Attempt: store.Attempt{
 			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: url,
 			StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), ErrorCode: res.ErrorCode,
