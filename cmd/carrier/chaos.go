@@ -23,7 +23,7 @@ func chaosRun(ctx context.Context, args []string) error {
 	}
 	var cfg chaos.Config
 	var faults string
-	soak := fs.Bool("soak", false, "soak mode: 500 events/s, faults every 2 minutes (no kills, so each node's RSS is one process's), RSS and p99 per minute")
+	soak := fs.Bool("soak", false, "soak mode: 500 events/s over 100 keys, faults every 2 minutes (no kills, so each node's RSS is one process's), RSS and p99 per minute")
 	fs.DurationVar(&cfg.Duration, "duration", 2*time.Minute, "how long the load runs")
 	fs.IntVar(&cfg.Rate, "rate", 50, "events a second")
 	fs.IntVar(&cfg.Keys, "keys", 20, "ordering keys, each published in order by its own worker")
@@ -45,7 +45,7 @@ func chaosRun(ctx context.Context, args []string) error {
 			cfg.Rate = 500
 		}
 		if !set["keys"] {
-			cfg.Keys = 50
+			cfg.Keys = 100
 		}
 		if !set["gap"] {
 			cfg.Gap = 2 * time.Minute

@@ -211,8 +211,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := Activate(ctx, nodes, subs); err != nil {
 		return nil, err
 	}
-	if err := quiesce(ctx, pg.URL(), sink, cfg.Quiesce); err != nil {
-		logf("chaos: %v", err)
+	quiet := quiesce(ctx, pg.URL(), sink, cfg.Quiesce)
+	if quiet != nil {
+		logf("chaos: %v", quiet)
 	}
 	for _, n := range nodes {
 		n.Stop()
@@ -232,6 +233,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		faults: rep.Faults, subs: subs, rounds: rounds, start: rep.Start, interval: cfg.Interval})
 	if err != nil {
 		return nil, err
+	}
+	if quiet != nil {
+		rep.Checks = append(rep.Checks, Check{Name: "work still waiting when the quiescence wait ran out (" + cfg.Quiesce.String() + ")", Value: 1, Violation: true})
 	}
 	if len(rep.Violations()) > 0 || cfg.Dir != "" {
 		rep.Dir = dir

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,6 +95,8 @@ type Engine struct {
 
 	wake    chan struct{}
 	results chan store.Outcome
+	// fifoDone says an outcome of a FIFO subscription waits to be recorded.
+	fifoDone atomic.Bool
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
@@ -379,6 +382,9 @@ func (e *Engine) run(j store.Job, l *lane) {
 			o.Attempt.ErrorMessage = strings.TrimSpace(o.Attempt.ErrorMessage + " (" + note + ")")
 		}
 	}
+	if j.Subscription.Ordering == store.OrderingFIFO {
+		e.fifoDone.Store(true)
+	}
 	e.results <- o
 	e.finish(j.Subscription.ID, l)
 }
@@ -434,12 +440,14 @@ func (e *Engine) completeLoop() {
 		for _, o := range batch {
 			e.release(o.DeliveryID, o.LeaseToken)
 		}
-		// What the batch recorded may have made work claimable: the next
-		// event of a FIFO key becomes its head only now. The wake when the
-		// attempt finished came before this, too early for it, and the
-		// claim loop would otherwise wait for its poll (a second on
-		// PostgreSQL), so a FIFO key moved about one event a second.
-		e.Wake()
+		if e.fifoDone.Swap(false) {
+			// The next event of a FIFO key becomes its head only now that
+			// this one is recorded. The wake when the attempt finished came
+			// too early for it, and the claim loop would otherwise wait for
+			// its poll (a second on PostgreSQL): a key moved about one event
+			// a second.
+			e.Wake()
+		}
 	}
 }
 
