@@ -22,8 +22,8 @@ func chaosRun(ctx context.Context, args []string) error {
 		fs.PrintDefaults()
 	}
 	var cfg chaos.Config
-	var faults string
-	soak := fs.Bool("soak", false, "soak mode: 500 events/s over 100 keys, faults every 2 minutes (no kills, so each node's RSS is one process's), RSS and p99 per minute")
+	var faults, subs string
+	soak := fs.Bool("soak", false, "soak mode: 500 events/s over 100 keys to the plain webhook, faults every 2 minutes (no kills, so each node's RSS is one process's), RSS and p99 per minute")
 	fs.DurationVar(&cfg.Duration, "duration", 2*time.Minute, "how long the load runs")
 	fs.IntVar(&cfg.Rate, "rate", 50, "events a second")
 	fs.IntVar(&cfg.Keys, "keys", 20, "ordering keys, each published in order by its own worker")
@@ -33,6 +33,8 @@ func chaosRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Lease, "lease", 4*time.Second, "the nodes' delivery lease")
 	fs.DurationVar(&cfg.Interval, "interval", 0, "report latency and RSS per interval (0: once)")
 	fs.StringVar(&faults, "faults", strings.Join(chaos.AllFaults, ","), "fault kinds, cycled in this order")
+	fs.StringVar(&subs, "subscriptions", "plain,fifo,odd", "webhooks to create: plain (every event), fifo (every event, in order per key), odd (chaos.odd events only)")
+	fs.DurationVar(&cfg.Quiesce, "quiesce", 3*time.Minute, "the longest wait for the cluster to deliver what is left after the load")
 	fs.StringVar(&cfg.Dir, "dir", "", "keep the run's files here (default: a temporary directory, removed after a clean run)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock)")
 	if err := parseFlags(fs, args); err != nil {
@@ -56,6 +58,13 @@ func chaosRun(ctx context.Context, args []string) error {
 		if !set["interval"] {
 			cfg.Interval = time.Minute
 		}
+		if !set["subscriptions"] {
+			// One delivery an event: 500 events/s is then 500 deliveries/s.
+			subs = "plain"
+		}
+		if !set["quiesce"] {
+			cfg.Quiesce = 10 * time.Minute
+		}
 		if !set["faults"] {
 			faults = strings.Join([]string{chaos.FaultPause, chaos.FaultSinkSlow, chaos.FaultPartition, chaos.FaultSinkFail, chaos.FaultPGRestart, chaos.FaultSinkHang}, ",")
 		}
@@ -63,6 +72,11 @@ func chaosRun(ctx context.Context, args []string) error {
 	for _, f := range strings.Split(faults, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			cfg.Faults = append(cfg.Faults, f)
+		}
+	}
+	for _, s := range strings.Split(subs, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Subscriptions = append(cfg.Subscriptions, s)
 		}
 	}
 	bin, err := os.Executable()

@@ -38,11 +38,15 @@ type Config struct {
 	Warmup   time.Duration // load before the first fault (and before the soak's first RSS figure)
 	Gap      time.Duration // quiet time between two faults
 	Faults   []string      // the kinds, cycled in this order (default AllFaults)
-	Lease    time.Duration // the nodes' delivery lease (short, so a pause outlives it)
-	Interval time.Duration // latency and RSS are reported per interval (0: once)
-	Quiesce  time.Duration // the longest wait for the cluster to go quiet at the end
-	Seed     uint64
-	Log      io.Writer // progress lines
+	// Subscriptions names the webhooks to create, of plain (every event),
+	// fifo (every event, in order per key) and odd (chaos.odd events only);
+	// empty: all three.
+	Subscriptions []string
+	Lease         time.Duration // the nodes' delivery lease (short, so a pause outlives it)
+	Interval      time.Duration // latency and RSS are reported per interval (0: once)
+	Quiesce       time.Duration // the longest wait for the cluster to go quiet at the end
+	Seed          uint64
+	Log           io.Writer // progress lines
 }
 
 func (c *Config) defaults() {
@@ -161,7 +165,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer sink.Close()
-	subs, err := CreateSubscriptions(ctx, nodes[0], sink)
+	subs, err := CreateSubscriptions(ctx, nodes[0], sink, cfg.Subscriptions)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +282,7 @@ func startNodes(ctx context.Context, cfg Config, dir string, pg *Postgres) ([]*N
 func quiesce(ctx context.Context, url string, sink *Sink, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	quietSince, last := time.Now(), -1
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		var waiting int64
 		conn, err := pgx.Connect(ctx, url)
 		if err == nil {

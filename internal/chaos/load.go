@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,11 +51,14 @@ type Load struct {
 	next     atomic.Int64
 }
 
-// CreateSubscriptions creates the harness's webhooks through node and returns
-// their ids by name.
-func CreateSubscriptions(ctx context.Context, node *Node, sink *Sink) (map[string]string, error) {
+// CreateSubscriptions creates the harness's webhooks named in only (all when
+// empty) through node and returns their ids by name.
+func CreateSubscriptions(ctx context.Context, node *Node, sink *Sink, only []string) (map[string]string, error) {
 	ids := map[string]string{}
 	for _, s := range subscriptions {
+		if len(only) > 0 && !slices.Contains(only, s.name) {
+			continue
+		}
 		body := map[string]any{"name": s.name, "webhook_url": sink.URL(s.name), "event_types": []string{s.types},
 			"timeout_seconds": 2, "max_retries": 10, "retry_backoff_multiplier": 2, "ordering": s.ordering}
 		var out struct {
