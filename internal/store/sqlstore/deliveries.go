@@ -270,14 +270,19 @@ func (s *Store) CompleteAttemptsWithSignals(ctx context.Context, outcomes []stor
 		if err != nil {
 			return err
 		}
-		numbers := map[string]int{} // delivery id -> attempt number, for the outcomes whose lease held
-		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers); err != nil {
+		numbers := map[string]int{}  // delivery id -> attempt number, for the outcomes whose lease held
+		tokens := map[string]int64{} // delivery id -> the token of the claim whose outcome was applied
+		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers, tokens); err != nil {
 			return err
 		}
 		recorded := make([]store.Outcome, 0, len(numbers))
 		for _, o := range outcomes {
-			if _, ok := numbers[o.DeliveryID]; ok {
+			// One batch can hold two outcomes of one delivery (a node paused
+			// past its lease claimed it again): only the current claim's is
+			// recorded, so the attempt count and rows agree.
+			if t, ok := tokens[o.DeliveryID]; ok && t == o.LeaseToken {
 				recorded = append(recorded, o)
+				delete(tokens, o.DeliveryID)
 			}
 		}
 		if err := s.insertAttempts(ctx, tx, recorded, numbers); err != nil {
@@ -306,10 +311,10 @@ var completeDeliveries = &bulk{
 		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
 		last_duration_ms = v.dur, url = v.url, updated_at = v.updated, delivered_at = v.delivered
 		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> '' AND deliveries.lease_token = v.token
-		RETURNING deliveries.id, deliveries.attempts`,
+		RETURNING deliveries.id, deliveries.attempts, deliveries.lease_token`,
 }
 
-func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []store.Outcome, now time.Time, numbers map[string]int) error {
+func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []store.Outcome, now time.Time, numbers map[string]int, tokens map[string]int64) error {
 	rows := make([][]any, 0, len(outcomes))
 	for _, o := range outcomes {
 		a := o.Attempt
@@ -326,10 +331,11 @@ func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []sto
 	return s.run(ctx, tx, completeDeliveries, rows, func(r *sql.Rows) error {
 		var id string
 		var n int
-		if err := r.Scan(&id, &n); err != nil {
+		var token int64
+		if err := r.Scan(&id, &n, &token); err != nil {
 			return err
 		}
-		numbers[id] = n
+		numbers[id], tokens[id] = n, token
 		return nil
 	})
 }

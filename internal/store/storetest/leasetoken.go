@@ -58,6 +58,13 @@ func testLeaseTokenFences(t *testing.T, e Storage) {
 
 	f.complete(f.at(6*time.Second), outcome(a2, store.StateDelivered, f.at(6*time.Second)))
 	state("A's second claim's outcome after C claimed", store.StateRetrying, 1)
-	f.complete(f.at(6*time.Second), outcome(c, store.StateDelivered, f.at(6*time.Second)))
+	// A stale outcome in the same batch as the current one: only the
+	// current one is recorded, as one attempt.
+	stale := outcome(c, store.StateFailed, f.at(6*time.Second))
+	stale.LeaseToken = a2.LeaseToken
+	f.complete(f.at(6*time.Second), stale, outcome(c, store.StateDelivered, f.at(6*time.Second)))
 	state("C's outcome", store.StateDelivered, 2)
+	attempts, err := f.s.ListAttempts(f.ctx, p.ID, id)
+	f.must(err)
+	check(t, "attempt rows", len(attempts), 2)
 }
