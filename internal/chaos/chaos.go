@@ -185,7 +185,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	sleep(lctx, cfg.Warmup)
 	for i := 0; lctx.Err() == nil && i < 100000; i++ {
 		kind := cfg.Faults[i%len(cfg.Faults)]
-		f := in.apply(lctx, kind)
+		f := in.apply(ctx, lctx, kind)
 		node := ""
 		if f.Node >= 0 {
 			node = " node " + strconv.Itoa(f.Node+1)

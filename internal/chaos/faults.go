@@ -54,8 +54,10 @@ func (in *injector) pickRunning() int {
 }
 
 // apply injects one fault and returns once it is over (the node restarted or
-// resumed, the proxy restored, the server up, the sink answering again).
-func (in *injector) apply(ctx context.Context, kind string) Fault {
+// resumed, the proxy restored, the server up, the sink answering again). A
+// fault lasts until its time is up or load ends (the waits use load); what
+// ends it uses ctx, so that it is undone even when the load is over.
+func (in *injector) apply(ctx, load context.Context, kind string) Fault {
 	f := Fault{Kind: kind, Node: -1, Start: time.Now()}
 	var err error
 	switch kind {
@@ -68,19 +70,19 @@ func (in *injector) apply(ctx context.Context, kind string) Fault {
 		switch kind {
 		case FaultKill:
 			n.Kill()
-			sleep(ctx, 2*time.Second)
+			sleep(load, 2*time.Second)
 			err = n.Start(ctx)
 		case FaultPause:
 			// Past the delivery lease, so other nodes claim what it holds,
 			// but short of the 15 s node timeout, so its leases are not
 			// given back by the rescuer: they simply expire under it.
 			if err = n.Pause(); err == nil {
-				sleep(ctx, in.lease+3*time.Second)
+				sleep(load, in.lease+3*time.Second)
 				err = n.Resume()
 			}
 		case FaultPartition:
 			n.proxy.Cut()
-			sleep(ctx, in.lease+4*time.Second)
+			sleep(load, in.lease+4*time.Second)
 			n.proxy.Restore()
 		}
 	case FaultPGRestart:
@@ -88,7 +90,7 @@ func (in *injector) apply(ctx context.Context, kind string) Fault {
 	case FaultSinkSlow, FaultSinkFail, FaultSinkHang:
 		mode := map[string]int32{FaultSinkSlow: SinkSlow, FaultSinkFail: SinkFail, FaultSinkHang: SinkHang}[kind]
 		in.sink.SetMode(mode)
-		sleep(ctx, 6*time.Second)
+		sleep(load, 6*time.Second)
 		in.sink.SetMode(SinkOK)
 		if kind != FaultSinkSlow {
 			err = Activate(ctx, in.nodes, in.subs)
