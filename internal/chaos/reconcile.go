@@ -78,6 +78,7 @@ func reconcile(ctx context.Context, url string, r record) ([]Check, []Latency, e
 		{"  of which spooled (store unavailable)", false, "", `SELECT count(*) FROM chaos.accepted WHERE spooled`},
 		{"deliveries expected (event x matching subscription)", false, "", `SELECT count(*) FROM chaos.expected`},
 		{"requests received by the sink", false, "", `SELECT count(*) FROM chaos.receipts`},
+		{"  of which the sending node is unknown", false, "", `SELECT count(*) FROM chaos.receipts WHERE node = ''`},
 		{"attempts recorded", false, "", `SELECT count(*) FROM attempts`},
 		{"lost: expected, never answered 2xx by the sink", true, "", `SELECT count(*) FROM chaos.expected x LEFT JOIN chaos.per p USING (event_id, sub) WHERE COALESCE(p.oks, 0) = 0`},
 		{"lost: expected, no delivery row or not delivered", true, "", `SELECT count(*) FROM chaos.expected x LEFT JOIN deliveries d ON d.event_id = x.event_id AND d.subscription_id = x.sub_id WHERE d.state IS DISTINCT FROM 'delivered'`},
