@@ -101,9 +101,9 @@ type Engine struct {
 	mu       sync.Mutex
 	lanes    map[string]*lane
 	inFlight int
-	projects map[string]int       // deliveries claimed per project and not yet finished
-	held     map[string]int64     // delivery -> token of the claim this engine renews
-	slow     map[string]time.Time // subscription -> until when its lane counts as slow
+	projects map[string]int        // deliveries claimed per project and not yet finished
+	held     map[string]*heldLease // delivery -> the claim this engine renews
+	slow     map[string]time.Time  // subscription -> until when its lane counts as slow
 
 	sendCtx    context.Context // cancelled when the shutdown grace runs out
 	cancelSend context.CancelFunc
@@ -133,7 +133,7 @@ func New(cfg Config, s store.Store, sender Sender, node string, m *metrics.Metri
 		results:  make(chan store.Outcome, cfg.MaxInFlight),
 		lanes:    map[string]*lane{},
 		projects: map[string]int{},
-		held:     map[string]int64{},
+		held:     map[string]*heldLease{},
 		slow:     map[string]time.Time{},
 		sendCtx:  sendCtx, cancelSend: cancel,
 	}
@@ -195,29 +195,56 @@ func (e *Engine) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := e.store.RenewLeases(ctx, e.owner, e.heldLeases(), time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
-			e.log.Error("renew leases", "err", err)
+		now := time.Now()
+		due := e.dueLeases(now)
+		if err := e.store.RenewLeases(ctx, e.owner, due, now.Add(e.cfg.Lease)); err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("renew leases", "err", err)
+			}
+			continue
 		}
+		e.renewed(due, now)
 	}
 }
 
-// heldLeases lists the claims this engine renews: from the claim until the
-// outcome is recorded (or could not be), so a lease is never kept alive for
-// work the engine has dropped.
-func (e *Engine) heldLeases() []store.Lease {
+// heldLease is a claim this engine renews: from the claim until its outcome
+// is recorded (or could not be), so a lease is never kept alive for work the
+// engine has dropped.
+type heldLease struct {
+	token   int64
+	renewed time.Time // when it was claimed or last renewed
+}
+
+// dueLeases lists the claims whose lease was taken or renewed a third of a
+// lease ago or more: renewing every claim on every round wrote each held row
+// every RenewInterval, thousands a second with a long backlog.
+func (e *Engine) dueLeases(now time.Time) []store.Lease {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]store.Lease, 0, len(e.held))
-	for id, token := range e.held {
-		out = append(out, store.Lease{DeliveryID: id, Token: token})
+	var out []store.Lease
+	for id, h := range e.held {
+		if now.Sub(h.renewed) >= e.cfg.Lease/3 {
+			out = append(out, store.Lease{DeliveryID: id, Token: h.token})
+		}
 	}
 	return out
+}
+
+// renewed notes that leases were renewed at now.
+func (e *Engine) renewed(leases []store.Lease, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range leases {
+		if h := e.held[l.DeliveryID]; h != nil && h.token == l.Token {
+			h.renewed = now
+		}
+	}
 }
 
 // release stops renewing a claim, unless the delivery was claimed again since.
 func (e *Engine) release(id string, token int64) {
 	e.mu.Lock()
-	if e.held[id] == token {
+	if h := e.held[id]; h != nil && h.token == token {
 		delete(e.held, id)
 	}
 	e.mu.Unlock()
@@ -315,7 +342,7 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 			e.lanes[j.Subscription.ID] = l
 		}
 		l.claimed++
-		e.held[j.Delivery.ID] = j.LeaseToken
+		e.held[j.Delivery.ID] = &heldLease{token: j.LeaseToken, renewed: now}
 		e.inFlight++
 		e.projects[l.project]++
 		e.senders.Add(1)

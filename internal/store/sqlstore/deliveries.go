@@ -358,12 +358,27 @@ func (s *Store) insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store
 var renewLeases = &bulk{
 	name: "renew leases", cols: 4,
 	head: `WITH v (id, token, owner, until) AS (VALUES `,
-	row: func(b *strings.Builder, n int) {
-		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT))", n, n+1, n+2, n+3)
-	},
+	row:  renewRow,
 	tail: `) UPDATE deliveries SET lease_until = v.until FROM v
 		WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND deliveries.lease_token = v.token
 		AND deliveries.lease_until > 0 AND deliveries.lease_until < v.until`,
+}
+
+// renewLeasesPostgres skips the rows another transaction holds: the node's
+// own completion of them, which clears the lease anyway. Waiting for it
+// instead deadlocked, the two locking one node's rows in different orders.
+var renewLeasesPostgres = &bulk{
+	name: "renew leases", cols: 4,
+	head: `WITH v (id, token, owner, until) AS (VALUES `,
+	row:  renewRow,
+	tail: `), locked AS (SELECT d.id, v.until FROM deliveries d JOIN v ON d.id = v.id
+			WHERE d.lease_owner = v.owner AND d.lease_token = v.token AND d.lease_until > 0 AND d.lease_until < v.until
+			FOR UPDATE OF d SKIP LOCKED)
+		UPDATE deliveries SET lease_until = locked.until FROM locked WHERE deliveries.id = locked.id`,
+}
+
+func renewRow(b *strings.Builder, n int) {
+	fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT))", n, n+1, n+2, n+3)
 }
 
 // RenewLeases extends the leases owner holds, claim by claim: a lease given
@@ -377,7 +392,11 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, leases []store.Le
 	for _, l := range leases {
 		rows = append(rows, []any{l.DeliveryID, l.Token, owner, ms(until)})
 	}
-	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.run(ctx, tx, renewLeases, rows, nil) }); err != nil {
+	q := renewLeases
+	if s.dialect == Postgres {
+		q = renewLeasesPostgres
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.run(ctx, tx, q, rows, nil) }); err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	return nil
