@@ -93,6 +93,10 @@ func (in *injector) apply(ctx, load context.Context, kind string) Fault {
 		sleep(load, 6*time.Second)
 		in.sink.SetMode(SinkOK)
 		if kind != FaultSinkSlow {
+			// Attempts still hanging or failing time out within the 2 s
+			// webhook timeout, and ten failures in a row would disable the
+			// webhook again right after an earlier activation.
+			sleep(ctx, 3*time.Second)
 			err = Activate(ctx, in.nodes, in.subs)
 		}
 	}
