@@ -25,6 +25,7 @@ Usage:
   carrier migrate [flags]   apply database migrations and exit
   carrier admin-key create  mint a new admin API key on the store (when every admin key is lost)
   carrier bench [flags]     measure ingest and delivery throughput on this machine
+  carrier chaos [flags]     run three nodes on a private PostgreSQL under faults and reconcile what was delivered
   carrier simulate [flags]  run a fake 2captcha-compatible provider (demos, tests, benchmarks)
   carrier sink [flags]      receive webhooks locally: print each delivery and check its signature
   carrier version           print the version
@@ -50,6 +51,8 @@ func main() {
 		err = adminKey(ctx, os.Args[2:])
 	case "bench":
 		err = bench(ctx, os.Args[2:])
+	case "chaos":
+		err = chaosRun(ctx, os.Args[2:])
 	case "simulate":
 		err = simulate(ctx, os.Args[2:])
 	case "sink":

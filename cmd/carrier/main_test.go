@@ -86,6 +86,7 @@ func TestHelpExitsZeroAndPrintsUsage(t *testing.T) {
 		{[]string{"serve", "-h"}, "CARRIER_API_KEY"},
 		{[]string{"migrate", "--help"}, "Usage: carrier migrate"},
 		{[]string{"bench", "--help"}, "-events"},
+		{[]string{"chaos", "--help"}, "-soak"},
 		{[]string{"simulate", "--help"}, "-lost-pingbacks"},
 		{[]string{"sink", "--help"}, "CARRIER_SINK_SECRET"},
 	}

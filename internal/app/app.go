@@ -238,6 +238,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	dcfg.MaxInFlight = cfg.MaxInFlight
 	dcfg.MaxInFlightPerProject = cfg.MaxInFlightPerProject
 	dcfg.ShutdownGrace = cfg.ShutdownGrace
+	if cfg.DeliveryLease > 0 {
+		dcfg.Lease = cfg.DeliveryLease
+		dcfg.RenewInterval = min(dcfg.RenewInterval, cfg.DeliveryLease/3)
+	}
 	if !exclusive {
 		// Other nodes' work arrives by notification: the claim poll is
 		// only the fallback for a lost one.

@@ -41,6 +41,7 @@ type Elector struct {
 
 	mu      sync.Mutex
 	leading bool
+	renewed time.Time     // when the lock was last taken or renewed
 	changed chan struct{} // closed and replaced on every transition
 }
 
@@ -77,6 +78,26 @@ func (e *Elector) set(leading bool) {
 	}
 }
 
+// Sure reports whether this node leads and renewed the lock recently enough
+// that no other node can have taken it: within 3/5 of the lease. A process
+// that was paused (SIGSTOP, a long GC or VM stall) still believes it leads
+// when it wakes, until its next renewal fails; Sure is false for it at once,
+// so it runs no leader-only round meanwhile.
+func (e *Elector) Sure() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.Exclusive {
+		return e.leading
+	}
+	return e.leading && time.Since(e.renewed) < e.Lease*3/5
+}
+
+func (e *Elector) markRenewed(at time.Time) {
+	e.mu.Lock()
+	e.renewed = at
+	e.mu.Unlock()
+}
+
 // Run elects until ctx ends, then gives the lock up, so another node takes
 // over at once rather than after the lease.
 func (e *Elector) Run(ctx context.Context) {
@@ -97,6 +118,7 @@ func (e *Elector) Run(ctx context.Context) {
 		switch {
 		case err == nil && got:
 			renewed = now
+			e.markRenewed(now)
 			e.set(true)
 		case err == nil:
 			e.set(false)

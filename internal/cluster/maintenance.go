@@ -64,9 +64,19 @@ func (m *Maintainer) Run(ctx context.Context) {
 
 func (m *Maintainer) run(ctx context.Context, s Service) {
 	Every(ctx, s.Interval(), func(ctx context.Context) {
-		if err := s.Round(ctx); err != nil && ctx.Err() == nil {
+		if !m.Elector.Sure() {
+			// Woken from a pause: another node may lead by now, and the
+			// elector has not noticed yet.
+			return
+		}
+		start := time.Now()
+		err := s.Round(ctx)
+		if err != nil && ctx.Err() == nil {
 			m.Log.Error("maintenance", "service", s.Name(), "err", err)
 		}
+		// At debug level, so that a test (the chaos harness) can check that
+		// rounds never overlap across nodes.
+		m.Log.Debug("maintenance round", "service", s.Name(), "start_ms", start.UnixMilli(), "end_ms", time.Now().UnixMilli())
 		if m.Rounds != nil && ctx.Err() == nil {
 			m.Rounds(s.Name())
 		}

@@ -54,6 +54,9 @@ type Config struct {
 	// LeaderLease is how long the cluster leader's lock lasts without
 	// renewal: a leader that dies is replaced within about this long.
 	LeaderLease time.Duration
+	// DeliveryLease is how long a claim holds a delivery without renewal:
+	// a node that stops (paused, cut off) loses its deliveries after it.
+	DeliveryLease time.Duration
 	// AlertInterval is how often the leader evaluates the alert rules.
 	AlertInterval time.Duration
 	// AlertDefaults gives each new project (and the default one) the
@@ -172,6 +175,7 @@ var Settings = []Setting{
 		return nil
 	}},
 	{"leader-lease", "CARRIER_LEADER_LEASE", "10s", "how long the cluster leader's lock lasts without renewal (PostgreSQL): a leader that dies is replaced within about this long", durationSetter(func(c *Config) *time.Duration { return &c.LeaderLease }, time.Second)},
+	{"delivery-lease", "CARRIER_DELIVERY_LEASE", "5m", "how long a node's claim on a delivery lasts without renewal (renewed every 2 s, or a third of this when shorter); it must exceed the longest webhook timeout", durationSetter(func(c *Config) *time.Duration { return &c.DeliveryLease }, time.Second)},
 	{"alert-interval", "CARRIER_ALERT_INTERVAL", "1s", "how often the leader evaluates the alert rules", durationSetter(func(c *Config) *time.Duration { return &c.AlertInterval }, 100*time.Millisecond)},
 	{"alert-defaults", "CARRIER_ALERT_DEFAULTS", "true", "give each new project (and the default project) the built-in alert rules (balance, balance check failing, error rate spike, queue backup, endpoint disabled, dead letters, daily summary)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -94,12 +95,15 @@ type Engine struct {
 
 	wake    chan struct{}
 	results chan store.Outcome
+	// fifoDone says an outcome of a FIFO subscription waits to be recorded.
+	fifoDone atomic.Bool
 
 	mu       sync.Mutex
 	lanes    map[string]*lane
 	inFlight int
-	projects map[string]int       // deliveries claimed per project and not yet finished
-	slow     map[string]time.Time // subscription -> until when its lane counts as slow
+	projects map[string]int        // deliveries claimed per project and not yet finished
+	held     map[string]*heldLease // delivery -> the claim this engine renews
+	slow     map[string]time.Time  // subscription -> until when its lane counts as slow
 
 	sendCtx    context.Context // cancelled when the shutdown grace runs out
 	cancelSend context.CancelFunc
@@ -129,6 +133,7 @@ func New(cfg Config, s store.Store, sender Sender, node string, m *metrics.Metri
 		results:  make(chan store.Outcome, cfg.MaxInFlight),
 		lanes:    map[string]*lane{},
 		projects: map[string]int{},
+		held:     map[string]*heldLease{},
 		slow:     map[string]time.Time{},
 		sendCtx:  sendCtx, cancelSend: cancel,
 	}
@@ -190,10 +195,59 @@ func (e *Engine) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := e.store.RenewLeases(ctx, e.owner, time.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
-			e.log.Error("renew leases", "err", err)
+		now := time.Now()
+		due := e.dueLeases(now)
+		if err := e.store.RenewLeases(ctx, e.owner, due, now.Add(e.cfg.Lease)); err != nil {
+			if ctx.Err() == nil {
+				e.log.Error("renew leases", "err", err)
+			}
+			continue
+		}
+		e.renewed(due, now)
+	}
+}
+
+// heldLease is a claim this engine renews: from the claim until its outcome
+// is recorded (or could not be), so a lease is never kept alive for work the
+// engine has dropped.
+type heldLease struct {
+	token   int64
+	renewed time.Time // when it was claimed or last renewed
+}
+
+// dueLeases lists the claims whose lease was taken or renewed a third of a
+// lease ago or more: renewing every claim on every round wrote each held row
+// every RenewInterval, thousands a second with a long backlog.
+func (e *Engine) dueLeases(now time.Time) []store.Lease {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []store.Lease
+	for id, h := range e.held {
+		if now.Sub(h.renewed) >= e.cfg.Lease/3 {
+			out = append(out, store.Lease{DeliveryID: id, Token: h.token})
 		}
 	}
+	return out
+}
+
+// renewed notes that leases were renewed at now.
+func (e *Engine) renewed(leases []store.Lease, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range leases {
+		if h := e.held[l.DeliveryID]; h != nil && h.token == l.Token {
+			h.renewed = now
+		}
+	}
+}
+
+// release stops renewing a claim, unless the delivery was claimed again since.
+func (e *Engine) release(id string, token int64) {
+	e.mu.Lock()
+	if h := e.held[id]; h != nil && h.token == token {
+		delete(e.held, id)
+	}
+	e.mu.Unlock()
 }
 
 func (e *Engine) claimLoop(ctx context.Context) {
@@ -288,6 +342,7 @@ func (e *Engine) claimOnce(ctx context.Context, now time.Time) (n, limit int, er
 			e.lanes[j.Subscription.ID] = l
 		}
 		l.claimed++
+		e.held[j.Delivery.ID] = &heldLease{token: j.LeaseToken, renewed: now}
 		e.inFlight++
 		e.projects[l.project]++
 		e.senders.Add(1)
@@ -321,6 +376,7 @@ func (e *Engine) run(j store.Job, l *lane) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-e.sendCtx.Done():
+		e.release(j.Delivery.ID, j.LeaseToken)
 		e.finish(j.Subscription.ID, l)
 		return // never sent: the lease is released at shutdown
 	}
@@ -340,6 +396,7 @@ func (e *Engine) run(j store.Job, l *lane) {
 	e.markSpeed(j.Subscription.ID, time.Since(now))
 	if e.sendCtx.Err() != nil && res.Retryable && res.StatusCode == 0 {
 		// Cut off by shutdown, not by the endpoint: leave it to the lease release.
+		e.release(j.Delivery.ID, j.LeaseToken)
 		e.finish(j.Subscription.ID, l)
 		return
 	}
@@ -351,6 +408,9 @@ func (e *Engine) run(j store.Job, l *lane) {
 		if note := e.onFailed(e.sendCtx, j, res); note != "" {
 			o.Attempt.ErrorMessage = strings.TrimSpace(o.Attempt.ErrorMessage + " (" + note + ")")
 		}
+	}
+	if j.Subscription.Ordering == store.OrderingFIFO {
+		e.fifoDone.Store(true)
 	}
 	e.results <- o
 	e.finish(j.Subscription.ID, l)
@@ -404,6 +464,17 @@ func (e *Engine) completeLoop() {
 			}
 		}
 		e.record(batch)
+		for _, o := range batch {
+			e.release(o.DeliveryID, o.LeaseToken)
+		}
+		if e.fifoDone.Swap(false) {
+			// The next event of a FIFO key becomes its head only now that
+			// this one is recorded. The wake when the attempt finished came
+			// too early for it, and the claim loop would otherwise wait for
+			// its poll (a second on PostgreSQL): a key moved about one event
+			// a second.
+			e.Wake()
+		}
 	}
 }
 
@@ -493,7 +564,7 @@ func (e *Engine) outcome(j store.Job, res Result, at time.Time) store.Outcome {
 		url = res.URL
 	}
 	o := store.Outcome{
-		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner,
+		DeliveryID: d.ID, ProjectID: d.ProjectID, SubscriptionID: sub.ID, LeaseOwner: j.LeaseOwner, LeaseToken: j.LeaseToken,
 		Attempt: store.Attempt{
 			ID: uuid.Must(uuid.NewV7()).String(), DeliveryID: d.ID, ProjectID: d.ProjectID, URL: url,
 			StatusCode: res.StatusCode, DurationMS: res.Duration.Milliseconds(), ErrorCode: res.ErrorCode,

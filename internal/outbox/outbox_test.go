@@ -91,7 +91,7 @@ func TestRelayRepublishIsDuplicate(t *testing.T) {
 			if len(jobs) != 1 {
 				t.Fatalf("claimed %d jobs, want 1", len(jobs))
 			}
-			o := store.Outcome{DeliveryID: jobs[0].Delivery.ID, ProjectID: p.ID, SubscriptionID: failing.ID, LeaseOwner: "w",
+			o := store.Outcome{DeliveryID: jobs[0].Delivery.ID, ProjectID: p.ID, SubscriptionID: failing.ID, LeaseOwner: "w", LeaseToken: jobs[0].LeaseToken,
 				State: store.StateFailed, Disable: true, DisableReason: "gone",
 				Attempt: store.Attempt{ID: newID(), DeliveryID: jobs[0].Delivery.ID, ProjectID: p.ID, StatusCode: 410, CreatedAt: now}}
 			dis, err := st.CompleteAttempts(ctx, []store.Outcome{o}, now)

@@ -192,6 +192,15 @@ type Job struct {
 	Event        Event
 	Subscription Subscription
 	LeaseOwner   string
+	// LeaseToken names this claim: its outcome and renewals apply only while
+	// no later claim of the delivery was made (by any node, this one too).
+	LeaseToken int64
+}
+
+// Lease is one claim a process holds: renewals name each claim.
+type Lease struct {
+	DeliveryID string
+	Token      int64
 }
 
 // Outcome is the result of an attempt, to be recorded by CompleteAttempts.
@@ -200,6 +209,7 @@ type Outcome struct {
 	ProjectID      string
 	SubscriptionID string
 	LeaseOwner     string
+	LeaseToken     int64 // the claim's (Job.LeaseToken): any other is refused
 	Attempt        Attempt
 	// State is the delivery's new state: delivered, retrying or failed.
 	State string
@@ -418,9 +428,11 @@ type Store interface {
 	// events, so a failing endpoint is not sent news of itself on every retry.
 	// Signals are grouped by subscription, in order of first appearance.
 	CompleteAttemptsWithSignals(ctx context.Context, outcomes []Outcome, now time.Time) ([]HealthSignal, error)
-	// RenewLeases extends every lease held by owner to until, so work that waits
-	// in a busy lane never outlives its lease while its process is alive.
-	RenewLeases(ctx context.Context, owner string, until time.Time) error
+	// RenewLeases extends the leases owner holds, each named by its claim's
+	// token, to until, so work that waits in a busy lane never outlives its
+	// lease while its process is alive. A lease claimed again since (by any
+	// node) is not extended.
+	RenewLeases(ctx context.Context, owner string, leases []Lease, until time.Time) error
 	// ReleaseLeases gives back every lease held by owner, so others can take the work.
 	ReleaseLeases(ctx context.Context, owner string) error
 	// Heartbeat records that the process owner is alive.

@@ -193,7 +193,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 				) c
 			) x WHERE rn <= $5
 		) y WHERE pn <= $9 ORDER BY next_attempt_at LIMIT $6 + 0`
-	claim := `UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN (` + picked + `) RETURNING id`
+	claim := `UPDATE deliveries SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1 WHERE id IN (` + picked + `) RETURNING id, lease_token`
 	if s.dialect == Postgres {
 		// Lock only the rows picked, skipping any another node is claiming now;
 		// the lease condition is checked again under the lock.
@@ -201,12 +201,23 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 				SELECT id FROM deliveries WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND lease_until < $3
 				AND state IN ('pending', 'retrying') FOR UPDATE SKIP LOCKED
 			)
-			UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id = ANY(ARRAY(SELECT id FROM locked)) RETURNING id`
+			UPDATE deliveries SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1 WHERE id = ANY(ARRAY(SELECT id FROM locked)) RETURNING id, lease_token`
 	}
 	var jobs []store.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		ids, err := scanIDs(s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow,
-			jsonList(opts.ExcludeProjects), perProject))
+		var ids []string
+		tokens := map[string]int64{}
+		err := scanAll(s.query(ctx, tx, claim, opts.Owner, until, now, jsonList(opts.Exclude), per, opts.Limit, opts.Limit*claimWindow,
+			jsonList(opts.ExcludeProjects), perProject))(func(r *sql.Rows) error {
+			var id string
+			var token int64
+			if err := r.Scan(&id, &token); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			tokens[id] = token
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -229,7 +240,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, opts store.ClaimOptions) ([
 			if err := jrows.Scan(dest...); err != nil {
 				return err
 			}
-			jobs = append(jobs, store.Job{Delivery: dr.finish(), Event: er.finish(), Subscription: sr.finish(), LeaseOwner: opts.Owner})
+			d := dr.finish()
+			jobs = append(jobs, store.Job{Delivery: d, Event: er.finish(), Subscription: sr.finish(), LeaseOwner: opts.Owner, LeaseToken: tokens[d.ID]})
 		}
 		return jrows.Err()
 	})
@@ -266,14 +278,19 @@ func (s *Store) CompleteAttemptsWithSignals(ctx context.Context, outcomes []stor
 		if err != nil {
 			return err
 		}
-		numbers := map[string]int{} // delivery id -> attempt number, for the outcomes whose lease held
-		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers); err != nil {
+		numbers := map[string]int{}  // delivery id -> attempt number, for the outcomes whose lease held
+		tokens := map[string]int64{} // delivery id -> the token of the claim whose outcome was applied
+		if err := s.updateDeliveries(ctx, tx, outcomes, now, numbers, tokens); err != nil {
 			return err
 		}
 		recorded := make([]store.Outcome, 0, len(numbers))
 		for _, o := range outcomes {
-			if _, ok := numbers[o.DeliveryID]; ok {
+			// One batch can hold two outcomes of one delivery (a node paused
+			// past its lease claimed it again): only the current claim's is
+			// recorded, so the attempt count and rows agree.
+			if t, ok := tokens[o.DeliveryID]; ok && t == o.LeaseToken {
 				recorded = append(recorded, o)
+				delete(tokens, o.DeliveryID)
 			}
 		}
 		if err := s.insertAttempts(ctx, tx, recorded, numbers); err != nil {
@@ -289,22 +306,23 @@ func (s *Store) CompleteAttemptsWithSignals(ctx context.Context, outcomes []stor
 }
 
 // completeDeliveries moves deliveries to their new states where the outcome's
-// owner still holds the lease, and returns each one's attempt number.
+// claim (owner and token) still holds the lease, and returns each one's
+// attempt number.
 var completeDeliveries = &bulk{
-	name: "complete deliveries", cols: 12,
-	head: `WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered, updated, spare) AS (VALUES `,
+	name: "complete deliveries", cols: 13,
+	head: `WITH v (id, owner, state, next_at, status, err, code, dur, url, delivered, updated, spare, token) AS (VALUES `,
 	row: func(b *strings.Builder, n int) {
-		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT), CAST($%d AS INTEGER))",
-			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+		fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS BIGINT), CAST($%d AS INTEGER), CAST($%d AS BIGINT))",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11, n+12)
 	},
 	tail: `) UPDATE deliveries SET state = v.state, attempts = deliveries.attempts + 1, budget_start = deliveries.budget_start + v.spare, next_attempt_at = v.next_at,
 		lease_owner = '', lease_until = 0, last_status = v.status, last_error = v.err, last_error_code = v.code,
 		last_duration_ms = v.dur, url = v.url, updated_at = v.updated, delivered_at = v.delivered
-		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> ''
-		RETURNING deliveries.id, deliveries.attempts`,
+		FROM v WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND v.owner <> '' AND deliveries.lease_token = v.token
+		RETURNING deliveries.id, deliveries.attempts, deliveries.lease_token`,
 }
 
-func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []store.Outcome, now time.Time, numbers map[string]int) error {
+func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []store.Outcome, now time.Time, numbers map[string]int, tokens map[string]int64) error {
 	rows := make([][]any, 0, len(outcomes))
 	for _, o := range outcomes {
 		a := o.Attempt
@@ -316,15 +334,16 @@ func (s *Store) updateDeliveries(ctx context.Context, tx *sql.Tx, outcomes []sto
 		if o.SpareRetry {
 			spare = 1
 		}
-		rows = append(rows, []any{o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered, ms(now), spare})
+		rows = append(rows, []any{o.DeliveryID, o.LeaseOwner, o.State, ms(o.NextAttemptAt), a.StatusCode, a.ErrorMessage, a.ErrorCode, a.DurationMS, a.URL, delivered, ms(now), spare, o.LeaseToken})
 	}
 	return s.run(ctx, tx, completeDeliveries, rows, func(r *sql.Rows) error {
 		var id string
 		var n int
-		if err := r.Scan(&id, &n); err != nil {
+		var token int64
+		if err := r.Scan(&id, &n, &token); err != nil {
 			return err
 		}
-		numbers[id] = n
+		numbers[id], tokens[id] = n, token
 		return nil
 	})
 }
@@ -343,9 +362,49 @@ func (s *Store) insertAttempts(ctx context.Context, tx *sql.Tx, recorded []store
 	return s.run(ctx, tx, insertAttempts, rows, nil)
 }
 
-// RenewLeases extends every lease held by owner.
-func (s *Store) RenewLeases(ctx context.Context, owner string, until time.Time) error {
-	if _, err := s.writer.ExecContext(ctx, `UPDATE deliveries SET lease_until = $1 WHERE lease_owner = $2 AND lease_until > 0 AND lease_until < $1`, ms(until), owner); err != nil {
+// renewLeases extends the leases whose claim (owner and token) still holds.
+var renewLeases = &bulk{
+	name: "renew leases", cols: 4,
+	head: `WITH v (id, token, owner, until) AS (VALUES `,
+	row:  renewRow,
+	tail: `) UPDATE deliveries SET lease_until = v.until FROM v
+		WHERE deliveries.id = v.id AND deliveries.lease_owner = v.owner AND deliveries.lease_token = v.token
+		AND deliveries.lease_until > 0 AND deliveries.lease_until < v.until`,
+}
+
+// renewLeasesPostgres skips the rows another transaction holds: the node's
+// own completion of them, which clears the lease anyway. Waiting for it
+// instead deadlocked, the two locking one node's rows in different orders.
+var renewLeasesPostgres = &bulk{
+	name: "renew leases", cols: 4,
+	head: `WITH v (id, token, owner, until) AS (VALUES `,
+	row:  renewRow,
+	tail: `), locked AS (SELECT d.id, v.until FROM deliveries d JOIN v ON d.id = v.id
+			WHERE d.lease_owner = v.owner AND d.lease_token = v.token AND d.lease_until > 0 AND d.lease_until < v.until
+			FOR UPDATE OF d SKIP LOCKED)
+		UPDATE deliveries SET lease_until = locked.until FROM locked WHERE deliveries.id = locked.id`,
+}
+
+func renewRow(b *strings.Builder, n int) {
+	fmt.Fprintf(b, "(CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS BIGINT))", n, n+1, n+2, n+3)
+}
+
+// RenewLeases extends the leases owner holds, claim by claim: a lease given
+// back by the rescuer or claimed again since (a process paused past it) is
+// not extended.
+func (s *Store) RenewLeases(ctx context.Context, owner string, leases []store.Lease, until time.Time) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	rows := make([][]any, 0, len(leases))
+	for _, l := range leases {
+		rows = append(rows, []any{l.DeliveryID, l.Token, owner, ms(until)})
+	}
+	q := renewLeases
+	if s.dialect == Postgres {
+		q = renewLeasesPostgres
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.run(ctx, tx, q, rows, nil) }); err != nil {
 		return fmt.Errorf("renew leases: %w", err)
 	}
 	return nil

@@ -33,6 +33,7 @@ var cases = []testCase{
 	{name: "EventTypeExamples", run: testEventTypeExamples},
 	{name: "ClaimDue", run: testClaimDue},
 	{name: "ClaimLease", run: testClaimLease},
+	{name: "LeaseTokenFences", run: testLeaseTokenFences},
 	{name: "ClaimExcludeAndCaps", run: testClaimExcludeAndCaps},
 	{name: "ClaimInactiveSubscription", run: testClaimInactive},
 	{name: "ConcurrentClaimers", run: testConcurrentClaimers},
@@ -240,7 +241,7 @@ func (f *fixture) complete(now time.Time, outcomes ...store.Outcome) []store.Dis
 func outcome(j store.Job, state string, at time.Time) store.Outcome {
 	o := store.Outcome{
 		DeliveryID: j.Delivery.ID, ProjectID: j.Delivery.ProjectID, SubscriptionID: j.Delivery.SubscriptionID,
-		LeaseOwner: j.LeaseOwner, State: state,
+		LeaseOwner: j.LeaseOwner, LeaseToken: j.LeaseToken, State: state,
 		Attempt: store.Attempt{ID: newID(), DeliveryID: j.Delivery.ID, ProjectID: j.Delivery.ProjectID, URL: j.Subscription.URL,
 			StatusCode: 200, DurationMS: 12, ResponseBody: "ok", CreatedAt: at},
 	}
