@@ -182,50 +182,44 @@ func newVictim(t *testing.T, c *apptest.Carrier, key string) *victim {
 	return v
 }
 
-// victimRound is how many events the victim publishes in each measured round:
-// enough that a p99 (nearest rank, the 99th of 100) is not simply the one
-// worst sample, which is the scheduler's more than Carrier's.
-const victimRound = 100
+// victimRound is how many events the victim publishes in each measured
+// round, and victimRounds how many rounds make a measurement: the p99 of a
+// measurement is taken over all its samples (the 297th of 300), so it is not
+// simply the one worst sample, which is the scheduler's more than Carrier's.
+const (
+	victimRound  = 100
+	victimRounds = 3
+)
 
 // baseline measures the victim alone: a few publishes to warm up
-// (connections, caches), then two rounds, and returns the larger p99 of
-// each, so that the base includes how much two quiet rounds already differ.
+// (connections, caches), then victimRounds rounds, and returns the p99 of
+// the publish calls and of publish → delivered over all of them.
 func (v *victim) baseline() (publish, delivered time.Duration) {
 	v.measure("warm-up", 10)
-	p1, d1 := v.measure("base-1", victimRound)
-	p2, d2 := v.measure("base-2", victimRound)
-	return max(p1, p2), max(d1, d2)
+	return v.rounds("base")
 }
 
-// attackRounds is how many rounds underAttack measures.
-const attackRounds = 3
-
-// underAttack measures attackRounds rounds while the attack goes on and
-// returns the smallest p99 of each: on a machine shared with other test
-// processes a stall of theirs comes in a burst and spoils one round, while a
-// cost the attacker imposes on the victim is there in every round, so the
-// best round is the one that tells the attacker's share.
+// underAttack measures the victim as baseline does, while the attack goes on.
 func (v *victim) underAttack() (publish, delivered time.Duration) {
-	for i := range attackRounds {
-		p, d := v.measure("attack-"+strconv.Itoa(i+1), victimRound)
-		if i == 0 || p < publish {
-			publish = p
-		}
-		if i == 0 || d < delivered {
-			delivered = d
-		}
+	return v.rounds("attack")
+}
+
+func (v *victim) rounds(name string) (publish, delivered time.Duration) {
+	var calls, lat []time.Duration
+	for i := range victimRounds {
+		c, l := v.measure(name+"-"+strconv.Itoa(i+1), victimRound)
+		calls, lat = append(calls, c...), append(lat, l...)
 	}
-	return publish, delivered
+	return p99(calls), p99(lat)
 }
 
 // measure publishes n of the victim's events, one every 10 ms, waits until
-// every accepted one arrived, and returns the p99 of the publish calls and of
-// publish → delivered.
-func (v *victim) measure(round string, n int) (publish, delivered time.Duration) {
+// every accepted one arrived, and returns how long each publish call took and
+// each publish → delivered.
+func (v *victim) measure(round string, n int) (calls, lat []time.Duration) {
 	t := v.t
 	t.Helper()
 	sent := map[string]time.Time{}
-	var calls []time.Duration
 	cpu0, wall0 := processCPU(), time.Now()
 	for i := range n {
 		start := time.Now()
@@ -234,7 +228,6 @@ func (v *victim) measure(round string, n int) (publish, delivered time.Duration)
 		sent[id] = start
 		time.Sleep(10 * time.Millisecond)
 	}
-	var lat []time.Duration
 	apptest.Eventually(t, 60*time.Second, "every accepted event of the victim delivered in round "+round, func() bool {
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -246,10 +239,10 @@ func (v *victim) measure(round string, n int) (publish, delivered time.Duration)
 		}
 		return len(lat) == n
 	})
-	publish, delivered = p99(calls), p99(lat)
 	busy := float64(processCPU()-cpu0) / float64(time.Since(wall0))
-	t.Logf("victim round %s: publish p50 %v p99 %v, delivered p50 %v p99 %v; the test process used %.2f cores", round, percentile(calls, 50), publish, percentile(lat, 50), delivered, busy)
-	return publish, delivered
+	t.Logf("victim round %s: publish p50 %v p99 %v, delivered p50 %v p99 %v; the test process used %.2f cores",
+		round, percentile(calls, 50), p99(calls), percentile(lat, 50), p99(lat), busy)
+	return calls, lat
 }
 
 // starved is a p99 only a starved victim reaches: its deliveries waiting
@@ -261,31 +254,30 @@ const starved = 5 * time.Second
 // for a run on an otherwise idle machine, without -race.
 const strictFairness = "CARRIER_TEST_STRICT_FAIRNESS"
 
-// checkUnchanged compares the victim's p99 under attack (the best of
-// attackRounds rounds) with its p99 alone (the worse of two quiet rounds).
-// Each p99 is the 99th of 100 samples, so one or two stalls do not decide it.
+// checkUnchanged compares the victim's p99 under attack with its p99 alone,
+// each over victimRounds rounds of victimRound samples (the 297th of 300).
 //
 // What it asserts, and why not more: the victim is not starved (p99 under
 // starved; and measure waits for every accepted event, so none is lost),
 // which is what the per-project share fixed (27.8 s before it). The issue's
 // "not more than 20%" is asserted only with CARRIER_TEST_STRICT_FAIRNESS=1
-// and without the race detector, because on the two shared cores these tests
-// run on it does not hold, for two reasons that measurements here separate:
+// and without the race detector, because on the two cores these tests run on
+// it does not hold reliably, for two reasons that measurements here separate:
 //
-//   - noise: two quiet rounds of the victim, back to back, differ by up to
-//     2-3 times (25 ms against 7 ms) while other test packages run, and the
-//     race detector makes every request five to ten times slower;
-//   - a real cost: the attacker's work (templates rendered to their budget on
-//     every fan-out, 900 KB events listed and encoded, its deliveries claimed
-//     and renewed) shares the two cores with the victim. Without -race the
-//     victim's p99 stays within 20% while the attacker's endpoints only hang
-//     (0.5-1.2 times the base), but rises 1.2-1.9 times, best round of three,
-//     while the attacker also publishes to its template and hanging
-//     subscriptions every 200 ms; under -race 1.4-4.7 times. (The claim on
-//     SQLite used to walk past the hanging project's whole due backlog while
-//     holding the one writer, 40-70 ms a claim under -race, which made the
-//     hanging case alone 1.7-2.8 times; claims now read the other projects'
-//     due deliveries by project.)
+//   - noise: on a quiet machine, three quiet rounds of the victim back to
+//     back have p99s from 2.0 to 5.8 ms, and the race detector makes every
+//     request five to ten times slower;
+//   - a real cost, now small: the attacker's work shares the two cores and
+//     the one SQLite writer with the victim. Its templates are held to a
+//     share of rendering time (CARRIER_TEMPLATE_TIME_PER_SECOND), its lists
+//     to CARRIER_LIST_BYTES_PER_SECOND, its hanging deliveries to a share of
+//     the engine, and the engine no longer asks the store for the next due
+//     delivery on every wake while the hanging project's backlog is due and
+//     blocked. On 2026-12-08, on a quiet machine without -race, the test
+//     process used 0.31 cores under attack against 0.26 alone (0.40 before
+//     the last two changes), and the victim's p99 was 1.1-1.3 times the
+//     base on SQLite and 1.5-2.0 times on PostgreSQL for the whole attack,
+//     1.0-1.5 times while the attacker's endpoints only hang.
 //
 // A bound that fails on a busy machine would be the timed test CONTRIBUTING.md
 // rules out; so the 20% is opt-in, and each run logs the ratio (a starved
