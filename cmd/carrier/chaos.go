@@ -33,7 +33,7 @@ func chaosRun(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Lease, "lease", 4*time.Second, "the nodes' delivery lease")
 	fs.DurationVar(&cfg.Interval, "interval", 0, "report latency and RSS per interval (0: once)")
 	fs.StringVar(&faults, "faults", strings.Join(chaos.AllFaults, ","), "fault kinds, cycled in this order")
-	fs.StringVar(&subs, "subscriptions", "plain,fifo,odd", "webhooks to create: plain (every event), fifo (every event, in order per key), odd (chaos.odd events only)")
+	fs.StringVar(&subs, "subscriptions", "plain,fifo,odd", "webhooks to create: plain (every event), fifo (chaos.even events, in order per key), odd (chaos.odd events only)")
 	fs.DurationVar(&cfg.Quiesce, "quiesce", 3*time.Minute, "the longest wait for the cluster to deliver what is left after the load")
 	fs.StringVar(&cfg.Dir, "dir", "", "keep the run's files here (default: a temporary directory, removed after a clean run)")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock)")

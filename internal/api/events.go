@@ -60,7 +60,7 @@ func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request, k store.AP
 	}
 	res, err := s.Publisher.Publish(r.Context(), in)
 	if err != nil {
-		spooled, serr := s.spoolPublish(r, in, err)
+		spooled, serr := s.spoolPublish(w, r, in, err)
 		if serr != nil {
 			return serr
 		}
@@ -153,11 +153,19 @@ func paging(r *http.Request) (limit, offset int, err error) {
 // in the local spool, and returns the event id it will have. Only an
 // unavailable store is spooled: an event the store rejects would be rejected
 // again on replay, so that error (like validation errors, shutdown and
-// cancelled requests) is answered as it is.
-func (s *Server) spoolPublish(r *http.Request, in ingest.Input, cause error) (string, error) {
+// cancelled requests) is answered as it is; so is a publish to a FIFO
+// subscription (see Publisher.Ordered), with 503 and Retry-After.
+func (s *Server) spoolPublish(w http.ResponseWriter, r *http.Request, in ingest.Input, cause error) (string, error) {
 	var verr *ingest.ValidationError
 	if s.Spool == nil || !store.IsUnavailable(cause) || errors.As(cause, &verr) || errors.Is(cause, ingest.ErrClosed) || r.Context().Err() != nil {
 		return "", cause
+	}
+	if s.Publisher.Ordered(in) {
+		// Spooled, it would be stored on replay after events of its key that
+		// were acknowledged later: the publisher retries instead, in order.
+		w.Header().Set("Retry-After", "1")
+		return "", &Error{Status: http.StatusServiceUnavailable, Code: CodeUnavailable,
+			Message: "the store is unavailable and the event goes to a FIFO subscription, whose order a spooled publish would break; retry"}
 	}
 	in.EventID = newID()
 	// Acknowledged now, so stored on replay whatever its fan-out by then.

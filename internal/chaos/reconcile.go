@@ -97,7 +97,7 @@ func reconcile(ctx context.Context, url string, r record) ([]Check, []Latency, e
 		{"overlapping sends of one delivery, two nodes, outside faults (double claim)", true, "", `SELECT count(*) FROM chaos.overlaps WHERE a_node <> b_node AND NOT ` + inFault("b_start")},
 		{"overlapping sends of one delivery, one node, outside faults", true, "", `SELECT count(*) FROM chaos.overlaps WHERE a_node = b_node AND NOT ` + inFault("b_start")},
 		{"FIFO: a key's event sent before the previous one was delivered", true, "", `SELECT count(*) FROM chaos.fifo WHERE prev_state = 'delivered' AND first_send < prev_ok AND NOT (spooled OR prev_spooled)`},
-		{"FIFO: the same, around a spooled publish", true, "KNOWN, not fixed: a publish spooled while PostgreSQL is down commits when it is back, after publishes acknowledged later", `SELECT count(*) FROM chaos.fifo WHERE prev_state = 'delivered' AND first_send < prev_ok AND (spooled OR prev_spooled)`},
+		{"FIFO: the same, around a spooled publish (FIFO publishes are refused, not spooled)", true, "", `SELECT count(*) FROM chaos.fifo WHERE prev_state = 'delivered' AND first_send < prev_ok AND (spooled OR prev_spooled)`},
 		{"FIFO: deliveries checked", false, "", `SELECT count(*) FROM chaos.fifo WHERE prev_state IS NOT NULL`},
 		{"leader-only rounds", false, "", `SELECT count(*) FROM chaos.rounds`},
 		{"leader-only rounds overlapping on two nodes, one of them paused or cut off meanwhile", false, "a round the pause or the cut caught halfway", `SELECT count(*) FROM chaos.round_overlaps WHERE stalled`},
@@ -196,7 +196,7 @@ func load(ctx context.Context, conn *pgx.Conn, r record) error {
 		`CREATE INDEX ON chaos.receipts (webhook_id, start_us)`,
 		`CREATE INDEX ON chaos.receipts (event_id, sub)`,
 		`CREATE TABLE chaos.expected AS SELECT a.event_id, a.key, a.seq, a.sent, a.spooled, s.name AS sub, s.id AS sub_id
-			FROM chaos.accepted a JOIN chaos.subs s ON s.name <> 'odd' OR a.type = 'chaos.odd'`,
+			FROM chaos.accepted a JOIN chaos.subs s ON s.name = 'plain' OR (s.name = 'fifo' AND a.type = 'chaos.even') OR (s.name = 'odd' AND a.type = 'chaos.odd')`,
 		`CREATE TABLE chaos.per AS SELECT event_id, sub, min(start_us) AS first_send,
 			min(end_us) FILTER (WHERE status BETWEEN 200 AND 299) AS first_ok_end,
 			count(*) FILTER (WHERE status BETWEEN 200 AND 299) AS oks, count(DISTINCT webhook_id) AS ids

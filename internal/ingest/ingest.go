@@ -261,6 +261,14 @@ func (p *Publisher) commitLoop() {
 	}
 }
 
+// Ordered says whether a FIFO subscription wants the event of in: such an
+// event must not be spooled while the store is unavailable, since on replay it
+// would be stored after the same key's events acknowledged later, on this node
+// or another.
+func (p *Publisher) Ordered(in Input) bool {
+	return p.matcher.Index().MatchesFIFO(in.ProjectID, match.Event{Type: in.Type, Subject: in.Subject, Attributes: in.Attributes, Data: in.Data})
+}
+
 func (p *Publisher) commit(batch []*request) {
 	defer func() {
 		for _, r := range batch {

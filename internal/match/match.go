@@ -34,6 +34,7 @@ type entry struct {
 	patterns []string
 	subjects map[string]bool // nil: scope all
 	policy   *filter.Policy  // nil: no filter policy
+	fifo     bool            // the subscription keeps FIFO order per ordering key
 }
 
 func (e *entry) wants(ev Event, body *decodedBody) bool {
@@ -98,7 +99,7 @@ type Index struct {
 func NewIndex(subs []store.Subscription) *Index {
 	ix := &Index{byProject: map[string][]*entry{}}
 	for _, s := range subs {
-		e := &entry{id: s.ID, exact: map[string]bool{}}
+		e := &entry{id: s.ID, exact: map[string]bool{}, fifo: s.Ordering == store.OrderingFIFO}
 		for _, t := range s.EventTypes {
 			if t == "*" || strings.HasSuffix(t, ".*") {
 				e.patterns = append(e.patterns, t)
@@ -135,6 +136,18 @@ func (ix *Index) Match(projectID string, ev Event) []string {
 		}
 	}
 	return ids
+}
+
+// MatchesFIFO says whether a subscription of the project that keeps FIFO
+// order wants the event.
+func (ix *Index) MatchesFIFO(projectID string, ev Event) bool {
+	var body decodedBody
+	for _, e := range ix.byProject[projectID] {
+		if e.fifo && e.wants(ev, &body) {
+			return true
+		}
+	}
+	return false
 }
 
 // Source is what the matcher reads of the store: every subscription, and
