@@ -27,7 +27,6 @@ var subscriptions = []struct {
 	{"odd", "chaos.odd", ""},
 }
 
-
 // Accepted is one event the API answered 202 for.
 type Accepted struct {
 	EventID, Key, Type string
