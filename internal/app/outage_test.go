@@ -64,6 +64,30 @@ func (p *tcpProxy) serve() {
 }
 
 // Cut drops every connection and refuses new ones until Restore.
+// postgresBehindProxy is the PostgreSQL engine reached through a proxy the
+// test can cut (it skips the test, naming CARRIER_TEST_DATABASE_URL, without
+// PostgreSQL).
+func postgresBehindProxy(t *testing.T) (storetest.Engine, *tcpProxy) {
+	t.Helper()
+	var e storetest.Engine
+	for _, eng := range storetest.Engines(t) {
+		if eng.Name == storetest.Postgres {
+			e = eng
+		}
+	}
+	if e.Name == "" {
+		t.Skip("postgres: skipped, CARRIER_TEST_DATABASE_URL is not set (the outage is simulated with a proxy in front of PostgreSQL)")
+	}
+	u, err := url.Parse(e.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	u.Host = proxy.ln.Addr().String()
+	e.DatabaseURL = u.String()
+	return e, proxy
+}
+
 func (p *tcpProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,22 +108,7 @@ func (p *tcpProxy) Restore() {
 // pingbacks arrive and an event is published, restores it, and finds every
 // result and the event in the store, each published once.
 func TestDatabaseOutageSpoolsCallbacksAndPublishes(t *testing.T) {
-	var e storetest.Engine
-	for _, eng := range storetest.Engines(t) {
-		if eng.Name == storetest.Postgres {
-			e = eng
-		}
-	}
-	if e.Name == "" {
-		t.Skip("postgres: skipped, CARRIER_TEST_DATABASE_URL is not set (the outage is simulated with a proxy in front of PostgreSQL)")
-	}
-	u, err := url.Parse(e.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	e.DatabaseURL = u.String()
+	e, proxy := postgresBehindProxy(t)
 
 	r := startTaskRig(t, e, rigOptions{sim: simulator.Config{MinDelay: 1500 * time.Millisecond, MaxDelay: 2000 * time.Millisecond}})
 	const n = 10
@@ -164,22 +173,7 @@ func TestDatabaseOutageSpoolsCallbacksAndPublishes(t *testing.T) {
 // still spooled. Once the database is back the refused publish, sent again,
 // is stored, and both events are delivered.
 func TestOutageRefusesFIFOPublishes(t *testing.T) {
-	var e storetest.Engine
-	for _, eng := range storetest.Engines(t) {
-		if eng.Name == storetest.Postgres {
-			e = eng
-		}
-	}
-	if e.Name == "" {
-		t.Skip("postgres: skipped, CARRIER_TEST_DATABASE_URL is not set (the outage is simulated with a proxy in front of PostgreSQL)")
-	}
-	u, err := url.Parse(e.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.ln.Addr().String()
-	e.DatabaseURL = u.String()
+	e, proxy := postgresBehindProxy(t)
 	c := apptest.Start(t, e, apptest.Options{})
 	ep := apptest.NewEndpoint(t, nil)
 	c.CreateWebhook(apptest.AdminKey, map[string]any{"webhook_url": ep.URL, "event_types": []string{"order.*"}, "ordering": "fifo"})

@@ -224,72 +224,14 @@ func (r *run) waitStore(ctx context.Context, want int64) error {
 // latency is phase 3: publish at Rate for Duration, open loop, each event
 // carrying its scheduled send time, with delivery running.
 func (r *run) latency(ctx context.Context) Latency {
-	total := int64(r.latEvents)
 	res := Latency{TargetRate: r.o.Rate, Scheduled: r.latEvents}
-	interval := float64(time.Second) / float64(r.o.Rate)
-	pctx, cancel := context.WithTimeout(ctx, r.o.Duration+r.o.Timeout)
-	defer cancel()
-	var (
-		next, accepted, deliveries, errs, late, maxLag, lastAccept atomic.Int64
-		first                                                      firstError
-		wg                                                         sync.WaitGroup
-		mu                                                         sync.Mutex
-		acceptLat                                                  = make([]int64, 0, total)
-	)
-	start := r.now() + int64(5*time.Millisecond) // let the clients line up
-	for g := 0; g < r.o.Concurrency; g++ {
-		wg.Go(func() {
-			buf := make([]byte, 0, 128)
-			var local []int64
-			defer func() {
-				mu.Lock()
-				acceptLat = append(acceptLat, local...)
-				mu.Unlock()
-			}()
-			timer := time.NewTimer(time.Hour)
-			defer timer.Stop()
-			for pctx.Err() == nil {
-				k := next.Add(1) - 1
-				if k >= total {
-					return
-				}
-				sched := start + int64(float64(k)*interval)
-				if d := sched - r.now(); d > 0 {
-					timer.Reset(time.Duration(d))
-					select {
-					case <-pctx.Done():
-						return
-					case <-timer.C:
-					}
-				}
-				lag := r.now() - sched
-				if lag > int64(time.Millisecond) {
-					late.Add(1)
-				}
-				atomicMax(&maxLag, lag)
-				buf = appendEvent(buf[:0], 3, k, sched)
-				d, err := r.publish(pctx, buf)
-				if err != nil {
-					if pctx.Err() == nil {
-						errs.Add(1)
-						first.set(fmt.Errorf("event %d: %w", k, err))
-					}
-					continue
-				}
-				now := r.now()
-				local = append(local, now-sched)
-				atomicMax(&lastAccept, now)
-				accepted.Add(1)
-				deliveries.Add(d)
-			}
-		})
-	}
-	wg.Wait()
-	res.Accepted, res.Errors, res.FirstError = accepted.Load(), errs.Load(), first.msg
-	res.LateSends, res.MaxSendLagMS = late.Load(), ms(maxLag.Load())
-	res.AchievedPer = perSec(res.Accepted, time.Duration(lastAccept.Load()-start))
-	res.Accept = percentiles(acceptLat)
-	res.Expected = deliveries.Load()
+	load := r.publishLoop(ctx, loadSpec{Phase: 3, Rate: r.o.Rate, Concurrency: r.o.Concurrency,
+		DurationNS: int64(r.o.Duration), MaxEvents: int64(r.latEvents)})
+	res.Accepted, res.Errors, res.FirstError = load.Accepted, load.Errors, load.FirstError
+	res.LateSends, res.MaxSendLagMS = load.LateSends, load.MaxSendLagMS
+	res.AchievedPer = perSec(res.Accepted, time.Duration(load.EndNS-load.StartNS))
+	res.Accept = load.Accept
+	res.Expected = load.Deliveries
 
 	// Wait for the deliveries.
 	t3 := r.sink.phase3
